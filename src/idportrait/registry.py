@@ -1,0 +1,35 @@
+"""Default model ids: the one place where real models are named.
+
+Everything else refers to these constants; tests never load them (they build tiny models,
+save them to a temp dir and pass the local path instead).
+"""
+
+from __future__ import annotations
+
+# --- ConsistentID release -------------------------------------------------------------------
+CONSISTENTID_REPO = "JackAILab/ConsistentID"
+CONSISTENTID_SD15_FILE = "ConsistentID-v1.bin"
+CONSISTENTID_SDXL_FILE = "ConsistentID_SDXL-v1.bin"
+FACE_PARSING_FILE = "face_parsing.pth"  # BiSeNet, identical to face-parsing.PyTorch 79999_iter.pth
+
+# --- Base models ------------------------------------------------------------------------------
+SD15_BASE = "SG161222/Realistic_Vision_V6.0_B1_noVAE"  # the ConsistentID release demos' base
+SD15_VAE = "stabilityai/sd-vae-ft-mse"  # the noVAE base needs an external VAE
+SD15_REFERENCE_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SDXL_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
+
+# --- Encoders -------------------------------------------------------------------------------
+CLIP_VIT_H = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"  # region/whole-photo image encoder
+CLIP_VIT_L = "openai/clip-vit-large-patch14"  # CLIP-T / CLIP-I evaluation
+DINO_VIT_S16 = "facebook/dino-vits16"  # DINO / FGIS evaluation
+
+# --- Face analysis (insightface model zoo pack names) ----------------------------------------
+INSIGHTFACE_CONSISTENTID = "buffalo_l"  # ConsistentID, IP-Adapter-FaceID
+INSIGHTFACE_FACEID6M = "antelopev2"  # FaceID-6M curation, InstantID
+
+# --- Other methods ---------------------------------------------------------------------------
+IP_ADAPTER_FACEID_REPO = "h94/IP-Adapter-FaceID"
+INSTANTID_REPO = "InstantX/InstantID"
+
+# --- Captioning -----------------------------------------------------------------------------
+LLAVA = "llava-hf/llava-1.5-7b-hf"
