@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from recipe import FIXTURES  # noqa: E402
+from recipe import FIXTURES
 
 
 @pytest.fixture(scope="session")

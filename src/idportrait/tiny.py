@@ -72,7 +72,8 @@ def clip_tokenizer_from_bpe(out_dir: str | Path) -> CLIPTokenizer:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = gzip.open(_bpe_vocab_path()).read().decode("utf-8").split("\n")
+    with gzip.open(_bpe_vocab_path()) as f:
+        lines = f.read().decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
     vocab = list(_bytes_to_unicode().values())
     vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m) for m in merges]
