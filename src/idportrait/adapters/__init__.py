@@ -1,0 +1,1 @@
+"""Identity adapters that plug into a Stable Diffusion UNet (ConsistentID, ...)."""

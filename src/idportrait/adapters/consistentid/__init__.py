@@ -1,0 +1,1 @@
+"""ConsistentID: FacialEncoder, ID projector, LoRA + decoupled-ID attention processors, text, checkpoints."""
