@@ -1,0 +1,130 @@
+"""Face parsing with BiSeNet and ConsistentID's region extraction.
+
+Data flow (ConsistentID inference, spec §3.2-3.3):
+
+    photo (PIL RGB, any size)
+      -> preprocess: resize 512x512 BILINEAR, [0, 1], ImageNet mean/std      [1, 3, 512, 512]
+      -> BiSeNet main logits -> argmax                                        uint8 [512, 512]
+      -> extract_regions: per kept label, outer contours filled               Parsing (512x512)
+      -> region_images: each mask resized to the photo, photo on black        list[PIL RGB], photo size
+
+`extract_regions` and `region_images` work on any label map, so the landmark parser reuses them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from idportrait.errors import ModelNotFoundError
+from idportrait.faces.labels import BACKGROUND, REGION_LABELS, select_regions
+from idportrait.faces.types import Face, Parsing
+
+PARSE_SIZE = 512
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def preprocess(image: Image.Image | np.ndarray) -> torch.Tensor:
+    """RGB photo -> normalised float32 [1, 3, 512, 512] (PIL BILINEAR resize, ImageNet mean/std)."""
+    image = _as_pil(image).resize((PARSE_SIZE, PARSE_SIZE), Image.BILINEAR)
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return ((x - mean) / std).unsqueeze(0)
+
+
+@torch.no_grad()
+def bisenet_logits(net: torch.nn.Module, image: Image.Image | np.ndarray) -> torch.Tensor:
+    """Main-head logits float32 [19, 512, 512] for one RGB photo."""
+    device = next(net.parameters()).device
+    return net(preprocess(image).to(device))[0][0].float().cpu()
+
+
+def fill_outer_contours(mask: np.ndarray) -> np.ndarray:
+    """bool [H, W] -> bool [H, W] with every outer contour filled (holes closed).
+
+    OpenCV ``findContours(RETR_EXTERNAL, CHAIN_APPROX_SIMPLE)`` + ``drawContours(FILLED)``, as the release.
+    """
+    contours, _ = cv2.findContours(mask.astype(np.uint8) * 255, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros(mask.shape, np.uint8)
+    cv2.drawContours(filled, contours, -1, 255, thickness=cv2.FILLED)
+    return filled > 0
+
+
+def extract_regions(labels: np.ndarray) -> Parsing:
+    """uint8 label map [H, W] -> `Parsing` with ConsistentID's regions (at most 5, region order).
+
+    Of each eye/ear/lip pair only the lower present id is kept; each kept mask has its outer contours
+    filled; the person mask is every pixel that is not background.
+    """
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    keys = select_regions(set(np.unique(labels).tolist()))
+    regions = {key: fill_outer_contours(labels == REGION_LABELS[key]) for key in keys}
+    return Parsing(labels=labels, regions=regions, person_mask=labels != BACKGROUND)
+
+
+def region_images(image: Image.Image | np.ndarray, parsing: Parsing) -> list[Image.Image]:
+    """One RGB image per region (parsing order): the photo where the mask is set, black elsewhere.
+
+    Whole frame, photo size, no crop. Masks are resized to the photo as 8-bit images with PIL's
+    bicubic resize and used as alpha (``Image.composite``), as the release does.
+    """
+    image = _as_pil(image)
+    black = Image.new("RGB", image.size, (0, 0, 0))
+    out = []
+    for mask in parsing.regions.values():
+        alpha = Image.fromarray(mask.astype(np.uint8) * 255, mode="L").resize(image.size, Image.BICUBIC)
+        out.append(Image.composite(image, black, alpha))
+    return out
+
+
+class BiSeNetParser:
+    """``parse(image_rgb, face=None) -> Parsing`` at 512x512 with a loaded BiSeNet.
+
+    The whole photo is parsed (ConsistentID passes face photos); ``face`` is accepted for interface
+    compatibility with the landmark parser and ignored.
+    """
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.net = net.eval()
+
+    def parse(self, image: Image.Image | np.ndarray, face: Face | None = None) -> Parsing:
+        labels = bisenet_logits(self.net, image).argmax(0).numpy().astype(np.uint8)
+        return extract_regions(labels)
+
+
+def default_bisenet_weights(cache_dir: str | Path | None = None, local_files_only: bool = False) -> Path:
+    """Path of ConsistentID's ``face_parsing.pth`` from the hub cache (downloaded on first use).
+
+    Raises `ModelNotFoundError` with instructions when the hub cannot be reached.
+    """
+    from huggingface_hub import hf_hub_download
+
+    from idportrait.registry import CONSISTENTID_REPO, FACE_PARSING_FILE
+
+    try:
+        return Path(
+            hf_hub_download(
+                CONSISTENTID_REPO, FACE_PARSING_FILE, cache_dir=cache_dir, local_files_only=local_files_only
+            )
+        )
+    except Exception as err:
+        raise ModelNotFoundError(
+            f"could not get {FACE_PARSING_FILE} from the hub repo {CONSISTENTID_REPO} ({type(err).__name__}). "
+            f"Download it (or face-parsing.PyTorch's 79999_iter.pth, the same weights) and pass its local path "
+            f"as weights=... / --parser-weights PATH."
+        ) from None
+
+
+def _as_pil(image: Image.Image | np.ndarray) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {array.dtype} {array.shape}")
+    return Image.fromarray(array)
