@@ -29,6 +29,15 @@ INSIGHTFACE_FACEID6M = "antelopev2"  # FaceID-6M curation, InstantID
 
 # --- Other methods ---------------------------------------------------------------------------
 IP_ADAPTER_FACEID_REPO = "h94/IP-Adapter-FaceID"
+IP_ADAPTER_FACEID_FILES = {  # (variant, sdxl) -> file in IP_ADAPTER_FACEID_REPO
+    ("faceid", False): "ip-adapter-faceid_sd15.bin",
+    ("faceid", True): "ip-adapter-faceid_sdxl.bin",
+    ("faceid-plus", False): "ip-adapter-faceid-plus_sd15.bin",
+    ("faceid-plusv2", False): "ip-adapter-faceid-plusv2_sd15.bin",
+    ("faceid-plusv2", True): "ip-adapter-faceid-plusv2_sdxl.bin",
+}
+INSTANTID_ADAPTER_FILE = "ip-adapter.bin"  # in INSTANTID_REPO; IdentityNet is its "ControlNetModel" folder
+INSTANTID_CONTROLNET_SUBFOLDER = "ControlNetModel"
 INSTANTID_REPO = "InstantX/InstantID"
 
 # --- Captioning -----------------------------------------------------------------------------
