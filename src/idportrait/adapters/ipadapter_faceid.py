@@ -115,5 +115,5 @@ def load_faceid_adapter(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def faceid_variant_of(image_proj_state: dict[str, torch.Tensor]) -> str:
-    """"faceid-plus" when the projector has a perceiver resampler, else "faceid"."""
+    """ "faceid-plus" when the projector has a perceiver resampler, else "faceid"."""
     return "faceid-plus" if "perceiver_resampler.proj_in.weight" in image_proj_state else "faceid"
