@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from idportrait.errors import ModelNotFoundError
+from idportrait.faces.image import as_rgb_array
 from idportrait.faces.labels import BACKGROUND, REGION_LABELS, select_regions
 from idportrait.faces.types import Face, Parsing
 
@@ -122,9 +123,4 @@ def default_bisenet_weights(cache_dir: str | Path | None = None, local_files_onl
 
 
 def _as_pil(image: Image.Image | np.ndarray) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {array.dtype} {array.shape}")
-    return Image.fromarray(array)
+    return Image.fromarray(as_rgb_array(image))

@@ -1,0 +1,108 @@
+"""One interface over the face backends: `get_face_analyzer` and `get_face_parser`.
+
+    analyzer = get_face_analyzer("insightface:buffalo_l", model_dir="~/models/insightface")
+    face = analyzer.largest_face(photo, "photo.jpg")     # Face, raw + normed embedding
+    parser = get_face_parser("bisenet", weights="face_parsing.pth")
+    parsing = parser.parse(photo)                         # Parsing (labels, regions, person mask)
+    crops = region_images(photo, parsing)                 # ConsistentID region images
+
+Analyzer names: "insightface:buffalo_l" (ConsistentID, IP-Adapter-FaceID), "insightface:antelopev2"
+(FaceID-6M, InstantID), "dlib" / "dlib:hog" / "dlib:cnn" (offline, weights from face-recognition-models).
+Parser names: "bisenet" (weights: a local face_parsing.pth, or None for the hub file) and "landmarks".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from idportrait.errors import NoFaceError
+from idportrait.faces.image import as_rgb_array
+from idportrait.faces.types import Face, Parsing
+
+
+class FaceBackend(Protocol):
+    def detect(self, rgb: np.ndarray, embed: bool = True) -> list[Face]: ...
+
+
+class FaceParser(Protocol):
+    def parse(self, image: Image.Image | np.ndarray, face: Face | None = None) -> Parsing: ...
+
+
+@dataclass
+class FaceAnalyzer:
+    """A backend plus the checks and ordering every caller wants."""
+
+    name: str
+    backend: FaceBackend
+
+    def detect(self, image: Image.Image | np.ndarray, embed: bool = True) -> list[Face]:
+        """All faces in an RGB image (PIL or uint8 [H, W, 3]), largest bbox area first."""
+        faces = self.backend.detect(as_rgb_array(image), embed=embed)
+        return sorted(faces, key=lambda f: f.area, reverse=True)
+
+    def largest_face(
+        self,
+        image: Image.Image | np.ndarray,
+        path_for_errors: str | Path | None = None,
+        *,
+        min_size: float = 0,
+        max_faces: int | None = None,
+    ) -> Face:
+        """The face with the largest bbox area (not insightface's centre-weighted pick).
+
+        Raises `NoFaceError` naming ``path_for_errors`` when there is no face, when the largest face's
+        shorter side is below ``min_size`` pixels, or when more than ``max_faces`` faces are found.
+        """
+        faces = self.detect(image)
+        if not faces:
+            raise NoFaceError(f"no face found ({self.name})", path_for_errors)
+        if max_faces is not None and len(faces) > max_faces:
+            raise NoFaceError(f"{len(faces)} faces found, at most {max_faces} allowed ({self.name})", path_for_errors)
+        face = faces[0]
+        if face.size < min_size:
+            raise NoFaceError(
+                f"largest face is too small ({face.size:.0f} px, at least {min_size:.0f} px needed)", path_for_errors
+            )
+        return face
+
+
+def get_face_analyzer(
+    name: str = "insightface:buffalo_l",
+    model_dir: str | Path | None = None,
+    device: str = "cpu",
+    det_size: int = 640,
+) -> FaceAnalyzer:
+    """Build a `FaceAnalyzer` by name (see the module docstring); nothing is downloaded."""
+    kind, _, variant = name.partition(":")
+    if kind == "insightface":
+        from idportrait.faces.insightface_backend import InsightFaceBackend
+        from idportrait.registry import INSIGHTFACE_CONSISTENTID
+
+        pack = variant or INSIGHTFACE_CONSISTENTID
+        backend = InsightFaceBackend(pack, model_dir=model_dir, device=device, det_size=det_size)
+        return FaceAnalyzer(f"insightface:{pack}", backend)
+    if kind == "dlib":
+        from idportrait.faces.dlib_backend import DlibBackend
+
+        return FaceAnalyzer(f"dlib:{variant or 'hog'}", DlibBackend(detector=variant or "hog"))
+    raise ValueError(f"unknown face analyzer {name!r}; use insightface:buffalo_l, insightface:antelopev2 or dlib")
+
+
+def get_face_parser(name: str = "bisenet", weights: str | Path | None = None, device: str = "cpu") -> FaceParser:
+    """Build a face parser: "bisenet" (ConsistentID's; ``weights`` = local face_parsing.pth or None for the
+    hub file) or "landmarks" (dlib 68-point polygons, no weights needed)."""
+    if name == "bisenet":
+        from idportrait.faces.bisenet import load_bisenet
+        from idportrait.faces.parsing import BiSeNetParser, default_bisenet_weights
+
+        return BiSeNetParser(load_bisenet(weights or default_bisenet_weights(), device=device))
+    if name == "landmarks":
+        from idportrait.faces.landmark_parsing import LandmarkParser
+
+        return LandmarkParser()
+    raise ValueError(f"unknown face parser {name!r}; use bisenet or landmarks")
