@@ -1,0 +1,110 @@
+"""The filter cascade over a batch of samples: text stage, then image stage on what survived.
+
+    samples --text_stage--> (readable, metadata size, language, keywords, NER on the rest)
+            --image_stage--> (fetch bytes, decode, decoded size, detect faces, face count/size)
+
+Cheapest work first: NER only runs on captions the keyword lists did not accept, and nothing is
+downloaded, decoded or detected for samples the text stage dropped. Each sample's decision is the
+first failing filter in `filters.FILTERS` order, so it is identical to `reference_decisions`, which
+runs every filter on every sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from idportrait.curate import reasons
+from idportrait.curate.config import CurateConfig
+from idportrait.curate.detect import Detector
+from idportrait.curate.download import fetch_images
+from idportrait.curate.filters import (
+    IMAGE_FILTERS,
+    TEXT_FILTERS,
+    filter_person_entities,
+    filter_person_keywords,
+    first_failure,
+)
+from idportrait.curate.ner import person_entities
+from idportrait.curate.types import KEEP, Decision, Sample
+from idportrait.errors import ImageError
+from idportrait.imageio import decode_image
+
+
+def text_stage(samples: list[Sample], cfg: CurateConfig) -> list[Decision]:
+    """Decisions of the text filters; NER runs (batched) only where no keyword matched."""
+    decisions: list[Decision | None] = []
+    need_ner: list[int] = []
+    for i, sample in enumerate(samples):
+        decision = first_failure(sample, cfg, TEXT_FILTERS)
+        if decision.keep:
+            decision = filter_person_keywords(sample, cfg)
+            if not decision.keep and cfg.use_ner:
+                need_ner.append(i)
+                decision = None
+        decisions.append(decision)
+    if need_ner:
+        entities = person_entities([samples[i].caption for i in need_ner])
+        for i, ents in zip(need_ner, entities, strict=True):
+            decisions[i] = filter_person_entities(samples[i], cfg, ents)
+    return decisions
+
+
+def decode_sample(sample: Sample) -> None:
+    """Set ``sample.image`` (RGB uint8 [H, W, 3]) from its bytes; left None when they do not decode."""
+    if sample.image_bytes is None:
+        return
+    try:
+        sample.image = np.asarray(decode_image(sample.image_bytes, name=sample.key))
+    except ImageError:
+        sample.image = None
+
+
+def image_stage(samples: list[Sample], cfg: CurateConfig, detect: Detector, fetch_threads: int = 16) -> list[Decision]:
+    """Fetch, decode, confirm size, detect faces (only on images that passed the size check)."""
+    fetch_images(samples, threads=fetch_threads)
+    decisions = []
+    for sample in samples:
+        decode_sample(sample)
+        decision = first_failure(sample, cfg, IMAGE_FILTERS[:2])
+        if decision.keep:
+            sample.faces = detect(sample.image)
+            decision = first_failure(sample, cfg, IMAGE_FILTERS[2:])
+        decisions.append(decision)
+    return decisions
+
+
+def curate_batch(samples: list[Sample], cfg: CurateConfig, detect: Detector, fetch_threads: int = 16) -> list[Decision]:
+    """The whole cascade: one decision per sample, in input order."""
+    decisions = text_stage(samples, cfg)
+    survivors = [i for i, d in enumerate(decisions) if d.keep]
+    image_decisions = image_stage([samples[i] for i in survivors], cfg, detect, fetch_threads)
+    for i, decision in zip(survivors, image_decisions, strict=True):
+        decisions[i] = decision
+    return decisions
+
+
+def reference_decisions(samples: list[Sample], cfg: CurateConfig, detect: Detector | None) -> list[Decision]:
+    """Every filter on every sample (NER on every caption, every image fetched, decoded, detected).
+
+    The slow definition the cascade must agree with. ``detect=None`` stops after the text filters.
+    """
+    captions = [s.caption if s.caption else "" for s in samples]
+    entities = person_entities(captions) if cfg.use_ner else [[] for _ in samples]
+    person = [
+        KEEP if filter_person_keywords(s, cfg).keep or filter_person_entities(s, cfg, ents).keep else None
+        for s, ents in zip(samples, entities, strict=True)
+    ]
+    if detect is not None:
+        fetch_images(samples)
+        for sample in samples:
+            decode_sample(sample)
+            if sample.image is not None:
+                sample.faces = detect(sample.image)
+    decisions = []
+    for sample, person_ok in zip(samples, person, strict=True):
+        verdicts = [f(sample, cfg) for f in TEXT_FILTERS]
+        verdicts.append(person_ok or Decision.drop(reasons.NO_PERSON_IN_CAPTION))
+        if detect is not None:
+            verdicts += [f(sample, cfg) for f in IMAGE_FILTERS]
+        decisions.append(next((v for v in verdicts if not v.keep), KEEP))
+    return decisions

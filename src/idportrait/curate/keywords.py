@@ -1,0 +1,86 @@
+"""Person keywords: the shipped word lists compiled into one case-insensitive, word-bounded regex.
+
+Lists live in ``idportrait/data/curate/keywords/<name>.txt`` (one entry per line, ``#`` comments).
+Matching rules:
+
+- case-insensitive, on whole words only (no match inside "mandate" for "man");
+- an entry's spaces and hyphens match any run of spaces/hyphens ("self portrait" == "self-portrait");
+- every entry also matches with a regular plural suffix "s" or "es", and entries ending in "man" with
+  "men" ("frenchman" -> "frenchmen"); other irregular plurals are listed;
+- the lists are merged into a character trie and emitted as one regex, so a caption is scanned once
+  whatever the number of entries.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+_SEP = "\0"  # stands for "one or more spaces or hyphens" inside the trie
+_APOSTROPHE = "\1"
+
+
+def load_keyword_list(name: str) -> list[str]:
+    """Entries of ``data/curate/keywords/<name>.txt``, lower-cased, comments and blanks removed."""
+    path = resources.files("idportrait") / "data" / "curate" / "keywords" / f"{name}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"keyword list {name!r} not found at {path}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip().lower() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _normalise(entry: str) -> str:
+    entry = re.sub(r"[\s\-]+", _SEP, entry.strip().lower())
+    return re.sub(r"['’]", _APOSTROPHE, entry)
+
+
+def _trie_regex(words: list[str]) -> str:
+    """Regex source matching exactly ``words``, built from their character trie."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _emit(trie)
+
+
+def _emit(node: dict) -> str:
+    if set(node) == {""}:
+        return ""
+    optional = "" in node
+    branches = [_char(char) + _emit(child) for char, child in sorted(node.items()) if char]
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if optional:
+        return f"(?:{body})?"
+    return body
+
+
+def _char(char: str) -> str:
+    if char == _SEP:
+        return r"[\s\-]+"
+    if char == _APOSTROPHE:
+        return "['’]"
+    return re.escape(char)
+
+
+def compile_keywords(entries: list[str]) -> re.Pattern[str]:
+    """One pattern matching any entry as a whole word (optional plural "s"/"es"), case-insensitive."""
+    words = {_normalise(e) for e in entries if e.strip()}
+    words |= {w[:-3] + "men" for w in words if w.endswith("man")}
+    if not words:
+        raise ValueError("no keyword entries to compile")
+    return re.compile(rf"(?<!\w)(?:{_trie_regex(sorted(words))})(?:e?s)?(?!\w)", re.IGNORECASE)
+
+
+@lru_cache(maxsize=8)
+def person_keyword_pattern(lists: tuple[str, ...]) -> re.Pattern[str]:
+    """The compiled pattern of the named lists (cached per process)."""
+    return compile_keywords([entry for name in lists for entry in load_keyword_list(name)])
+
+
+def find_person_keyword(caption: str, lists: tuple[str, ...]) -> str | None:
+    """The first keyword occurrence in ``caption`` (as written there), or None."""
+    match = person_keyword_pattern(lists).search(caption)
+    return None if match is None else match.group(0)

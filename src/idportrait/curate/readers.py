@@ -1,0 +1,214 @@
+"""Input shards: LAION-style parquet (url/caption/width/height...) and img2dataset webdataset tars.
+
+A shard is the unit of work: it is processed whole by one worker and leaves exactly one set of
+output files, so a killed job resumes shard by shard. Paths go through fsspec (local, s3://,
+memory://, ...). Bad rows become samples with a drop reason; a file that is not a parquet/tar at
+all raises `InputError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from idportrait.curate import reasons
+from idportrait.curate.types import Sample
+from idportrait.errors import UserError
+
+CAPTION_COLUMNS = ("caption", "TEXT", "text")
+URL_COLUMNS = ("url", "URL")
+WIDTH_COLUMNS = ("width", "WIDTH", "original_width")
+HEIGHT_COLUMNS = ("height", "HEIGHT", "original_height")
+KEY_COLUMNS = ("key", "SAMPLE_ID")
+IMAGE_COLUMNS = ("jpg", "image", "image_bytes", "png", "webp")
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+SHARD_EXTENSIONS = (".parquet", ".tar")
+
+
+class InputError(UserError):
+    """An input shard that cannot be read at all (not a parquet/tar file, truncated, unknown type)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One input file and the stem its outputs are named after (unique within a job)."""
+
+    path: str
+    name: str
+
+
+def list_shards(inputs: list[str]) -> list[Shard]:
+    """Expand files, directories and globs into shards, sorted by path; unique output names."""
+    import fsspec
+
+    paths: list[str] = []
+    for spec in inputs:
+        fs, _, expanded = fsspec.get_fs_token_paths(spec)
+        for path in sorted(expanded):
+            found = sorted(p for p in fs.find(path) if p.endswith(SHARD_EXTENSIONS)) if fs.isdir(path) else [path]
+            for p in found:
+                if not fs.exists(p):
+                    raise InputError("input not found", p)
+                if not p.endswith(SHARD_EXTENSIONS):
+                    raise InputError(f"unknown input type (expected {' or '.join(SHARD_EXTENSIONS)})", p)
+                paths.append(fs.unstrip_protocol(p) if fs.protocol not in ("file", ("file", "local")) else p)
+    if not paths:
+        raise InputError(f"no {' or '.join(SHARD_EXTENSIONS)} files found in {', '.join(inputs)}")
+    shards, seen = [], set()
+    for path in sorted(dict.fromkeys(paths)):
+        stem = posixpath.basename(path).rsplit(".", 1)[0]
+        name, n = stem, 1
+        while name in seen:
+            name, n = f"{stem}-{n}", n + 1
+        seen.add(name)
+        shards.append(Shard(path, name))
+    return shards
+
+
+def read_shard(shard: Shard) -> Iterator[Sample]:
+    """Samples of one shard, in file order."""
+    if shard.path.endswith(".parquet"):
+        return _read_parquet(shard)
+    return _read_tar(shard)
+
+
+def decode_caption(raw: bytes | str | None) -> tuple[str | None, str | None]:
+    """(caption, load error): strict UTF-8; empty or whitespace-only captions count as missing."""
+    if raw is None:
+        return None, reasons.MISSING_CAPTION
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None, reasons.CAPTION_NOT_UTF8
+    text = raw.strip()
+    return (text, None) if text else (None, reasons.MISSING_CAPTION)
+
+
+def _size(value: Any) -> int | None:
+    if value is None or isinstance(value, (str, bytes)):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) or value <= 0 else int(value)
+
+
+def _first(names: tuple[str, ...], columns: list[str]) -> str | None:
+    return next((c for c in names if c in columns), None)
+
+
+def _read_parquet(shard: Shard) -> Iterator[Sample]:
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with fsspec.open(shard.path, "rb") as f:
+        try:
+            parquet = pq.ParquetFile(f)
+            columns = parquet.schema_arrow.names
+            batches = parquet.iter_batches(batch_size=1024)
+            col = {
+                "caption": _first(CAPTION_COLUMNS, columns),
+                "url": _first(URL_COLUMNS, columns),
+                "width": _first(WIDTH_COLUMNS, columns),
+                "height": _first(HEIGHT_COLUMNS, columns),
+                "key": _first(KEY_COLUMNS, columns),
+                "image": _first(IMAGE_COLUMNS, columns),
+            }
+            used = {c for c in col.values() if c}
+            row = 0
+            for batch in batches:
+                data = {}
+                for name in batch.schema.names:
+                    array = batch.column(name)
+                    if name == col["caption"] and pa.types.is_string(array.type):
+                        array = array.cast(pa.binary())  # decode ourselves: strict UTF-8, per row
+                    elif name == col["caption"] and pa.types.is_large_string(array.type):
+                        array = array.cast(pa.large_binary())
+                    data[name] = array.to_pylist()
+                for i in range(batch.num_rows):
+                    yield _parquet_sample(shard, row, {k: v[i] for k, v in data.items()}, col, used)
+                    row += 1
+        except (pa.ArrowException, OSError) as err:
+            raise InputError(f"not a readable parquet file ({err})", shard.path) from None
+
+
+def _parquet_sample(shard: Shard, row: int, values: dict[str, Any], col: dict[str, str | None], used: set) -> Sample:
+    caption, error = decode_caption(values[col["caption"]]) if col["caption"] else (None, reasons.MISSING_CAPTION)
+    key = values.get(col["key"]) if col["key"] else None
+    image = values.get(col["image"]) if col["image"] else None
+    meta = {k: v for k, v in values.items() if k not in used and isinstance(v, (str, int, float, bool))}
+    return Sample(
+        key=str(key) if key is not None else f"{shard.name}-{row:07d}",
+        caption=caption,
+        width=_size(values.get(col["width"])) if col["width"] else None,
+        height=_size(values.get(col["height"])) if col["height"] else None,
+        url=values.get(col["url"]) if col["url"] else None,
+        image_bytes=image if isinstance(image, bytes) and image else None,
+        meta=meta,
+        load_error=error,
+    )
+
+
+def _read_tar(shard: Shard) -> Iterator[Sample]:
+    """webdataset convention: members ``<key>.<ext>`` grouped by key (img2dataset: jpg, txt, json)."""
+    import fsspec
+
+    with fsspec.open(shard.path, "rb") as f:
+        if not f.read(1):
+            return  # an empty shard holds no samples
+        f.seek(0)
+        try:
+            with tarfile.open(fileobj=f, mode="r|*") as tar:
+                group: dict[str, bytes] = {}
+                current = None
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    directory, base = posixpath.split(member.name)
+                    if "." not in base:
+                        continue
+                    stem, ext = base.split(".", 1)
+                    key = posixpath.join(directory, stem)
+                    if key != current and group:
+                        yield _tar_sample(current, group)
+                        group = {}
+                    current = key
+                    group[ext.lower()] = tar.extractfile(member).read()
+                if group:
+                    yield _tar_sample(current, group)
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise InputError(f"not a readable tar shard ({err})", shard.path) from None
+
+
+def _tar_sample(key: str, group: dict[str, bytes]) -> Sample:
+    try:
+        meta = json.loads(group["json"]) if "json" in group else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    raw_caption = group.get("txt", group.get("caption"))
+    if raw_caption is None and isinstance(meta.get("caption"), str):
+        raw_caption = meta["caption"]
+    caption, error = decode_caption(raw_caption)
+    image = next((group[e] for e in IMAGE_EXTENSIONS if e in group), None)
+    width = _size(meta.get("width", meta.get("original_width")))
+    height = _size(meta.get("height", meta.get("original_height")))
+    keep_meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) and k != "caption"}
+    return Sample(
+        key=str(meta.get("key") or key),
+        caption=caption,
+        width=width,
+        height=height,
+        url=meta.get("url") if isinstance(meta.get("url"), str) else None,
+        image_bytes=image or None,
+        meta=keep_meta,
+        load_error=error,
+    )

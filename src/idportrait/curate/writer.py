@@ -1,0 +1,197 @@
+"""Outputs of one shard, each written atomically (temp name, then rename), the stats file last.
+
+    <out>/shards/<name>.tar          webdataset: <key>.jpg, <key>.txt, <key>.json (faces: bbox, kps,
+                                     score, embedding), kept samples only
+    <out>/index/<name>.parquet       one row per kept sample (key, shard, caption, size, faces...)
+    <out>/decisions/<name>.parquet   one row per input sample (key, reason, sizes, face ratio)
+    <out>/stats/<name>.json          counts per drop reason; its presence marks the shard done
+
+A shard without its stats file is unfinished: its other files are rewritten on the next run, so a
+killed job neither loses nor duplicates samples.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+import uuid
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from idportrait.curate.config import CurateConfig
+from idportrait.curate.filters import confident_faces, largest_face_ratio
+from idportrait.curate.types import Decision, Sample
+from idportrait.faces.types import Face
+
+STATS_DIR, SHARDS_DIR, INDEX_DIR, DECISIONS_DIR = "stats", "shards", "index", "decisions"
+
+
+def output_path(out: str, kind: str, name: str) -> str:
+    suffix = {STATS_DIR: ".json", SHARDS_DIR: ".tar"}.get(kind, ".parquet")
+    return f"{out.rstrip('/')}/{kind}/{name}{suffix}"
+
+
+@contextmanager
+def atomic_output(path: str):
+    """Write to ``<path>.<random>.tmp`` through fsspec, then move it onto ``path``."""
+    import fsspec
+
+    fs, _, (real,) = fsspec.get_fs_token_paths(path)
+    fs.makedirs(real.rsplit("/", 1)[0], exist_ok=True)
+    tmp = f"{real}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with fs.open(tmp, "wb") as f:
+            yield f
+        fs.mv(tmp, real)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+
+
+def safe_key(key: str) -> str:
+    """A webdataset-safe member stem (no dots or slashes, which would split the sample)."""
+    return re.sub(r"[^\w\-]", "_", key)
+
+
+def face_record(face: Face) -> dict[str, Any]:
+    return {
+        "bbox": [round(float(v), 2) for v in face.bbox],
+        "kps": [[round(float(x), 2), round(float(y), 2)] for x, y in face.kps],
+        "score": round(float(face.score), 4),
+        "embedding": None if face.embedding is None else [float(v) for v in face.embedding],
+    }
+
+
+def _jpeg_bytes(sample: Sample) -> bytes:
+    """The original bytes when already JPEG, else the decoded image re-encoded (quality 95)."""
+    if sample.image_bytes and sample.image_bytes[:3] == b"\xff\xd8\xff":
+        return sample.image_bytes
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(sample.image).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+class ShardWriter:
+    """Accumulates one shard's decisions and kept samples (in memory); `close` writes everything."""
+
+    def __init__(self, out: str, name: str, source: str, cfg: CurateConfig) -> None:
+        self.out, self.name, self.source, self.cfg = out, name, source, cfg
+        self.members: list[tuple[str, bytes]] = []
+        self.index_rows: list[dict[str, Any]] = []
+        self.decision_rows: list[dict[str, Any]] = []
+
+    def add(self, sample: Sample, decision: Decision) -> None:
+        faces = confident_faces(sample.faces, self.cfg.det_score) if sample.faces is not None else None
+        height, width = sample.image.shape[:2] if sample.image is not None else (sample.height, sample.width)
+        ratio = largest_face_ratio(faces, width, height) if faces is not None else None
+        self.decision_rows.append(
+            {
+                "key": sample.key,
+                "keep": decision.keep,
+                "reason": decision.reason,
+                "width": width,
+                "height": height,
+                "decoded": sample.image is not None,
+                "num_faces": None if faces is None else len(faces),
+                "face_ratio": ratio,
+            }
+        )
+        if decision.keep:
+            self._add_kept(sample, faces or [], width, height, ratio)
+
+    def _add_kept(self, sample: Sample, faces: list[Face], width: int, height: int, ratio: float) -> None:
+        stem = safe_key(sample.key)
+        record = {
+            "key": sample.key,
+            "caption": sample.caption,
+            "url": sample.url,
+            "width": width,
+            "height": height,
+            "face_ratio": ratio,
+            "faces": [face_record(f) for f in faces],
+            "source": self.source,
+            "meta": sample.meta,
+        }
+        for ext, data in (
+            ("jpg", _jpeg_bytes(sample)),
+            ("txt", sample.caption.encode("utf-8")),
+            ("json", json.dumps(record, ensure_ascii=False).encode("utf-8")),
+        ):
+            self.members.append((f"{stem}.{ext}", data))
+        embedding = faces[0].normed_embedding if faces and faces[0].embedding is not None else None
+        self.index_rows.append(
+            {
+                "key": sample.key,
+                "shard": f"{self.name}.tar",
+                "caption": sample.caption,
+                "url": sample.url,
+                "width": width,
+                "height": height,
+                "num_faces": len(faces),
+                "face_ratio": ratio,
+                "det_score": faces[0].score if faces else None,
+                "embedding": None if embedding is None else np.asarray(embedding, np.float32).tolist(),
+            }
+        )
+
+    def close(self, stats: dict[str, Any]) -> None:
+        """Write tar, index, decisions, then the stats file (the done marker)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with atomic_output(output_path(self.out, SHARDS_DIR, self.name)) as f, tarfile.open(fileobj=f, mode="w") as tar:
+            for name, data in self.members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        for kind, rows, schema in (
+            (INDEX_DIR, self.index_rows, index_schema),
+            (DECISIONS_DIR, self.decision_rows, decisions_schema),
+        ):
+            with atomic_output(output_path(self.out, kind, self.name)) as f:
+                pq.write_table(pa.Table.from_pylist(rows, schema=schema()), f)
+        with atomic_output(output_path(self.out, STATS_DIR, self.name)) as f:
+            f.write(json.dumps(stats, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+def index_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("key", pa.string()),
+            ("shard", pa.string()),
+            ("caption", pa.string()),
+            ("url", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("num_faces", pa.int32()),
+            ("face_ratio", pa.float32()),
+            ("det_score", pa.float32()),
+            ("embedding", pa.list_(pa.float32())),
+        ]
+    )
+
+
+def decisions_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("key", pa.string()),
+            ("keep", pa.bool_()),
+            ("reason", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("decoded", pa.bool_()),
+            ("num_faces", pa.int32()),
+            ("face_ratio", pa.float32()),
+        ]
+    )
