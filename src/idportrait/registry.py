@@ -20,8 +20,14 @@ SDXL_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
 
 # --- Encoders -------------------------------------------------------------------------------
 CLIP_VIT_H = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"  # region/whole-photo image encoder
-CLIP_VIT_L = "openai/clip-vit-large-patch14"  # CLIP-T / CLIP-I evaluation
+CLIP_VIT_L = "openai/clip-vit-large-patch14"  # SD1.5 text encoder family
+
+# --- Evaluation (docs/evaluation.md says why these) --------------------------------------------
+CLIP_EVAL = "openai/clip-vit-base-patch32"  # CLIP-T / CLIP-I: the ViT-B/32 of FastComposer/PhotoMaker evals
 DINO_VIT_S16 = "facebook/dino-vits16"  # DINO / FGIS evaluation
+FACENET_VGGFACE2_URL = (  # FaceSim (ConsistentID/PhotoMaker): facenet-pytorch InceptionResnetV1, VGGFace2
+    "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt"
+)
 
 # --- Face analysis (insightface model zoo pack names) ----------------------------------------
 INSIGHTFACE_CONSISTENTID = "buffalo_l"  # ConsistentID, IP-Adapter-FaceID
