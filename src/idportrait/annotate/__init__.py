@@ -1,0 +1,1 @@
+"""FGID annotation: face parsing masks, ArcFace embedding, VLM captions and marked facial captions per photo."""

@@ -1,0 +1,214 @@
+"""The accelerate training loop shared by every method.
+
+    objective = build_objective(config, device, weight_dtype)     # frozen models + trainable module + dataset
+    model, optimizer, loader = accelerator.prepare(...)
+    resume from the latest checkpoint (model, optimizer, RNG states, step counter)
+    for each micro-batch (skipping those already seen in the resumed epoch):
+        with accelerator.accumulate(model): loss = objective.loss(model, batch); backward; step
+        every checkpointing_steps optimizer steps: save_state (oldest beyond checkpoints_total_limit deleted)
+    export the adapter (safetensors that `idportrait generate` loads)
+
+Checkpoints live in ``<output_dir>/checkpoints/checkpoint_<n>``. ``train_log.jsonl`` gets one line per
+optimizer step (step, loss terms, the sample keys of that step); on resume, lines past the checkpoint are
+dropped so the log never holds a step twice. Multi-GPU: ``accelerate launch -m idportrait.cli train ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from idportrait.training.data import EpochSampler
+
+
+@dataclass
+class TrainConfig:
+    """Options shared by every method (the CLI maps its flags onto these)."""
+
+    data: list[Path]
+    output_dir: Path
+    base_model: str
+    image_encoder: str | None = None
+    resolution: int = 512
+    train_batch_size: int = 2
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-2
+    max_grad_norm: float = 1.0
+    max_train_steps: int = 1000
+    mixed_precision: str = "no"
+    checkpointing_steps: int = 500
+    checkpoints_total_limit: int | None = 3
+    resume: bool = True
+    seed: int = 42
+    lora_rank: int = 128
+    dataloader_num_workers: int = 0
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    """What a method provides to the loop."""
+
+    model: nn.Module
+    dataset: torch.utils.data.Dataset
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def export(self, model: nn.Module, path: Path) -> Path: ...
+
+
+@dataclass
+class Progress:
+    """Counters saved with every checkpoint (``accelerator.register_for_checkpointing``)."""
+
+    global_step: int = 0
+    batches_seen: int = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"global_step": self.global_step, "batches_seen": self.batches_seen}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.global_step = int(state["global_step"])
+        self.batches_seen = int(state["batches_seen"])
+
+
+WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def train(config: TrainConfig, build_objective: Callable[..., Objective], on_step: Callable | None = None) -> Path:
+    """Run (or resume) training and export the adapter; returns the exported file.
+
+    ``on_step(step, model, objective)``, when given, is called on the main process after each optimizer step.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from rich.progress import Progress as Bar
+
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir),
+            automatic_checkpoint_naming=True,
+            total_limit=config.checkpoints_total_limit,
+        ),
+    )
+    set_seed(config.seed)
+    objective = build_objective(config, accelerator.device, WEIGHT_DTYPES[config.mixed_precision])
+
+    sampler = EpochSampler(len(objective.dataset), config.seed)
+    loader = torch.utils.data.DataLoader(
+        objective.dataset,
+        batch_size=config.train_batch_size,
+        sampler=sampler,
+        collate_fn=objective.collate,
+        num_workers=config.dataloader_num_workers,
+        drop_last=True,
+    )
+    if len(loader) == 0:
+        raise ValueError(f"{len(objective.dataset)} samples are fewer than one batch of {config.train_batch_size}")
+    params = [p for p in objective.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    model, optimizer, loader = accelerator.prepare(objective.model, optimizer, loader)
+    progress = Progress()
+    accelerator.register_for_checkpointing(progress)
+
+    log_path = output_dir / "train_log.jsonl"
+    if config.resume and _latest_checkpoint(output_dir) is not None:
+        latest = _latest_checkpoint(output_dir)
+        accelerator.load_state(str(latest))
+        accelerator.project_configuration.iteration = int(latest.name.split("_")[-1]) + 1
+        accelerator.print(f"resumed from {latest} at step {progress.global_step}")
+    if accelerator.is_main_process:
+        _truncate_log(log_path, progress.global_step)
+
+    batches_per_epoch = len(loader)
+    step_keys: list[str] = []
+    with Bar(disable=not accelerator.is_local_main_process) as bar:
+        task = bar.add_task("training", total=config.max_train_steps, completed=progress.global_step)
+        while progress.global_step < config.max_train_steps:
+            epoch, skip = divmod(progress.batches_seen, batches_per_epoch)
+            sampler.epoch = epoch
+            epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
+            for batch in epoch_loader:
+                with accelerator.accumulate(model):
+                    loss, logs = objective.loss(model, batch)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                progress.batches_seen += 1
+                step_keys.extend(batch["keys"])
+                if not accelerator.sync_gradients:
+                    continue
+                progress.global_step += 1
+                logs = {
+                    k: accelerator.gather(torch.tensor(v, device=accelerator.device)).mean().item()
+                    for k, v in logs.items()
+                }
+                if accelerator.is_main_process:
+                    _append_log(log_path, {"step": progress.global_step, "epoch": epoch, **logs, "keys": step_keys})
+                    if on_step is not None:
+                        on_step(progress.global_step, accelerator.unwrap_model(model), objective)
+                step_keys = []
+                bar.update(task, completed=progress.global_step, description=f"training loss {logs['loss']:.4f}")
+                if progress.global_step % config.checkpointing_steps == 0:
+                    accelerator.save_state()
+                if progress.global_step >= config.max_train_steps:
+                    break
+
+    accelerator.wait_for_everyone()
+    out = output_dir / "adapter.safetensors"
+    if accelerator.is_main_process:
+        objective.export(accelerator.unwrap_model(model), out)
+        accelerator.print(f"adapter written to {out}; checkpoints in {output_dir / 'checkpoints'}; log {log_path}")
+    accelerator.end_training()
+    return out
+
+
+def _latest_checkpoint(output_dir: Path) -> Path | None:
+    folders = [p for p in (output_dir / "checkpoints").glob("checkpoint_*") if p.is_dir()]
+    return max(folders, key=lambda p: int(p.name.split("_")[-1])) if folders else None
+
+
+def _append_log(path: Path, entry: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep only the log lines of steps <= ``step`` (the ones the resumed state includes)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry["step"] <= step:
+            kept.append(line)
+    from idportrait.imageio import atomic_open
+
+    with atomic_open(path, "w") as f:
+        f.write("".join(k + "\n" for k in kept))
+
+
+def read_log(output_dir: Path) -> list[dict[str, Any]]:
+    """The per-step entries of ``train_log.jsonl``."""
+    path = Path(output_dir) / "train_log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

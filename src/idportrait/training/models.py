@@ -1,0 +1,80 @@
+"""The frozen models a training run needs, loaded with the libraries' own ``from_pretrained``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+
+from idportrait.errors import ModelNotFoundError
+from idportrait.tiny import clip_image_processor
+
+
+@dataclass
+class FrozenSD15:
+    """SD1.5 base (+ CLIP image encoder), frozen and in eval mode; ``weight_dtype`` for the big ones."""
+
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    noise_scheduler: DDPMScheduler
+    image_encoder: CLIPVisionModelWithProjection | None
+    image_processor: CLIPImageProcessor
+
+    @torch.no_grad()
+    def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixels [B, 3, H, W] in [-1, 1] -> scaled latents [B, 4, H/f, W/f] (a sample of the posterior)."""
+        dist = self.vae.encode(pixel_values.to(self.vae.dtype)).latent_dist
+        return dist.sample() * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def encode_text(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """token ids [B, 77] -> last hidden state [B, 77, D]."""
+        return self.text_encoder(input_ids.to(self.text_encoder.device))[0]
+
+    @torch.no_grad()
+    def encode_images(self, clip_pixels: torch.Tensor) -> torch.Tensor:
+        """CLIP pixels [..., 3, 224, 224] -> penultimate hidden states [..., 257, C]."""
+        lead = clip_pixels.shape[:-3]
+        x = clip_pixels.reshape(-1, *clip_pixels.shape[-3:]).to(self.image_encoder.device, self.image_encoder.dtype)
+        hidden = self.image_encoder(x, output_hidden_states=True).hidden_states[-2]
+        return hidden.reshape(*lead, *hidden.shape[-2:])
+
+
+def load_frozen_sd15(
+    base: str, image_encoder: str | None, device: torch.device | str, weight_dtype: torch.dtype
+) -> FrozenSD15:
+    """Load the base's unet/vae/text_encoder/tokenizer/scheduler and the CLIP image encoder, all frozen.
+
+    ``base`` and ``image_encoder`` are hub ids or local folders; failures raise `ModelNotFoundError`.
+    """
+    try:
+        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+        vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
+        text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder")
+        tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
+        noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
+        encoder = CLIPVisionModelWithProjection.from_pretrained(image_encoder) if image_encoder else None
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(
+            f"could not load the base model '{base}' or image encoder '{image_encoder}' "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+            "pass local folders with --base / --image-encoder"
+        ) from None
+    for model in (unet, text_encoder, encoder):
+        if model is not None:
+            model.requires_grad_(False).eval().to(device)
+            if weight_dtype != torch.float32:
+                model.to(dtype=weight_dtype)
+    vae.requires_grad_(False).eval().to(device)  # kept in float32: its encoder overflows in fp16
+    return FrozenSD15(unet, vae, text_encoder, tokenizer, noise_scheduler, encoder, clip_image_processor())
+
+
+def add_noise(frozen: FrozenSD15, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DDPM forward process with t ~ U{0..T-1}: returns (noisy latents, noise, timesteps)."""
+    noise = torch.randn_like(latents)
+    t = torch.randint(0, frozen.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+    return frozen.noise_scheduler.add_noise(latents, noise, t), noise, t
