@@ -21,6 +21,12 @@ app = typer.Typer(
     add_completion=False,
 )
 
+from idportrait.annotate.command import annotate_command  # noqa: E402
+from idportrait.training.command import app as train_app  # noqa: E402
+
+app.command("annotate")(annotate_command)
+app.add_typer(train_app, name="train")
+
 
 def main() -> None:
     """Console entry point: user errors become one red line and exit code 2, never a traceback."""
