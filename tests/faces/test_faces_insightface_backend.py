@@ -117,4 +117,4 @@ def test_providers_cpu_and_clear_cuda_fallback(monkeypatch):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert onnx_providers("cuda:0") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        assert onnx_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]

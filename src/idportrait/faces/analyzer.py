@@ -55,9 +55,11 @@ class FaceAnalyzer:
     ) -> Face:
         """The face with the largest bbox area (not insightface's centre-weighted pick).
 
-        Raises `NoFaceError` naming ``path_for_errors`` when there is no face, when the largest face's
-        shorter side is below ``min_size`` pixels, or when more than ``max_faces`` faces are found.
+        Raises `NoFaceError` naming ``path_for_errors`` (default: a PIL image's ``filename``) when there
+        is no face, when the largest face's shorter side is below ``min_size`` pixels, or when more than
+        ``max_faces`` faces are found.
         """
+        path_for_errors = path_for_errors or getattr(image, "filename", None) or None
         faces = self.detect(image)
         if not faces:
             raise NoFaceError(f"no face found ({self.name})", path_for_errors)

@@ -2,7 +2,8 @@
 
 Packs: ``buffalo_l`` (ConsistentID, IP-Adapter-FaceID) and ``antelopev2`` (FaceID-6M, InstantID).
 Only the two models each method uses are loaded, through insightface's own model zoo router:
-SCRFD detection (5 keypoints) and ArcFace recognition (embedding from the 112x112 ``norm_crop``).
+SCRFD detection (5 keypoints) and ArcFace recognition on the 112x112 `norm_crop` (the same crop as
+insightface's ``ArcFaceONNX.get``).
 
 Callers pass RGB; the conversion to BGR (what insightface models were trained on) happens here.
 Nothing is ever downloaded: the pack must be on disk, and `resolve_model_dir` explains the expected
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from idportrait.errors import CheckpointError, ModelNotFoundError
+from idportrait.faces.align import norm_crop
 from idportrait.faces.types import Face
 
 
@@ -87,8 +89,8 @@ def _tree_message(pack: str, base: Path, candidates: list[Path]) -> str:
     )
 
 
-def onnx_providers(device: str) -> list[str]:
-    """onnxruntime providers for ``device`` ("cpu", "cuda", "cuda:1"): CUDA first when present.
+def onnx_providers(device: str) -> list[str | tuple[str, dict]]:
+    """onnxruntime providers for ``device`` ("cpu", "cuda", "cuda:1"): CUDA first when present, CPU last.
 
     Warns (RuntimeWarning) when CUDA is asked for but this onnxruntime build has no CUDA provider.
     """
@@ -98,7 +100,8 @@ def onnx_providers(device: str) -> list[str]:
         return ["CPUExecutionProvider"]
     available = onnxruntime.get_available_providers()
     if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        index = int(device.partition(":")[2] or 0)
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
     warnings.warn(
         f"device={device!r} asked for, but onnxruntime {onnxruntime.__version__} has no CUDAExecutionProvider "
         f"(available: {', '.join(available)}); insightface models run on CPU. Install onnxruntime-gpu to use the GPU.",
@@ -106,6 +109,11 @@ def onnx_providers(device: str) -> list[str]:
         stacklevel=3,
     )
     return ["CPUExecutionProvider"]
+
+
+def _uses_cuda(providers: list[str | tuple[str, dict]]) -> bool:
+    first = providers[0]
+    return (first[0] if isinstance(first, tuple) else first) == "CUDAExecutionProvider"
 
 
 class InsightFaceBackend:
@@ -129,7 +137,7 @@ class InsightFaceBackend:
         folder = resolve_model_dir(pack, model_dir)
         files = PACKS[pack]
         self.providers = onnx_providers(device)
-        ctx_id = 0 if self.providers[0] == "CUDAExecutionProvider" else -1
+        ctx_id = 0 if _uses_cuda(self.providers) else -1
         size = (det_size, det_size) if isinstance(det_size, int) else tuple(det_size)
 
         self.detector = self._load(model_zoo, folder / files.detector, "detection")
@@ -147,7 +155,7 @@ class InsightFaceBackend:
             routed = "nothing" if model is None else model.taskname
             raise CheckpointError(f"expected a {task} model, insightface routes it as {routed}", path)
         active = model.session.get_providers()
-        if self.providers[0] == "CUDAExecutionProvider" and active[0] != "CUDAExecutionProvider":
+        if _uses_cuda(self.providers) and active[0] != "CUDAExecutionProvider":
             warnings.warn(
                 f"{path.name}: onnxruntime could not start CUDA (session providers {active}) and fell back to CPU; "
                 "check that the CUDA and cuDNN versions match this onnxruntime-gpu build.",
@@ -157,15 +165,11 @@ class InsightFaceBackend:
         return model
 
     def detect(self, rgb: np.ndarray, embed: bool = True) -> list[Face]:
-        from insightface.app.common import Face as InsightFace
-
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         bboxes, kpss = self.detector.detect(bgr, max_num=0)
+        size = self.recognizer.input_size[0]
         faces = []
         for i in range(bboxes.shape[0]):
-            embedding = None
-            if embed:
-                record = InsightFace(bbox=bboxes[i, :4], kps=kpss[i], det_score=bboxes[i, 4])
-                embedding = self.recognizer.get(bgr, record)
+            embedding = self.recognizer.get_feat(norm_crop(bgr, kpss[i], size)).reshape(-1) if embed else None
             faces.append(Face(bbox=bboxes[i, :4], kps=kpss[i], score=float(bboxes[i, 4]), embedding=embedding))
         return faces
