@@ -110,6 +110,9 @@ def test_providers_cpu_and_clear_cuda_fallback(monkeypatch):
 
     assert onnx_providers("cpu") == ["CPUExecutionProvider"]
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert onnx_providers("auto") == ["CPUExecutionProvider"]
     with pytest.warns(RuntimeWarning, match="no CUDAExecutionProvider.*run on CPU"):
         assert onnx_providers("cuda") == ["CPUExecutionProvider"]
     monkeypatch.setattr(
@@ -117,4 +120,5 @@ def test_providers_cpu_and_clear_cuda_fallback(monkeypatch):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        assert onnx_providers("auto")[0] == ("CUDAExecutionProvider", {"device_id": 0})
         assert onnx_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]

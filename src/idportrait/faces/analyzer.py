@@ -97,11 +97,15 @@ def get_face_analyzer(
 
 def get_face_parser(name: str = "bisenet", weights: str | Path | None = None, device: str = "cpu") -> FaceParser:
     """Build a face parser: "bisenet" (ConsistentID's; ``weights`` = local face_parsing.pth or None for the
-    hub file) or "landmarks" (dlib 68-point polygons, no weights needed)."""
+    hub file; device "cpu", "cuda[:i]" or "auto") or "landmarks" (dlib 68-point polygons, no weights)."""
     if name == "bisenet":
         from idportrait.faces.bisenet import load_bisenet
         from idportrait.faces.parsing import BiSeNetParser, default_bisenet_weights
 
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         return BiSeNetParser(load_bisenet(weights or default_bisenet_weights(), device=device))
     if name == "landmarks":
         from idportrait.faces.landmark_parsing import LandmarkParser

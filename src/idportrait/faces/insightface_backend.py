@@ -90,15 +90,18 @@ def _tree_message(pack: str, base: Path, candidates: list[Path]) -> str:
 
 
 def onnx_providers(device: str) -> list[str | tuple[str, dict]]:
-    """onnxruntime providers for ``device`` ("cpu", "cuda", "cuda:1"): CUDA first when present, CPU last.
+    """onnxruntime providers for ``device`` ("cpu", "cuda", "cuda:1", "auto"): CUDA first when present.
 
-    Warns (RuntimeWarning) when CUDA is asked for but this onnxruntime build has no CUDA provider.
+    Warns (RuntimeWarning) when CUDA is asked for but this onnxruntime build has no CUDA provider;
+    "auto" takes CUDA when there is one and CPU otherwise, silently.
     """
     import onnxruntime
 
+    available = onnxruntime.get_available_providers()
+    if device == "auto":
+        device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
     if not device.startswith("cuda"):
         return ["CPUExecutionProvider"]
-    available = onnxruntime.get_available_providers()
     if "CUDAExecutionProvider" in available:
         index = int(device.partition(":")[2] or 0)
         return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
