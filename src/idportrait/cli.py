@@ -22,10 +22,12 @@ app = typer.Typer(
 )
 
 from idportrait.annotate.command import annotate_command  # noqa: E402
+from idportrait.faces.command import app as faces_app  # noqa: E402
 from idportrait.training.command import app as train_app  # noqa: E402
 
 app.command("annotate")(annotate_command)
 app.add_typer(train_app, name="train")
+app.add_typer(faces_app, name="faces")
 
 
 def main() -> None:
