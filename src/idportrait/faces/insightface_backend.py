@@ -85,7 +85,7 @@ def _tree_message(pack: str, base: Path, candidates: list[Path]) -> str:
         + "".join(f"    {name}   (optional, not used)\n" for name in files.others)
         + f"Found in {base}: {', '.join(found) if found else '(nothing)' if base.is_dir() else '(folder missing)'}.\n"
         f"Get {pack}.zip from the insightface model zoo, unzip it so the .onnx files sit directly in "
-        f"{pack}/, and pass the folder as model_dir (CLI: --face-model-dir)."
+        f"{pack}/, and pass the folder as model_dir (CLI: --face-model-dir; --model-dir for `idportrait faces`)."
     )
 
 
