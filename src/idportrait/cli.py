@@ -21,6 +21,12 @@ app = typer.Typer(
     add_completion=False,
 )
 
+from idportrait.demo import demo  # noqa: E402
+from idportrait.pipelines.command import generate  # noqa: E402
+
+app.command("generate")(generate)
+app.command("demo")(demo)
+
 from idportrait.annotate.command import annotate_command  # noqa: E402
 from idportrait.faces.command import app as faces_app  # noqa: E402
 from idportrait.training.command import app as train_app  # noqa: E402

@@ -1,0 +1,82 @@
+"""``consistentid``: the ConsistentID SD1.5 pipeline behind the `Method` interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from idportrait.methods.base import image_key, resolve_device, seed_generators
+
+
+@dataclass
+class ConsistentIDMethod:
+    """Wraps a loaded `ConsistentIDPipeline` with its face analyzer and parser."""
+
+    pipe: Any
+    face_analyzer: Any
+    face_parser: Any
+    name: str = "consistentid"
+    defaults: dict[str, Any] = field(default_factory=dict)
+    _prepared: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def prepare(self, reference: Image.Image, source: str = "<image>") -> Any:
+        """`FaceInputs` of the reference (face embedding, parsing, CLIP features), cached by image content."""
+        key = image_key(reference)
+        if key not in self._prepared:
+            self._prepared[key] = self.pipe.prepare_face_inputs(reference, self.face_analyzer, self.face_parser, source)
+        return self._prepared[key]
+
+    def generate(self, prepared: Any, prompts: list[str], seeds: list[int], **options: Any) -> list[Image.Image]:
+        """One image per (prompt, seed); ``options`` are `ConsistentIDPipeline.__call__` keywords."""
+        kwargs = {**self.defaults, **options}
+        out = self.pipe(
+            prompts,
+            face_inputs=prepared,
+            num_images_per_prompt=len(seeds),
+            generator=seed_generators(prompts, seeds),
+            **kwargs,
+        )
+        return out.images
+
+
+def load_face_models(face_backend: str, parser: str, parser_weights: str | None, device: str) -> tuple[Any, Any]:
+    """(face analyzer, face parser): ``insightface:buffalo_l`` or ``dlib``; ``bisenet`` or ``landmarks``."""
+    from idportrait.faces import get_face_analyzer, get_face_parser
+
+    analyzer = get_face_analyzer(face_backend, device=device)
+    if parser == "bisenet":
+        from idportrait.faces.parsing import default_bisenet_weights
+
+        return analyzer, get_face_parser("bisenet", weights=parser_weights or default_bisenet_weights(), device=device)
+    return analyzer, get_face_parser(parser)
+
+
+def load_consistentid_method(
+    base: str | None = None,
+    adapter: str | None = None,
+    image_encoder: str | None = None,
+    vae: str | None = None,
+    face_backend: str = "insightface:buffalo_l",
+    parser: str = "bisenet",
+    parser_weights: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offload: bool = False,
+    **defaults: Any,
+) -> ConsistentIDMethod:
+    """Load base + ConsistentID + face models; ``None`` means the registry default (real hub ids).
+
+    ``defaults`` become default `ConsistentIDPipeline.__call__` keywords (e.g. ``num_inference_steps``).
+    """
+    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
+    from idportrait.pipelines.loading import default_vae, load_sd15_pipeline
+    from idportrait.registry import CONSISTENTID_REPO, SD15_BASE
+
+    device, torch_dtype = resolve_device(device, dtype)
+    base = base or SD15_BASE
+    pipe = load_sd15_pipeline(ConsistentIDPipeline, base, vae or default_vae(base), device, torch_dtype, offload)
+    pipe.load_consistentid(adapter or CONSISTENTID_REPO, image_encoder=image_encoder)
+    analyzer, face_parser = load_face_models(face_backend, parser, parser_weights, device)
+    return ConsistentIDMethod(pipe=pipe, face_analyzer=analyzer, face_parser=face_parser, defaults=defaults)

@@ -1,0 +1,50 @@
+"""``plain-sd``: the base model with the prompt alone (the floor every identity method must beat)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from idportrait.methods.base import resolve_device, seed_generators
+
+
+@dataclass
+class PlainSDMethod:
+    """A `StableDiffusionPipeline`; the reference photo is ignored."""
+
+    pipe: Any
+    name: str = "plain-sd"
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def prepare(self, reference: Image.Image, source: str = "<image>") -> None:
+        """Nothing to prepare: plain SD does not look at the reference."""
+        return None
+
+    def generate(self, prepared: Any, prompts: list[str], seeds: list[int], **options: Any) -> list[Image.Image]:
+        """One image per (prompt, seed); ``options`` are `StableDiffusionPipeline.__call__` keywords."""
+        kwargs = {"num_inference_steps": 50, "guidance_scale": 5.0, **self.defaults, **options}
+        out = self.pipe(prompts, num_images_per_prompt=len(seeds), generator=seed_generators(prompts, seeds), **kwargs)
+        return out.images
+
+
+def load_plain_sd_method(
+    base: str | None = None,
+    vae: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offload: bool = False,
+    **defaults: Any,
+) -> PlainSDMethod:
+    """Load the SD1.5-family base (registry default: the ConsistentID demos' base) with the Euler scheduler."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    from idportrait.pipelines.loading import default_vae, load_sd15_pipeline
+    from idportrait.registry import SD15_BASE
+
+    device, torch_dtype = resolve_device(device, dtype)
+    base = base or SD15_BASE
+    pipe = load_sd15_pipeline(StableDiffusionPipeline, base, vae or default_vae(base), device, torch_dtype, offload)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    return PlainSDMethod(pipe=pipe, defaults=defaults)

@@ -1,0 +1,339 @@
+"""ConsistentID on any SD1.5-family base, as a diffusers pipeline.
+
+    pipe = ConsistentIDPipeline.from_pretrained(base)                  # any SD1.5 diffusers folder / hub id
+    pipe.load_consistentid("JackAILab/ConsistentID")                   # FacialEncoder + ID projector + processors
+    face = pipe.prepare_face_inputs(photo, face_analyzer, face_parser)  # once per identity
+    images = pipe(["a photo of a person at the beach", ...], face_inputs=face, generator=...).images
+
+Data flow of one call (spec §3.4-3.7)::
+
+    identity (cached per FaceInputs):  image_proj(id, CLIP(photo))             id_tokens      [1, 4, D]
+                                       FacialEncoder.encode_regions(regions)   region_tokens  [1, 5, D]
+    pipeline (cached once):            image_proj(0, CLIP(zero image))         uncond_tokens  [1, 4, D]
+    per prompt:  caption marking + prompt assembly -> ids, class-token flags, text-only ids
+                 text encoder -> fuse(region_tokens at flags)          augmented   [P, 77, D]
+                 text encoder (text-only ids)                          text_only   [P, 77, D]
+                 text encoder (negative) -> fuse(zero-image tokens)    negative    [P, 77, D]
+    contexts (81 tokens): [negative; uncond_tokens], [text_only; id_tokens], [augmented; id_tokens]
+    denoising: step i <= start_merge_step uses the text-only context, later steps the augmented one;
+               CFG batches [negative, positive] in one UNet call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import StableDiffusionPipeline
+from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
+from PIL import Image
+
+from idportrait.adapters.consistentid.attention import install_consistentid_processors, set_id_scale
+from idportrait.adapters.consistentid.text import (
+    FACIAL_CAPTION,
+    RELEASE_PAIRING,
+    add_consistentid_tokens,
+    build_facial_prompt,
+)
+from idportrait.errors import CheckpointError
+from idportrait.pipelines.face_inputs import (
+    FaceAnalyzer,
+    FaceInputs,
+    FaceParser,
+    compute_face_inputs,
+    zero_image_embeds,
+)
+from idportrait.pipelines.loading import fetch, hub_file
+from idportrait.registry import CLIP_VIT_H, CONSISTENTID_REPO, CONSISTENTID_SD15_FILE
+
+DEFAULT_STEPS = 50
+DEFAULT_GUIDANCE = 5.0
+DEFAULT_MERGE_STEP = 30
+"""Release demo values: 50 Euler steps, CFG 5.0, fused facial prompt from step 31 on (the release's call
+signature defaults to 0, i.e. only step 0 uses the text-only prompt)."""
+
+
+class ConsistentIDPipeline(StableDiffusionPipeline):
+    """`StableDiffusionPipeline` + ConsistentID (load with `load_consistentid`, then call with face inputs)."""
+
+    facial_encoder: torch.nn.Module | None = None
+    image_proj: torch.nn.Module | None = None
+
+    # ------------------------------------------------------------------ loading
+    def load_consistentid(
+        self,
+        path_or_hub_id: str | Path = CONSISTENTID_REPO,
+        weight_name: str = CONSISTENTID_SD15_FILE,
+        image_encoder: str | Path | None = None,
+    ) -> None:
+        """Load a ConsistentID checkpoint (release ``.bin`` or our safetensors) and install its processors.
+
+        ``path_or_hub_id``: a checkpoint file, a folder holding ``weight_name``, or a hub repo id.
+        ``image_encoder``: CLIP vision tower (path or hub id); default: the base's own ``image_encoder``
+        when it has one, else ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``.
+        Raises `CheckpointError` for a checkpoint of another method or one that does not fit the base.
+        """
+        from idportrait.adapters.consistentid.checkpoint import (
+            build_consistentid,
+            load_adapter_modules,
+            load_consistentid_weights,
+        )
+
+        path = hub_file(str(path_or_hub_id), weight_name, "ConsistentID checkpoint", "--adapter")
+        weights, _ = load_consistentid_weights(path)
+        facial_encoder, image_proj, config = build_consistentid(weights, path)
+        cross_dim = self.unet.config.cross_attention_dim
+        if config["cross_attention_dim"] != cross_dim:
+            raise CheckpointError(
+                f"ConsistentID checkpoint for cross-attention dim {config['cross_attention_dim']}, but the base "
+                f"UNet has {cross_dim} (SD1.5 needs 768; SDXL checkpoints need an SDXL base)",
+                path,
+            )
+        if config["pairing"] != RELEASE_PAIRING:
+            raise CheckpointError(f"region/token pairing {config['pairing']!r} is not supported here", path)
+        processors = install_consistentid_processors(
+            self.unet, rank=config["rank"], num_tokens=config["num_tokens"], scale=1.0
+        )
+        load_adapter_modules(processors, weights, path)
+        self.set_consistentid(facial_encoder, image_proj, dict(config, checkpoint=str(path)), image_encoder)
+
+    def set_consistentid(
+        self,
+        facial_encoder: torch.nn.Module,
+        image_proj: torch.nn.Module,
+        config: dict[str, Any],
+        image_encoder: str | Path | None = None,
+    ) -> None:
+        """Attach built ConsistentID modules (the processors must already be installed on ``self.unet``)."""
+        param = next(self.unet.parameters())
+        self.facial_encoder = facial_encoder.to(param.device, param.dtype).eval()
+        self.image_proj = image_proj.to(param.device, param.dtype).eval()
+        self.consistentid_config = config
+        add_consistentid_tokens(self.tokenizer)
+        self._uncond_cache: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._zero_clip: torch.Tensor | None = None
+        if image_encoder is not None or self.image_encoder is None:
+            self._load_image_encoder(str(image_encoder or CLIP_VIT_H))
+        if self.feature_extractor is None:
+            from transformers import CLIPImageProcessor
+
+            self.register_modules(feature_extractor=CLIPImageProcessor())
+
+    def _load_image_encoder(self, name: str) -> None:
+        from transformers import CLIPVisionModelWithProjection
+
+        param = next(self.unet.parameters())
+        encoder = fetch(
+            "CLIP image encoder",
+            name,
+            "--image-encoder",
+            lambda local: CLIPVisionModelWithProjection.from_pretrained(
+                name, dtype=param.dtype, local_files_only=local
+            ),
+        )
+        self.register_modules(image_encoder=encoder.to(param.device).eval())
+
+    # ------------------------------------------------------------------ per identity
+    def zero_clip_embeds(self) -> torch.Tensor:
+        """CLIP features of the zero image [257, C], computed once per pipeline."""
+        if self._zero_clip is None:
+            self._zero_clip = zero_image_embeds(self.image_encoder)
+        return self._zero_clip
+
+    def prepare_face_inputs(
+        self, image: Image.Image, face_analyzer: FaceAnalyzer, face_parser: FaceParser, source: str = "<image>"
+    ) -> FaceInputs:
+        """Face embedding, parsing, region images and CLIP features of one photo (see `FaceInputs`)."""
+        self._require_adapter()
+        return compute_face_inputs(
+            image,
+            face_analyzer,
+            face_parser,
+            self.image_encoder,
+            self.feature_extractor,
+            self.zero_clip_embeds(),
+            source,
+        )
+
+    @torch.no_grad()
+    def _identity_tokens(self, face: FaceInputs, device: torch.device, dtype: torch.dtype) -> tuple:
+        """(id_tokens [1, 4, D], region_tokens [1, 5, D]) for one identity, cached on the `FaceInputs`."""
+        key = ("consistentid", id(self.image_proj), id(self.facial_encoder), str(device), dtype)
+        if key not in face.cache:
+            id_embed = face.id_embedding[None].to(device, dtype)
+            shortcut = bool(self.consistentid_config.get("image_proj_shortcut", False))
+            id_tokens = self.image_proj(id_embed, face.clip_embeds[None].to(device, dtype), shortcut=shortcut)
+            region_tokens = self.facial_encoder.encode_regions(face.region_embeds[None].to(device, dtype))
+            face.cache.clear()
+            face.cache[key] = (id_tokens, region_tokens)
+        return face.cache[key]
+
+    @torch.no_grad()
+    def _uncond_tokens(self, id_dim: int, device: torch.device, dtype: torch.dtype) -> tuple:
+        """(uncond ID tokens [1, 4, D] = image_proj(0, CLIP(zero)), zero-image region tokens [1, 5, D])."""
+        key = (id_dim, str(device), dtype)
+        if key not in self._uncond_cache:
+            zero = self.zero_clip_embeds()[None].to(device, dtype)
+            shortcut = bool(self.consistentid_config.get("image_proj_shortcut", False))
+            uncond_id = self.image_proj(torch.zeros(1, id_dim, device=device, dtype=dtype), zero, shortcut=shortcut)
+            zero_regions = self.facial_encoder.encode_regions(zero[:, None].expand(1, 5, -1, -1))
+            self._uncond_cache[key] = (uncond_id, zero_regions)
+        return self._uncond_cache[key]
+
+    def _require_adapter(self) -> None:
+        if self.facial_encoder is None or self.image_proj is None:
+            raise RuntimeError("call load_consistentid(...) before generating")
+
+    # ------------------------------------------------------------------ text
+    @torch.no_grad()
+    def _encode_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids [N, 77] -> text-encoder last hidden states [N, 77, D]."""
+        device = self._execution_device
+        return self.text_encoder(ids.to(device))[0]
+
+    def encode_prompts(
+        self,
+        prompts: list[str],
+        negative_prompts: list[str],
+        face: FaceInputs,
+        region_tokens: torch.Tensor,
+        zero_region_tokens: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(augmented, text_only, negative) prompt embeddings, each [P, 77, D], in one text-encoder call.
+
+        Release pairing: the k-th flagged class token of a prompt is fused with the k-th region kept by caption
+        marking; flags lost to truncation drop their regions. The negative prompt gets the zero image's region
+        tokens at the positive prompt's flags.
+        """
+        caption = self.consistentid_config.get("caption", FACIAL_CAPTION)
+        facial = [build_facial_prompt(self.tokenizer, p, face.region_names, caption) for p in prompts]
+        neg_ids = self.tokenizer(
+            negative_prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+        ).input_ids
+        ids = torch.cat(
+            [
+                torch.tensor([f.input_ids for f in facial]),
+                torch.tensor([f.text_only_input_ids for f in facial]),
+                neg_ids,
+            ]
+        )
+        dtype = region_tokens.dtype
+        embeds = self._encode_ids(ids).to(dtype)
+        n = len(prompts)
+        augmented, text_only, negative = embeds[:n], embeds[n : 2 * n], embeds[2 * n :]
+
+        flags = torch.tensor([f.class_tokens_mask for f in facial], device=embeds.device)
+        valid = torch.tensor([f.facial_token_idx_mask for f in facial], device=embeds.device)
+        regions = zero_region_tokens.expand(n, -1, -1).clone()
+        for k, f in enumerate(facial):
+            rows = [face.region_names.index(key) for key in f.regions][: int(valid[k].sum())]
+            regions[k, : len(rows)] = region_tokens[0, rows]
+        augmented = self.facial_encoder.fuse(augmented, regions, flags, valid)
+        negative = self.facial_encoder.fuse(negative, zero_region_tokens.expand(n, -1, -1), flags, valid)
+        return augmented, text_only, negative
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        face_inputs: FaceInputs | None = None,
+        face_image: Image.Image | None = None,
+        face_analyzer: FaceAnalyzer | None = None,
+        face_parser: FaceParser | None = None,
+        negative_prompt: str | list[str] | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int = DEFAULT_STEPS,
+        guidance_scale: float = DEFAULT_GUIDANCE,
+        start_merge_step: int = DEFAULT_MERGE_STEP,
+        id_scale: float = 1.0,
+        height: int | None = None,
+        width: int | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        callback: Callable[[int, int], None] | None = None,
+    ) -> StableDiffusionPipelineOutput:
+        """Generate ``len(prompts) * num_images_per_prompt`` images of one identity (prompt-major order).
+
+        Pass ``face_inputs`` (from `prepare_face_inputs` or `FaceInputs.load`) or ``face_image`` with a face
+        analyzer and parser. ``generator``: one, or a list with one per image. ``id_scale`` scales the ID
+        attention branch (0 = the same pipeline without ID tokens). ``callback(step, total)`` after each step.
+        Returns images (PIL list, or a [B, 3, H, W] tensor in [0, 1] for ``output_type="pt"``).
+        """
+        self._require_adapter()
+        if face_inputs is None:
+            if face_image is None or face_analyzer is None or face_parser is None:
+                raise ValueError("pass face_inputs, or face_image with face_analyzer and face_parser")
+            face_inputs = self.prepare_face_inputs(face_image, face_analyzer, face_parser)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        negatives = _broadcast(negative_prompt if negative_prompt is not None else "", len(prompts), "negative_prompt")
+        height = height or self.unet.config.sample_size * self.vae_scale_factor
+        width = width or self.unet.config.sample_size * self.vae_scale_factor
+        device = self._execution_device
+        dtype = self.unet.dtype
+        batch = len(prompts) * num_images_per_prompt
+        do_cfg = guidance_scale > 1.0
+        self.facial_encoder.to(device, dtype)
+        self.image_proj.to(device, dtype)
+
+        # 1. identity tokens (cached) and text contexts (once per call, not per step)
+        id_tokens, region_tokens = self._identity_tokens(face_inputs, device, dtype)
+        uncond_id, zero_regions = self._uncond_tokens(face_inputs.id_embedding.shape[-1], device, dtype)
+        augmented, text_only, negative = self.encode_prompts(
+            prompts, negatives, face_inputs, region_tokens, zero_regions
+        )
+
+        def context(text: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            """[P, 77, D] text + [1, 4, D] ID tokens -> [B, 81, D] (each prompt repeated per image)."""
+            text = text.repeat_interleave(num_images_per_prompt, dim=0)
+            return torch.cat([text.to(dtype), ids.to(dtype).expand(text.shape[0], -1, -1)], dim=1)
+
+        negative_ctx = context(negative, uncond_id)
+        early_ctx, late_ctx = context(text_only, id_tokens), context(augmented, id_tokens)
+        if do_cfg:
+            early_ctx = torch.cat([negative_ctx, early_ctx])
+            late_ctx = torch.cat([negative_ctx, late_ctx])
+        set_id_scale(self.unet, id_scale)
+
+        # 2. latents and timesteps
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        latents = self.prepare_latents(
+            batch, self.unet.config.in_channels, height, width, dtype, device, generator, latents
+        )
+        extra = self.prepare_extra_step_kwargs(generator, 0.0)
+
+        # 3. denoising with delayed merge
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for i, t in enumerate(timesteps):
+                ctx = early_ctx if i <= start_merge_step else late_ctx
+                model_in = torch.cat([latents] * 2) if do_cfg else latents
+                model_in = self.scheduler.scale_model_input(model_in, t)
+                noise = self.unet(model_in, t, encoder_hidden_states=ctx).sample
+                if do_cfg:
+                    uncond, cond = noise.chunk(2)
+                    noise = uncond + guidance_scale * (cond - uncond)
+                latents = self.scheduler.step(noise, t, latents, **extra).prev_sample
+                bar.update()
+                if callback is not None:
+                    callback(i + 1, len(timesteps))
+
+        # 4. decode
+        if output_type == "latent":
+            return StableDiffusionPipelineOutput(images=latents, nsfw_content_detected=None)
+        image = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        image = self.image_processor.postprocess(image, output_type=output_type)
+        self.maybe_free_model_hooks()
+        return StableDiffusionPipelineOutput(images=image, nsfw_content_detected=None)
+
+
+def _broadcast(value: str | list[str], n: int, name: str) -> list[str]:
+    """One string for every prompt, or a list with one per prompt."""
+    if isinstance(value, str):
+        return [value] * n
+    if len(value) != n:
+        raise ValueError(f"{name}: got {len(value)} values for {n} prompts")
+    return list(value)

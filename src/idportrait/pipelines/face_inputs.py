@@ -1,0 +1,154 @@
+"""Per-identity inputs of ConsistentID: computed once per reference photo, reused for every prompt and seed.
+
+Data flow (spec §3.1-3.3)::
+
+    photo (PIL RGB)
+      -> face analyzer -> largest face -> normed embedding (BGR inside the backend)   id_embedding [D]
+      -> face parser -> regions -> region images (photo on black, whole frame)         <= 5 PIL images
+      -> CLIP preprocess (224) -> CLIP vision hidden_states[-2]
+             whole photo                                                               clip_embeds [257, C]
+             regions, padded to 5 with the zero image's features                       region_embeds [5, 257, C]
+
+`FaceInputs` holds only these model-independent features (they depend on the face backend and the CLIP
+image encoder, not on the adapter), so they can be saved with `save` and loaded with `load` to skip face
+analysis entirely (``idportrait generate --face-inputs FILE``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+from idportrait.errors import CheckpointError
+from idportrait.faces.labels import MAX_REGIONS
+
+FORMAT = "idportrait.face_inputs.v1"
+
+
+class FaceAnalyzer(Protocol):
+    def largest_face(self, image: Image.Image | np.ndarray, path_for_errors: str | None = None) -> Any: ...
+
+
+class FaceParser(Protocol):
+    def parse(self, image: Image.Image | np.ndarray, face: Any = None) -> Any: ...
+
+
+@dataclass
+class FaceInputs:
+    """One identity's ConsistentID inputs (float32, CPU).
+
+    id_embedding: [D] L2-normalised face embedding (512 ArcFace; 128 with the offline dlib backend).
+    clip_embeds: [257, C] CLIP penultimate hidden states of the whole photo (C = 1280 for ViT-H/14).
+    region_embeds: [5, 257, C] CLIP penultimate hidden states of the region images, zero-image padded.
+    region_mask: bool [5], True for real regions (the first ``len(region_names)``).
+    region_names: the parsed regions in region order, e.g. ``["Face", "Left_Eye", "Left_Ear", "Nose", "Upper_Lip"]``.
+    source: where the photo came from (for messages and the settings JSON).
+    cache: adapter-dependent tokens computed from these inputs (filled by the pipeline, never saved).
+    """
+
+    id_embedding: torch.Tensor
+    clip_embeds: torch.Tensor
+    region_embeds: torch.Tensor
+    region_mask: torch.Tensor
+    region_names: list[str]
+    source: str = "<image>"
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def save(self, path: str | Path) -> None:
+        """Write a safetensors file (atomically) with the tensors and the region names as metadata."""
+        from safetensors.torch import save
+
+        from idportrait.imageio import atomic_open
+
+        tensors = {
+            "id_embedding": self.id_embedding.float().contiguous(),
+            "clip_embeds": self.clip_embeds.float().contiguous(),
+            "region_embeds": self.region_embeds.float().contiguous(),
+            "region_mask": self.region_mask.to(torch.uint8).contiguous(),
+        }
+        meta = {"format": FORMAT, "region_names": json.dumps(self.region_names), "source": self.source}
+        with atomic_open(path, "wb") as f:
+            f.write(save(tensors, metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | Path) -> FaceInputs:
+        """Read a file written by `save`; raises `CheckpointError` for anything else."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError("face-inputs file not found", path)
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        except Exception as err:
+            raise CheckpointError(f"not a safetensors file ({type(err).__name__})", path) from None
+        if meta.get("format") != FORMAT:
+            raise CheckpointError(f"not a face-inputs file (format {meta.get('format')!r}, expected {FORMAT!r})", path)
+        return cls(
+            id_embedding=tensors["id_embedding"],
+            clip_embeds=tensors["clip_embeds"],
+            region_embeds=tensors["region_embeds"],
+            region_mask=tensors["region_mask"].bool(),
+            region_names=json.loads(meta["region_names"]),
+            source=meta.get("source", str(path)),
+        )
+
+
+@torch.no_grad()
+def clip_hidden_states(image_encoder: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """CLIP vision penultimate hidden states: pixel_values [N, 3, 224, 224] -> [N, 257, C] float32 on CPU."""
+    param = next(image_encoder.parameters())
+    out = image_encoder(pixel_values.to(param.device, param.dtype), output_hidden_states=True)
+    return out.hidden_states[-2].float().cpu()
+
+
+def zero_image_embeds(image_encoder: torch.nn.Module, size: int = 224) -> torch.Tensor:
+    """CLIP features of the zero image (an all-zero *preprocessed* tensor, as the release): [257, C]."""
+    return clip_hidden_states(image_encoder, torch.zeros(1, 3, size, size))[0]
+
+
+def compute_face_inputs(
+    image: Image.Image,
+    face_analyzer: FaceAnalyzer,
+    face_parser: FaceParser,
+    image_encoder: torch.nn.Module,
+    feature_extractor: Any,
+    zero_embeds: torch.Tensor | None = None,
+    source: str = "<image>",
+) -> FaceInputs:
+    """Run face analysis, parsing and CLIP on one photo (raises `NoFaceError` when there is no face).
+
+    ``zero_embeds`` [257, C] is the zero image's CLIP features (pass the pipeline's cached copy to skip
+    recomputing them).
+    """
+    from idportrait.faces.parsing import region_images
+
+    image = image.convert("RGB")
+    face = face_analyzer.largest_face(image, source)
+    if face.embedding is None:
+        raise ValueError(f"{source}: the face analyzer returned no identity embedding")
+    parsing = face_parser.parse(image, face)
+    names = list(parsing.regions)[:MAX_REGIONS]
+    crops = region_images(image, parsing)[:MAX_REGIONS]
+
+    pixels = feature_extractor(images=[image, *crops], return_tensors="pt").pixel_values
+    hidden = clip_hidden_states(image_encoder, pixels)  # [1 + R, 257, C]
+    if zero_embeds is None:
+        zero_embeds = zero_image_embeds(image_encoder, pixels.shape[-1])
+    pad = zero_embeds[None].expand(MAX_REGIONS - len(names), -1, -1)
+    return FaceInputs(
+        id_embedding=torch.from_numpy(face.normed_embedding.copy()),
+        clip_embeds=hidden[0],
+        region_embeds=torch.cat([hidden[1:], pad], dim=0),
+        region_mask=torch.arange(MAX_REGIONS) < len(names),
+        region_names=names,
+        source=source,
+    )
