@@ -27,6 +27,7 @@ from idportrait.pipelines.command import generate  # noqa: E402
 app.command("generate")(generate)
 app.command("demo")(demo)
 
+from idportrait.adapters.consistentid.command import convert  # noqa: E402
 from idportrait.annotate.command import annotate_command  # noqa: E402
 from idportrait.faces.command import app as faces_app  # noqa: E402
 from idportrait.training.command import app as train_app  # noqa: E402
@@ -34,6 +35,7 @@ from idportrait.training.command import app as train_app  # noqa: E402
 app.command("annotate")(annotate_command)
 app.add_typer(train_app, name="train")
 app.add_typer(faces_app, name="faces")
+app.command("convert")(convert)
 
 
 def main() -> None:
