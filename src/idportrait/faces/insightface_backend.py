@@ -21,6 +21,7 @@ import numpy as np
 from idportrait.errors import CheckpointError, ModelNotFoundError
 from idportrait.faces.align import norm_crop
 from idportrait.faces.types import Face
+from idportrait.registry import INSIGHTFACE_CONSISTENTID, INSIGHTFACE_FACEID6M
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,10 @@ class PackFiles:
 
 
 PACKS: dict[str, PackFiles] = {
-    "buffalo_l": PackFiles("det_10g.onnx", "w600k_r50.onnx", ("1k3d68.onnx", "2d106det.onnx", "genderage.onnx")),
-    "antelopev2": PackFiles(
+    INSIGHTFACE_CONSISTENTID: PackFiles(
+        "det_10g.onnx", "w600k_r50.onnx", ("1k3d68.onnx", "2d106det.onnx", "genderage.onnx")
+    ),
+    INSIGHTFACE_FACEID6M: PackFiles(
         "scrfd_10g_bnkps.onnx", "glintr100.onnx", ("1k3d68.onnx", "2d106det.onnx", "genderage.onnx")
     ),
 }
@@ -129,7 +132,7 @@ class InsightFaceBackend:
 
     def __init__(
         self,
-        pack: str = "buffalo_l",
+        pack: str = INSIGHTFACE_CONSISTENTID,
         model_dir: str | Path | None = None,
         device: str = "cpu",
         det_size: int | tuple[int, int] = 640,

@@ -20,7 +20,8 @@ class Face:
         (insightface order; "left" is the image-left side).
     score: detector confidence in [0, 1] (dlib HOG scores are squashed into [0, 1]).
     embedding: float32 [D] raw identity embedding (512 for ArcFace, 128 for dlib), or None when the
-        analyzer ran without a recogniser.
+        analyzer ran without a recogniser. ConsistentID and IP-Adapter-FaceID use `normed_embedding`
+        (buffalo_l); InstantID uses the raw `embedding` (antelopev2), as their releases do.
     landmarks: optional float32 [N, 2] dense landmarks (68 for dlib), used by the landmark parser.
     """
 
