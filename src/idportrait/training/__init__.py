@@ -1,0 +1,1 @@
+"""Training: objectives (ConsistentID, IP-Adapter-FaceID), losses, data and the accelerate loop."""
