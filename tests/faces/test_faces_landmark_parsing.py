@@ -3,9 +3,9 @@ import pytest
 from faces_photos import astronaut
 
 from idportrait.errors import NoFaceError
-from idportrait.faces import get_face_analyzer, get_face_parser, region_images
+from idportrait.faces import Face, get_face_analyzer, get_face_parser, region_images
 from idportrait.faces.labels import CLASS_IDS
-from idportrait.faces.landmark_parsing import landmark_labels
+from idportrait.faces.landmark_parsing import box_iou, landmark_labels
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +44,21 @@ def test_ear_on_the_far_side_is_hidden(face):
     labels = landmark_labels((512, 512), turned)
     assert not (labels == CLASS_IDS["Left_Ear"]).any()
     assert (labels == CLASS_IDS["Right_Ear"]).any()
+
+
+def test_face_from_another_backend_is_matched_or_predicted_in_its_box(face):
+    parser = get_face_parser("landmarks")
+    reference = parser.parse(astronaut(), face).labels
+    # an insightface-like box (taller, no landmarks) around the same face
+    shifted = Face(bbox=face.bbox + np.array([-6, -10, 6, 4], np.float32), kps=face.kps, score=0.9)
+    np.testing.assert_array_equal(parser.parse(astronaut(), shifted).labels, reference)
+
+    only_box = parser._backend.landmarks_in_box(astronaut(), face.bbox)
+    np.testing.assert_allclose(only_box.landmarks, face.landmarks, atol=1)
+    far = Face(bbox=[400, 400, 480, 480], kps=np.zeros((5, 2)), score=0.9)  # no dlib face there
+    assert parser.parse(astronaut(), far).labels.shape == (512, 512)
+
+
+def test_box_iou():
+    assert box_iou(np.array([0, 0, 2, 2]), np.array([1, 1, 3, 3])) == pytest.approx(1 / 7)
+    assert box_iou(np.array([0, 0, 1, 1]), np.array([2, 2, 3, 3])) == 0

@@ -6,8 +6,8 @@ centres = mean of each eye's 6 points, nose tip = point 30, mouth corners = poin
 smaller 5-point model the eye centres and the nose base are measured and the mouth corners are
 estimated from the ArcFace template proportions.
 
-Embeddings are dlib descriptors (float32 [128], norm about 1-1.5); same person: cosine > ~0.9, distance
-< 0.6 (dlib's rule). They are not interchangeable with ArcFace embeddings.
+CPU only (dlib-bin has no CUDA). Embeddings are dlib descriptors (float32 [128], norm about 1-1.5);
+same person: cosine > ~0.9, distance < 0.6 (dlib's rule). Not interchangeable with ArcFace embeddings.
 """
 
 from __future__ import annotations
@@ -103,19 +103,24 @@ class DlibBackend:
         return [(d.rect, d.confidence) for d in self.detector(rgb, self.upsample)]
 
     def detect(self, rgb: np.ndarray, embed: bool = True) -> list[Face]:
-        faces = []
-        for rect, margin in self._detections(rgb):
-            shape = self.predictor(rgb, rect)
-            points = np.array([[p.x, p.y] for p in shape.parts()], np.float32)
-            kps = kps_from_68(points) if self.landmark_kind == "68" else kps_from_5(points)
-            embedding = np.array(self.encoder.compute_face_descriptor(rgb, shape), np.float32) if embed else None
-            faces.append(
-                Face(
-                    bbox=[rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1],
-                    kps=kps,
-                    score=1.0 / (1.0 + np.exp(-float(margin))),
-                    embedding=embedding,
-                    landmarks=points if self.landmark_kind == "68" else None,
-                )
-            )
-        return faces
+        return [self._face(rgb, rect, margin, embed) for rect, margin in self._detections(rgb)]
+
+    def landmarks_in_box(self, rgb: np.ndarray, bbox: np.ndarray, embed: bool = False) -> Face:
+        """Landmarks (and optionally the descriptor) for a face box found elsewhere, e.g. by insightface."""
+        import dlib
+
+        x1, y1, x2, y2 = (round(float(v)) for v in bbox)
+        return self._face(rgb, dlib.rectangle(x1, y1, x2 - 1, y2 - 1), 0.0, embed)
+
+    def _face(self, rgb: np.ndarray, rect, margin: float, embed: bool) -> Face:
+        shape = self.predictor(rgb, rect)
+        points = np.array([[p.x, p.y] for p in shape.parts()], np.float32)
+        kps = kps_from_68(points) if self.landmark_kind == "68" else kps_from_5(points)
+        embedding = np.array(self.encoder.compute_face_descriptor(rgb, shape), np.float32) if embed else None
+        return Face(
+            bbox=[rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1],
+            kps=kps,
+            score=1.0 / (1.0 + np.exp(-float(margin))),
+            embedding=embedding,
+            landmarks=points if self.landmark_kind == "68" else None,
+        )

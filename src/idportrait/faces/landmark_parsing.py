@@ -85,8 +85,10 @@ def _fill(labels: np.ndarray, polygon: np.ndarray, name: str) -> None:
 class LandmarkParser:
     """``parse(image_rgb, face=None) -> Parsing`` at the photo's resolution from 68 dlib landmarks.
 
-    Uses ``face.landmarks`` when given (from the dlib analyzer); otherwise finds the largest face with
-    dlib itself. Raises `NoFaceError` when there is none.
+    Uses ``face.landmarks`` when the face comes from the dlib analyzer. A face from another backend
+    (insightface) is matched to the dlib face overlapping it most, and without such a face dlib's
+    68-point predictor runs inside the given box. With no face given the largest dlib face is used;
+    `NoFaceError` when there is none.
     """
 
     def __init__(self) -> None:
@@ -95,15 +97,29 @@ class LandmarkParser:
     def parse(self, image: Image.Image | np.ndarray, face: Face | None = None) -> Parsing:
         rgb = as_rgb_array(image)
         if face is None or face.landmarks is None or len(face.landmarks) != 68:
-            face = self._largest_face(rgb)
+            face = self._dlib_face(rgb, face)
         return extract_regions(landmark_labels(rgb.shape[:2], face.landmarks))
 
-    def _largest_face(self, rgb: np.ndarray) -> Face:
+    def _dlib_face(self, rgb: np.ndarray, given: Face | None) -> Face:
         from idportrait.faces.dlib_backend import DlibBackend
 
         if self._backend is None:
             self._backend = DlibBackend(landmarks="68")
         faces = self._backend.detect(rgb, embed=False)
-        if not faces:
-            raise NoFaceError("no face found for landmark parsing")
-        return max(faces, key=lambda f: f.area)
+        if given is None:
+            if not faces:
+                raise NoFaceError("no face found for landmark parsing")
+            return max(faces, key=lambda f: f.area)
+        best = max(faces, key=lambda f: box_iou(f.bbox, given.bbox), default=None)
+        if best is not None and box_iou(best.bbox, given.bbox) > 0.3:
+            return best
+        return self._backend.landmarks_in_box(rgb, given.bbox)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
