@@ -12,6 +12,7 @@ same person: cosine > ~0.9, distance < 0.6 (dlib's rule). Not interchangeable wi
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -72,6 +73,21 @@ def kps_from_5(points: np.ndarray) -> np.ndarray:
     return np.stack([left_eye, right_eye, nose, mouth - half, mouth + half]).astype(np.float32)
 
 
+@functools.cache
+def _load_model(kind: str):
+    """One shared dlib model per kind ("cnn", "5", "68", "descriptor"); the 68-point file is 100 MB."""
+    import dlib
+
+    path = str(dlib_models_dir() / MODEL_FILES[kind])
+    loader = {
+        "cnn": dlib.cnn_face_detection_model_v1,
+        "5": dlib.shape_predictor,
+        "68": dlib.shape_predictor,
+        "descriptor": dlib.face_recognition_model_v1,
+    }[kind]
+    return loader(path)
+
+
 class DlibBackend:
     """``detect(rgb uint8 [H, W, 3], embed) -> list[Face]`` with dlib.
 
@@ -85,16 +101,12 @@ class DlibBackend:
 
         if detector not in ("hog", "cnn") or landmarks not in ("5", "68"):
             raise ValueError(f"detector must be hog|cnn and landmarks 5|68, got {detector!r}, {landmarks!r}")
-        folder = dlib_models_dir()
         self.detector_kind = detector
         self.landmark_kind = landmarks
         self.upsample = upsample
-        if detector == "hog":
-            self.detector = dlib.get_frontal_face_detector()
-        else:
-            self.detector = dlib.cnn_face_detection_model_v1(str(folder / MODEL_FILES["cnn"]))
-        self.predictor = dlib.shape_predictor(str(folder / MODEL_FILES[landmarks]))
-        self.encoder = dlib.face_recognition_model_v1(str(folder / MODEL_FILES["descriptor"]))
+        self.detector = dlib.get_frontal_face_detector() if detector == "hog" else _load_model("cnn")
+        self.predictor = _load_model(landmarks)
+        self.encoder = _load_model("descriptor")
 
     def _detections(self, rgb: np.ndarray) -> list[tuple[object, float]]:
         if self.detector_kind == "hog":
