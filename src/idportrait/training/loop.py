@@ -115,6 +115,7 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
         collate_fn=objective.collate,
         num_workers=config.dataloader_num_workers,
         drop_last=True,
+        generator=torch.Generator().manual_seed(config.seed),  # worker seeds: keeps the global RNG untouched
     )
     if len(loader) == 0:
         raise ValueError(f"{len(objective.dataset)} samples are fewer than one batch of {config.train_batch_size}")

@@ -1,0 +1,55 @@
+"""Resume after a crash continues from the last checkpoint with the same data order, losses and weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import write_faceid_shard
+from idportrait.training.ipadapter_faceid import FaceIDObjective
+from idportrait.training.loop import TrainConfig, read_log, train
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def _config(tmp_path, shard, base, name: str) -> TrainConfig:
+    return TrainConfig(
+        data=[shard], output_dir=tmp_path / name, base_model=str(base), resolution=32, train_batch_size=2,
+        gradient_accumulation_steps=2, max_train_steps=5, checkpointing_steps=3, checkpoints_total_limit=2,
+        lora_rank=4, learning_rate=1e-3,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path, tiny_base):
+    shard = write_faceid_shard(tmp_path / "shard.tar", n=6)  # 3 batches per epoch, 2 batches per step
+    reference = train(_config(tmp_path, shard, tiny_base, "straight"), FaceIDObjective)
+
+    def crash_after_step_4(step, model, objective):
+        if step == 4:
+            raise Crash
+
+    interrupted = _config(tmp_path, shard, tiny_base, "resumed")
+    with pytest.raises(Crash):
+        train(interrupted, FaceIDObjective, on_step=crash_after_step_4)
+    assert [e["step"] for e in read_log(interrupted.output_dir)] == [1, 2, 3, 4]
+    assert sorted(p.name for p in (interrupted.output_dir / "checkpoints").iterdir()) == ["checkpoint_0"]
+
+    # checkpoint_0 holds step 3 = 5 batches seen: the resumed run skips 2 of epoch 1's 3 batches, redoes step 4
+    resumed = train(interrupted, FaceIDObjective)
+
+    straight_log, resumed_log = read_log(reference.parent), read_log(interrupted.output_dir)
+    assert [e["step"] for e in resumed_log] == [1, 2, 3, 4, 5]  # the crashed step 4 is not logged twice
+    assert [e["keys"] for e in resumed_log] == [e["keys"] for e in straight_log]
+    assert [e["epoch"] for e in resumed_log] == [0, 0, 1, 1, 2]  # steps cross epochs mid-epoch
+    for a, b in zip(resumed_log, straight_log, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7)
+
+    want, got = load_file(reference), load_file(resumed)
+    assert want.keys() == got.keys()
+    for key in want:
+        assert torch.allclose(want[key], got[key], atol=1e-6), key
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in got.items() if "up.weight" in k)  # LoRA trained
