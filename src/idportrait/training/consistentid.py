@@ -1,0 +1,269 @@
+"""ConsistentID training objective on annotated FGID records (spec §4).
+
+Per sample (dataset, deterministic)::
+
+    text  = "Caption:" + first sentence of the overall caption + " Detail:" + marked facial caption + the rest
+            (over 77 tokens: "Detail:" + marked facial + " Caption:" + overall)
+          -> input_ids [77] (markers removed), facial_token_idx [5] + mask [5]
+    regions in TOKEN order (face, ears, eyes, nose, mouth): our pairing, recorded in the exported metadata
+          -> region CLIP pixels [5, 3, 224, 224] (zero-padded), region masks [5, R, R], person mask [1, R, R]
+    image [3, R, R], whole-photo CLIP pixels [3, 224, 224], ArcFace id [512] (normed)
+
+Per step (objective, seeded RNG)::
+
+    drop with p=0.1: text emptied (no facial tokens) and the whole-photo CLIP input zeroed
+    prompt_embeds = FacialEncoder(text_encoder(ids), CLIP(regions))   ID tokens = image_proj(id, CLIP(photo))
+    eps_pred = UNet(noisy, t, [prompt_embeds ; ID tokens]) with the cross-attention maps of the flagged
+               tokens captured in down_blocks.1, down_blocks.2, mid_block, up_blocks.1, up_blocks.2
+    with p=0.5 per sample: eps_pred and eps multiplied by the person mask
+    loss = MSE(eps_pred, eps) + facial_weight (0.01) * localization loss (balanced L1 on those maps)
+
+Trainable: FacialEncoder, image_proj, all LoRA, to_k_ip/to_v_ip (initialised from to_k/to_v).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from idportrait.adapters.consistentid.attention import (
+    LOCALIZATION_LAYERS,
+    attach_attention_capture,
+    init_ip_from_base,
+    install_consistentid_processors,
+)
+from idportrait.adapters.consistentid.facial_encoder import FacialEncoder
+from idportrait.adapters.consistentid.image_proj import ProjPlusModel
+from idportrait.adapters.consistentid.text import (
+    KEYWORDS,
+    MAX_TOKENS,
+    REGION_KEYWORDS,
+    add_consistentid_tokens,
+    facial_token_index,
+    tokenize_with_markers,
+)
+from idportrait.faces.labels import MAX_REGIONS
+from idportrait.faces.parsing import region_images
+from idportrait.faces.types import Parsing
+from idportrait.imageio import load_image
+from idportrait.training.data import read_fgid_records, square_resize, to_pixel_values
+from idportrait.training.localization_loss import localization_loss_from_token_maps
+from idportrait.training.loop import TrainConfig
+from idportrait.training.models import FrozenSD15, add_noise, load_frozen_sd15
+
+DROP_PROB = 0.1
+TOKEN_PAIRING = "token"
+"""Pairing name for checkpoints we train: each flagged class word is fused with its own region."""
+
+_FIRST_SENTENCE = re.compile(r"^.*?[.!?](?=\s|$)", re.S)
+
+
+def first_sentence(text: str) -> str:
+    """The text up to and including the first ``.``/``!``/``?`` followed by a space or the end (all of it if none)."""
+    match = _FIRST_SENTENCE.match(text)
+    return match.group(0) if match else text
+
+
+def training_text(tokenizer: Any, overall: str, marked_facial: str) -> str:
+    """Spec §4 training text (with ``<|facial|>`` markers); the caption-last form when over 77 tokens."""
+    head = first_sentence(overall)
+    text = "Caption:" + head + " Detail:" + marked_facial + overall[len(head) :]
+    if len(tokenizer(text, truncation=False).input_ids) > MAX_TOKENS:
+        text = "Detail:" + marked_facial + " Caption:" + overall
+    return text
+
+
+def token_order(regions: list[str]) -> list[str]:
+    """Regions sorted by their class word's caption position (face, ears, eyes, nose, mouth)."""
+    return sorted(regions, key=lambda key: KEYWORDS.index(REGION_KEYWORDS[key]))
+
+
+def resize_mask(mask: np.ndarray, image_size: tuple[int, int], size: int) -> torch.Tensor:
+    """bool mask at parser resolution -> float [size, size]: stretched to the photo, then `square_resize`."""
+    photo = Image.fromarray(mask.astype(np.uint8) * 255).resize(image_size, Image.BILINEAR)
+    return torch.from_numpy(np.asarray(square_resize(photo.convert("RGB"), size), dtype=np.float32)[..., 0] / 255.0)
+
+
+class FGIDDataset(torch.utils.data.Dataset):
+    """Annotated FGID records -> ConsistentID training tensors (see module docstring)."""
+
+    def __init__(self, root: Path, frozen: FrozenSD15, resolution: int) -> None:
+        self.root = root
+        self.records = read_fgid_records(root)
+        self.tokenizer = frozen.tokenizer
+        add_consistentid_tokens(self.tokenizer)
+        self.processor = frozen.image_processor
+        self.resolution = resolution
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from idportrait.annotate.schema import load_parsing
+
+        record = self.records[index]
+        image = load_image(self.root / record["image"])
+        parsing = load_parsing(self.root, record)
+        text = training_text(self.tokenizer, record["caption"], record["marked_facial_caption"])
+        ids, positions = tokenize_with_markers(self.tokenizer, text)
+        token_idx, token_mask = facial_token_index(positions)
+        regions = token_order(record["marked_regions"])[: sum(token_mask)]
+        ordered = Parsing(parsing.labels, {k: parsing.regions[k] for k in regions}, parsing.person_mask)
+
+        size = self.resolution
+        region_pixels = torch.zeros(MAX_REGIONS, 3, 224, 224)
+        region_masks = torch.zeros(MAX_REGIONS, size, size)
+        for k, (key, crop) in enumerate(zip(regions, region_images(image, ordered), strict=True)):
+            region_pixels[k] = self.processor(images=crop, return_tensors="pt").pixel_values[0]
+            region_masks[k] = resize_mask(ordered.regions[key], image.size, size)
+        embedding = torch.tensor(record["face"]["embedding"], dtype=torch.float32)
+        return {
+            "key": record["key"],
+            "pixel_values": to_pixel_values(square_resize(image, size)),
+            "clip_pixels": self.processor(images=image, return_tensors="pt").pixel_values[0],
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "facial_token_idx": torch.tensor(token_idx, dtype=torch.long),
+            "facial_token_idx_mask": torch.tensor(token_mask, dtype=torch.bool),
+            "region_pixels": region_pixels,
+            "region_masks": region_masks,
+            "person_mask": resize_mask(parsing.person_mask, image.size, size)[None],
+            "id_embeds": embedding / embedding.norm().clamp_min(1e-12),
+        }
+
+
+class ConsistentIDModel(nn.Module):
+    """Trainable parts; ``forward`` runs the frozen UNet (held outside the state dict) with them."""
+
+    def __init__(
+        self, unet: nn.Module, facial_encoder: FacialEncoder, image_proj: ProjPlusModel, adapter_modules: nn.ModuleList
+    ) -> None:
+        super().__init__()
+        self.facial_encoder = facial_encoder
+        self.image_proj = image_proj
+        self.adapter_modules = adapter_modules
+        object.__setattr__(self, "unet", unet)
+
+    def forward(
+        self,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        region_embeds: torch.Tensor,
+        facial_token_idx: torch.Tensor,
+        facial_token_idx_mask: torch.Tensor,
+        id_embeds: torch.Tensor,
+        clip_embeds: torch.Tensor,
+    ) -> torch.Tensor:
+        """noisy [B, 4, h, w], t [B], prompt [B, 77, D], regions [B, 5, 257, C], idx/mask [B, 5], id [B, 512],
+        clip [B, 257, C] -> eps_pred [B, 4, h, w]."""
+        class_mask = torch.zeros(prompt_embeds.shape[:2], dtype=torch.bool, device=prompt_embeds.device)
+        class_mask.scatter_(1, facial_token_idx, facial_token_idx_mask)
+        text = self.facial_encoder(prompt_embeds.float(), region_embeds.float(), class_mask, facial_token_idx_mask)
+        id_tokens = self.image_proj(id_embeds, clip_embeds.float())
+        context = torch.cat([text, id_tokens], dim=1).to(self.unet.dtype)
+        return self.unet(noisy_latents, timesteps, encoder_hidden_states=context).sample
+
+
+ADAPTER_SIZES = ("release", "small")
+
+
+def build_adapter(cross_dim: int, clip_dim: int, id_dim: int, size: str) -> tuple[FacialEncoder, ProjPlusModel]:
+    """FacialEncoder + ProjPlusModel at the release's size, or "small" (2 layers, 4 heads of 16; for tiny bases)."""
+    if size == "release":
+        facial = FacialEncoder(embed_dim=cross_dim, clip_dim=clip_dim)
+        return facial, ProjPlusModel(
+            cross_attention_dim=cross_dim, id_embeddings_dim=id_dim, clip_embeddings_dim=clip_dim
+        )
+    if size != "small":
+        raise ValueError(f"unknown adapter size {size!r}; expected one of {ADAPTER_SIZES}")
+    facial = FacialEncoder(embed_dim=cross_dim, clip_dim=clip_dim, latent_dim=64, depth=2, dim_head=16, heads=4)
+    proj = ProjPlusModel(
+        cross_attention_dim=cross_dim,
+        id_embeddings_dim=id_dim,
+        clip_embeddings_dim=clip_dim,
+        depth=2,
+        dim_head=16,
+        heads=4,
+    )
+    return facial, proj
+
+
+class ConsistentIDObjective:
+    """Builds ConsistentID on a frozen SD1.5 base and computes its loss (see module docstring)."""
+
+    def __init__(self, config: TrainConfig, device: torch.device, weight_dtype: torch.dtype) -> None:
+        options = config.method_options
+        self.facial_weight = float(options.get("facial_weight", 0.01))
+        self.mask_loss_prob = float(options.get("mask_loss_prob", 0.5))
+        self.frozen = load_frozen_sd15(config.base_model, config.image_encoder, device, weight_dtype)
+        self.dataset = torch.utils.data.ConcatDataset(
+            [FGIDDataset(Path(root), self.frozen, config.resolution) for root in config.data]
+        )
+        id_dim = len(self.dataset.datasets[0].records[0]["face"]["embedding"])
+        unet = self.frozen.unet
+        clip_dim = self.frozen.image_encoder.config.hidden_size
+        size = options.get("adapter_size", "release")
+        facial_encoder, image_proj = build_adapter(unet.config.cross_attention_dim, clip_dim, id_dim, size)
+        adapter_modules = install_consistentid_processors(unet, rank=config.lora_rank, num_tokens=image_proj.num_tokens)
+        init_ip_from_base(unet)
+        self.capture = attach_attention_capture(unet, LOCALIZATION_LAYERS)
+        self.model = ConsistentIDModel(unet, facial_encoder, image_proj, adapter_modules.float()).to(device)
+        self.empty_ids = torch.tensor(
+            self.frozen.tokenizer("", max_length=MAX_TOKENS, padding="max_length", truncation=True).input_ids
+        )
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "key"}
+        batch["keys"] = [it["key"] for it in items]
+        return batch
+
+    def predict(
+        self, model: nn.Module, batch: dict[str, Any], noisy: torch.Tensor, t: torch.Tensor, drop: torch.Tensor
+    ):
+        """eps_pred [B, 4, h, w] and the captured maps {layer: [B, heads, Nq, 5]} for one batch."""
+        frozen = self.frozen
+        keep = ~drop
+        input_ids = torch.where(drop[:, None], self.empty_ids.to(drop.device), batch["input_ids"])
+        token_mask = batch["facial_token_idx_mask"] & keep[:, None]
+        prompt_embeds = frozen.encode_text(input_ids)
+        region_embeds = frozen.encode_images(batch["region_pixels"])
+        clip_embeds = frozen.encode_images(batch["clip_pixels"] * keep[:, None, None, None])
+        self.capture.token_idx = batch["facial_token_idx"]
+        try:
+            pred = model(noisy, t, prompt_embeds, region_embeds, batch["facial_token_idx"], token_mask,
+                         batch["id_embeds"], clip_embeds)  # fmt: skip
+        finally:
+            self.capture.token_idx = None
+        return pred, self.capture.pop(), token_mask
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        frozen = self.frozen
+        latents = frozen.encode_latents(batch["pixel_values"]).to(frozen.unet.dtype)
+        noisy, noise, t = add_noise(frozen, latents)
+        b = latents.shape[0]
+        drop = torch.rand(b, device=latents.device) < DROP_PROB
+        pred, maps, token_mask = self.predict(model, batch, noisy, t, drop)
+
+        pred, target = pred.float(), noise.float()
+        use_mask = (torch.rand(b, device=latents.device) < self.mask_loss_prob)[:, None, None, None]
+        person = F.interpolate(batch["person_mask"], size=latents.shape[-2:], mode="bilinear", antialias=True)
+        weight = torch.where(use_mask, person, torch.ones_like(person))
+        mse = F.mse_loss(pred * weight, target * weight)
+        loc = localization_loss_from_token_maps(maps, batch["region_masks"], token_mask)
+        loss = mse + self.facial_weight * loc
+        return loss, {"loss": loss.item(), "mse": mse.item(), "localization": loc.item()}
+
+    def export(self, model: nn.Module, path: Path) -> Path:
+        """Our ConsistentID safetensors layout (what ``idportrait generate`` loads), pairing recorded."""
+        from idportrait.adapters.consistentid.checkpoint import save_consistentid_safetensors
+
+        return save_consistentid_safetensors(
+            path, model.facial_encoder, model.image_proj, model.adapter_modules, pairing=TOKEN_PAIRING
+        )

@@ -1,0 +1,70 @@
+"""`idportrait train consistentid`: 2-step smoke run through the real CLI, exported keys, objective pieces."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+from idportrait.training.consistentid import first_sentence, token_order, training_text
+from idportrait.training.loop import read_log
+
+
+def test_first_sentence_and_token_order():
+    assert first_sentence("A woman smiles. She wears a hat.") == "A woman smiles."
+    assert first_sentence("No full stop here") == "No full stop here"
+    assert first_sentence("Dr.Who is here. Next.") == "Dr.Who is here."
+    assert token_order(["Face", "Left_Eye", "Left_Ear", "Nose", "Upper_Lip"]) == [
+        "Face", "Left_Ear", "Left_Eye", "Nose", "Upper_Lip"
+    ]  # fmt: skip
+
+
+def test_training_text_default_and_long_forms(tmp_path):
+    from idportrait.adapters.consistentid.text import add_consistentid_tokens
+    from idportrait.tiny import clip_tokenizer_from_bpe
+
+    tokenizer = clip_tokenizer_from_bpe(tmp_path / "tok")
+    add_consistentid_tokens(tokenizer)
+    marked = "The person has an oval face <|facial|>, brown eyes <|facial|>,"
+    text = training_text(tokenizer, "A woman smiles. She wears a hat.", marked)
+    assert text == "Caption:A woman smiles. Detail:" + marked + " She wears a hat."
+    long_overall = "A woman smiles. " + "She wears a very large and colourful hat. " * 8
+    text = training_text(tokenizer, long_overall, marked)
+    assert text == "Detail:" + marked + " Caption:" + long_overall
+
+
+@pytest.mark.slow
+def test_two_steps_via_cli_export_loads(tmp_path, tiny_base, fgid_folder):
+    from typer.testing import CliRunner
+
+    from idportrait.adapters.consistentid.checkpoint import load_consistentid_weights
+    from idportrait.cli import app
+
+    out = tmp_path / "run"
+    args = ["train", "consistentid", "--data", str(fgid_folder), "--output-dir", str(out), "--base", str(tiny_base),
+            "--image-encoder", str(tiny_base / "image_encoder"), "--resolution", "64", "--batch-size", "2",
+            "--max-steps", "2", "--checkpointing-steps", "2", "--lora-rank", "4",
+            "--adapter-size", "small"]  # fmt: skip
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+    log = read_log(out)
+    assert [e["step"] for e in log] == [1, 2]
+    for entry in log:
+        assert entry["loss"] == pytest.approx(entry["mse"] + 0.01 * entry["localization"], rel=1e-5)
+    assert (out / "checkpoints" / "checkpoint_0").is_dir()
+
+    with safe_open(out / "adapter.safetensors", "pt") as f:
+        keys = set(f.keys())
+        meta = f.metadata()
+    assert meta["pairing"] == "token"
+    assert meta["id_dim"] == "128"  # the dlib embeddings of the annotated folder
+    assert any(k.startswith("facial_encoder.") for k in keys)
+    assert any(k.startswith("image_proj.") for k in keys)
+    assert any(k.endswith("to_k_ip.weight") for k in keys)
+    weights, _ = load_consistentid_weights(out / "adapter.safetensors")  # the loader generate uses
+    assert weights.config.rank == 4
+
+    record = json.loads((fgid_folder / "records.jsonl").read_text().splitlines()[0])
+    assert record["marked_regions"], "the template facial caption names every region"
