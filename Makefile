@@ -19,6 +19,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PIP) install -q -e '.[all,dev]'
 	$(PIP) install -q --no-deps $(NODEPS)
 	$(PIP) install -q --no-deps --ignore-requires-python $(NODEPS_IGNORE_PYTHON)

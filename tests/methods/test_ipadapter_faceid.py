@@ -11,50 +11,16 @@ from PIL import Image
 
 from idportrait.errors import CheckpointError, NoFaceError
 from idportrait.faces.types import Face
-from idportrait.methods.ipadapter_faceid import ip_adapter_layout, load_ipadapter_faceid
-from idportrait.tiny import TINY_TEXT_DIM, TINY_VISION_DIM, save_tiny_sd15, tiny_unet
+from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid, random_faceid_checkpoint
+from idportrait.tiny import TINY_VISION_DIM, save_tiny_sd15, tiny_unet
 
 ID_DIM = 512
 LORA_RANK = 4
 
 
-def released_image_proj(plus: bool, cross: int = TINY_TEXT_DIM, clip: int = TINY_VISION_DIM) -> dict:
-    """Key -> shape of the released ``image_proj`` (MLPProjModel / ProjPlusModel with 4 tokens)."""
-    shapes = {
-        "proj.0.weight": (2 * ID_DIM, ID_DIM),
-        "proj.0.bias": (2 * ID_DIM,),
-        "proj.2.weight": (4 * cross, 2 * ID_DIM),
-        "proj.2.bias": (4 * cross,),
-        "norm.weight": (cross,),
-        "norm.bias": (cross,),
-    }
-    if plus:
-        inner = 64  # one head of 64
-        pr = "perceiver_resampler."
-        shapes |= {f"{pr}proj_in.weight": (cross, clip), f"{pr}proj_in.bias": (cross,)}
-        shapes |= {f"{pr}proj_out.weight": (cross, cross), f"{pr}proj_out.bias": (cross,)}
-        shapes |= {f"{pr}norm_out.weight": (cross,), f"{pr}norm_out.bias": (cross,)}
-        for k in range(4):
-            layer = f"{pr}layers.{k}."
-            for norm in ("0.norm1", "0.norm2", "1.0"):
-                shapes |= {f"{layer}{norm}.weight": (cross,), f"{layer}{norm}.bias": (cross,)}
-            shapes |= {
-                f"{layer}0.to_q.weight": (inner, cross),
-                f"{layer}0.to_kv.weight": (2 * inner, cross),
-                f"{layer}0.to_out.weight": (cross, inner),
-                f"{layer}1.1.weight": (4 * cross, cross),
-                f"{layer}1.3.weight": (cross, 4 * cross),
-            }
-    return shapes
-
-
 def synth_checkpoint(path, plus: bool, lora_rank: int | None = LORA_RANK, seed: int = 1) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    layout = {"image_proj": released_image_proj(plus), "ip_adapter": ip_adapter_layout(tiny_unet(), lora_rank)}
-    state = {
-        group: {k: 0.3 * torch.randn(shape, generator=g) for k, shape in shapes.items()}
-        for group, shapes in layout.items()
-    }
+    clip_dim = TINY_VISION_DIM if plus else None
+    state = random_faceid_checkpoint(tiny_unet(), ID_DIM, clip_dim, heads=1, lora_rank=lora_rank, seed=seed)
     torch.save(state, path)
     return state
 
@@ -98,7 +64,7 @@ def test_scale_zero_is_base_and_scale_changes_output(base, photo, tmp_path, vari
     ckpt = tmp_path / "ip-adapter.bin"
     synth_checkpoint(ckpt, plus=variant != "faceid")
     method = load_ipadapter_faceid(
-        base, variant, checkpoint=ckpt, image_encoder=base / "image_encoder", detect=fake_detect, steps=2
+        base, variant, adapter=ckpt, image_encoder=base / "image_encoder", detect=fake_detect, steps=2
     )
     prepared = method.prepare([photo])
     assert prepared.id_embeds.shape == (1, 1, ID_DIM)
@@ -121,7 +87,7 @@ def test_scale_zero_is_base_and_scale_changes_output(base, photo, tmp_path, vari
 def test_checkpoint_loads_strictly(base, tmp_path):
     ckpt = tmp_path / "ip-adapter.bin"
     state = synth_checkpoint(ckpt, plus=False)
-    method = load_ipadapter_faceid(base, "faceid", checkpoint=ckpt, detect=fake_detect)
+    method = load_ipadapter_faceid(base, "faceid", adapter=ckpt, detect=fake_detect)
     unet = method.pipe.unet
     procs = list(unet.attn_processors.values())
     assert torch.equal(procs[1].to_k_ip[0].weight, state["ip_adapter"]["1.to_k_ip.weight"])
@@ -133,16 +99,35 @@ def test_checkpoint_loads_strictly(base, tmp_path):
     del state["ip_adapter"]["3.to_v_ip.weight"]
     torch.save(state, ckpt)
     with pytest.raises(CheckpointError, match=r"missing \['3.to_v_ip.weight'\]"):
-        load_ipadapter_faceid(base, "faceid", checkpoint=ckpt, detect=fake_detect)
+        load_ipadapter_faceid(base, "faceid", adapter=ckpt, detect=fake_detect)
+    state = synth_checkpoint(ckpt, plus=True)
+    state["image_proj"]["perceiver_resampler.layers.2.0.to_q.weight"] = torch.zeros(64, 8)
+    torch.save(state, ckpt)
+    with pytest.raises(CheckpointError, match=r"layers.2.0.to_q.weight has shape \(64, 8\)"):
+        load_ipadapter_faceid(base, "faceid-plus", adapter=ckpt, image_encoder=base / "image_encoder")
 
 
 def test_several_references_are_averaged_and_no_face_is_an_error(base, tmp_path, photo):
     ckpt = tmp_path / "ip-adapter.bin"
     synth_checkpoint(ckpt, plus=False, lora_rank=None)
-    method = load_ipadapter_faceid(base, "faceid", checkpoint=ckpt, detect=fake_detect)
+    method = load_ipadapter_faceid(base, "faceid", adapter=ckpt, detect=fake_detect)
     other = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     a, b = method.prepare(photo).id_embeds, method.prepare(other).id_embeds
     torch.testing.assert_close(method.prepare([photo, other]).id_embeds, (a + b) / 2)
     method.detect = lambda image: []
     with pytest.raises(NoFaceError):
         method.prepare(photo)
+
+
+def test_prompts_times_seeds_prompt_major(base, photo, tmp_path):
+    ckpt = tmp_path / "ip-adapter.bin"
+    synth_checkpoint(ckpt, plus=True)
+    method = load_ipadapter_faceid(
+        base, "faceid-plusv2", adapter=ckpt, image_encoder=base / "image_encoder", detect=fake_detect, steps=2
+    )
+    prepared = method.prepare(photo)
+    batch = method.generate(prepared, ["a portrait", "a painting"], [1, 2], output_type="np")
+    assert len(batch) == 4
+    single = method.generate(prepared, ["a painting"], [1], output_type="np")[0]
+    np.testing.assert_allclose(batch[2], single, atol=1e-4)
+    assert np.abs(batch[0] - batch[1]).mean() > 1e-3

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,27 +64,96 @@ def ip_adapter_layout(unet: torch.nn.Module, lora_rank: int | None) -> dict[str,
     return layout
 
 
+def image_proj_layout(
+    cross_dim: int, id_dim: int = 512, clip_dim: int | None = None, heads: int = 0, num_tokens: int = 4
+) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the released ``image_proj``: MLPProjModel, or ProjPlusModel when ``clip_dim`` is set.
+
+    MLP: ``proj.0`` [2*id, id], ``proj.2`` [tokens*cross, 2*id], ``norm`` [cross]. Plus adds the
+    ``perceiver_resampler`` (depth 4, dim = cross, dim_head 64, ``heads`` (release: cross // 64), ff x4).
+    """
+    layout = {
+        "proj.0.weight": (2 * id_dim, id_dim),
+        "proj.0.bias": (2 * id_dim,),
+        "proj.2.weight": (num_tokens * cross_dim, 2 * id_dim),
+        "proj.2.bias": (num_tokens * cross_dim,),
+        "norm.weight": (cross_dim,),
+        "norm.bias": (cross_dim,),
+    }
+    if clip_dim is None:
+        return layout
+    inner, pr = 64 * heads, "perceiver_resampler."
+    for name, n_in in (("proj_in", clip_dim), ("proj_out", cross_dim)):
+        layout |= {f"{pr}{name}.weight": (cross_dim, n_in), f"{pr}{name}.bias": (cross_dim,)}
+    layout |= {f"{pr}norm_out.weight": (cross_dim,), f"{pr}norm_out.bias": (cross_dim,)}
+    for k in range(4):
+        layer = f"{pr}layers.{k}."
+        for norm in ("0.norm1", "0.norm2", "1.0"):
+            layout |= {f"{layer}{norm}.weight": (cross_dim,), f"{layer}{norm}.bias": (cross_dim,)}
+        layout |= {
+            f"{layer}0.to_q.weight": (inner, cross_dim),
+            f"{layer}0.to_kv.weight": (2 * inner, cross_dim),
+            f"{layer}0.to_out.weight": (cross_dim, inner),
+            f"{layer}1.1.weight": (4 * cross_dim, cross_dim),
+            f"{layer}1.3.weight": (cross_dim, 4 * cross_dim),
+        }
+    return layout
+
+
+def _check_group(state: dict, expected: dict[str, tuple[int, ...]], group: str, path: str | Path) -> None:
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{group} keys do not match: missing {missing[:4]} ({len(missing)}), "
+            f"unexpected {unexpected[:4]} ({len(unexpected)})",
+            path,
+        )
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != shape:
+            raise CheckpointError(f"{group}.{key} has shape {tuple(state[key].shape)}, expected {shape}", path)
+
+
 def check_faceid_checkpoint(state: dict, unet: torch.nn.Module, path: str | Path) -> None:
     """Raise `CheckpointError` unless ``state`` is a released-layout FaceID checkpoint that fits ``unet``."""
     if not isinstance(state, dict) or set(state) != {"image_proj", "ip_adapter"}:
         found = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"expected the dict keys ['image_proj', 'ip_adapter'], found {found}", path)
-    ip = state["ip_adapter"]
+    ip, proj = state["ip_adapter"], state["image_proj"]
     down = ip.get("0.to_q_lora.down.weight")
-    expected = ip_adapter_layout(unet, None if down is None else down.shape[0])
-    missing, unexpected = sorted(set(expected) - set(ip)), sorted(set(ip) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"ip_adapter keys do not match this UNet: missing {missing[:4]} ({len(missing)}), "
-            f"unexpected {unexpected[:4]} ({len(unexpected)})",
-            path,
-        )
-    for key, shape in expected.items():
-        if tuple(ip[key].shape) != shape:
-            raise CheckpointError(f"ip_adapter.{key} has shape {tuple(ip[key].shape)}, expected {shape}", path)
-    proj = state["image_proj"]
-    if "norm.weight" not in proj or "proj.0.weight" not in proj:
-        raise CheckpointError("image_proj is neither a FaceID nor a FaceID-Plus projection", path)
+    _check_group(ip, ip_adapter_layout(unet, None if down is None else down.shape[0]), "ip_adapter", path)
+    if "proj.0.weight" not in proj:
+        raise CheckpointError("image_proj is neither a FaceID nor a FaceID-Plus projection (no proj.0)", path)
+    plus = "perceiver_resampler.proj_in.weight" in proj
+    expected = image_proj_layout(
+        cross_dim=unet.config.cross_attention_dim,
+        id_dim=proj["proj.0.weight"].shape[1],
+        clip_dim=proj["perceiver_resampler.proj_in.weight"].shape[1] if plus else None,
+        heads=proj["perceiver_resampler.layers.0.0.to_q.weight"].shape[0] // 64 if plus else 0,
+    )
+    _check_group(proj, expected, "image_proj", path)
+
+
+def random_faceid_checkpoint(
+    unet: torch.nn.Module,
+    id_dim: int = 512,
+    clip_dim: int | None = None,
+    heads: int = 1,
+    lora_rank: int | None = 4,
+    seed: int = 0,
+    std: float = 0.3,
+) -> dict:
+    """A released-layout checkpoint with random weights for ``unet`` (tiny demos and tests).
+
+    ``clip_dim`` set -> a Plus projection; ``lora_rank`` None -> no LoRA.
+    """
+    g = torch.Generator().manual_seed(seed)
+    layout = {
+        "image_proj": image_proj_layout(unet.config.cross_attention_dim, id_dim, clip_dim, heads),
+        "ip_adapter": ip_adapter_layout(unet, lora_rank),
+    }
+    return {
+        group: {k: std * torch.randn(shape, generator=g) for k, shape in keys.items()} for group, keys in layout.items()
+    }
 
 
 def load_faceid_checkpoint(path: str | Path) -> dict:
@@ -127,9 +197,10 @@ class IPAdapterFaceID:
     Both at 0 give the base model's output exactly.
     """
 
-    pipe: object
+    pipe: Any
     detect: FaceDetector
     variant: str = "faceid"
+    name: str = "ipadapter-faceid"
     scale: float = 1.0
     lora_scale: float = 1.0
     steps: int = 30
@@ -170,79 +241,102 @@ class IPAdapterFaceID:
             states = encoder(pixels.to(encoder.device, encoder.dtype), output_hidden_states=True).hidden_states[-2]
         return states.float().cpu()
 
-    def generate(self, prepared: FaceIDReference, prompts: list[str], seeds: list[int], **kwargs) -> list[Image.Image]:
-        """One image per (prompt, seed) pair, [B] -> B PIL images."""
+    def generate(self, prepared: FaceIDReference, prompts: list[str], seeds: list[int], **options) -> list[Image.Image]:
+        """One image per (prompt, seed), prompt-major; ``options`` go to the diffusers pipeline call."""
+        from idportrait.methods.base import seed_generators
+
         pipe = self.pipe
-        n = len(prompts)
+        n = len(prompts) * len(seeds)
         device, dtype = pipe.unet.device, pipe.unet.dtype
-        id_pos = prepared.id_embeds.expand(n, 1, -1)
+        id_pos = prepared.id_embeds  # [1, 1, D]: the pipeline repeats it for all n images
         id_embeds = torch.cat([torch.zeros_like(id_pos), id_pos]).to(device, dtype)
         pipe.set_ip_adapter_scale(self.scale)
         if "faceid_0" in pipe.get_list_adapters().get("unet", []):
             pipe.set_adapters(["faceid_0"], adapter_weights=[self.lora_scale])
         if self.plus:
-            uncond = self._clip_hidden_states(torch.zeros(1, 3, 224, 224))
-            clip_pos = prepared.clip_embeds.expand(n, -1, -1, -1)
+            uncond = self._clip_hidden_states(torch.zeros(1, 3, 224, 224))[:, None]
             layer = pipe.unet.encoder_hid_proj.image_projection_layers[0]
-            layer.clip_embeds = torch.cat([uncond[:, None].expand(n, -1, -1, -1), clip_pos]).to(device, dtype)
+            clip = torch.cat([uncond.expand(n, -1, -1, -1), prepared.clip_embeds.expand(n, -1, -1, -1)])
+            layer.clip_embeds = clip.to(device, dtype)
             layer.shortcut = self.variant == "faceid-plusv2"
         height, width = self.size or (None, None)
+        kwargs = {
+            "num_inference_steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "negative_prompt": self.negative_prompt,
+            "height": height,
+            "width": width,
+            **options,
+        }
+        kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * len(prompts)
         out = pipe(
             prompt=list(prompts),
-            negative_prompt=[self.negative_prompt] * n,
+            num_images_per_prompt=len(seeds),
             ip_adapter_image_embeds=[id_embeds],
-            num_inference_steps=kwargs.pop("steps", self.steps),
-            guidance_scale=kwargs.pop("guidance_scale", self.guidance_scale),
-            generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
-            height=height,
-            width=width,
+            generator=seed_generators(prompts, seeds),
             **kwargs,
         )
         return out.images
 
 
 def load_ipadapter_faceid(
-    base: str | Path,
+    base: str | Path | None = None,
     variant: str = "faceid",
     sdxl: bool = False,
-    checkpoint: str | Path | None = None,
+    adapter: str | Path | None = None,
     image_encoder: str | Path | None = None,
+    face_backend: str = f"insightface:{registry.INSIGHTFACE_CONSISTENTID}",
     detect: FaceDetector | None = None,
-    device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
+    device: str = "auto",
+    dtype: str = "auto",
     **settings,
 ) -> IPAdapterFaceID:
-    """Load ``base`` (diffusers folder or hub id), the FaceID checkpoint and the face analyzer.
+    """Load the base pipeline, the FaceID checkpoint and the face analyzer; ``None`` = registry default.
 
-    checkpoint: local file; default the released file of ``variant`` from `registry.IP_ADAPTER_FACEID_REPO`.
-    image_encoder: CLIP vision tower for the Plus variants (default `registry.CLIP_VIT_H`).
-    detect: face detector returning faces with embeddings (default insightface ``buffalo_l``).
+    base: diffusers folder or hub id (default SD1.5 / SDXL base). adapter: checkpoint file, folder holding the
+    released file, or hub repo (default `registry.IP_ADAPTER_FACEID_REPO`). image_encoder: CLIP vision tower
+    of the Plus variants (default `registry.CLIP_VIT_H`). detect: overrides ``face_backend`` (an analyzer
+    whose faces carry identity embeddings). ``settings`` are `IPAdapterFaceID` fields (scale, steps...).
     """
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from transformers import CLIPVisionModelWithProjection
 
+    from idportrait.methods.base import resolve_device
+    from idportrait.pipelines.loading import fetch, hub_file
+
     if variant not in VARIANTS:
         raise CheckpointError(f"unknown IP-Adapter-FaceID variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if checkpoint is None:
-        from huggingface_hub import hf_hub_download
-
-        checkpoint = hf_hub_download(registry.IP_ADAPTER_FACEID_REPO, released_file(variant, sdxl))
+    device, torch_dtype = resolve_device(device, dtype)
+    checkpoint = hub_file(
+        str(adapter or registry.IP_ADAPTER_FACEID_REPO), released_file(variant, sdxl), "FaceID checkpoint", "--adapter"
+    )
     state = load_faceid_checkpoint(checkpoint)
-    extra = {}
+    kwargs: dict = {"torch_dtype": torch_dtype}
     if variant != "faceid":
-        extra["image_encoder"] = CLIPVisionModelWithProjection.from_pretrained(
-            image_encoder or registry.CLIP_VIT_H, dtype=dtype
+        encoder = str(image_encoder or registry.CLIP_VIT_H)
+        kwargs["image_encoder"] = fetch(
+            "image encoder",
+            encoder,
+            "--image-encoder",
+            lambda local: CLIPVisionModelWithProjection.from_pretrained(
+                encoder, dtype=torch_dtype, local_files_only=local
+            ),
         )
-    pipeline_cls = StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline
     if not sdxl:
-        extra.update(safety_checker=None, requires_safety_checker=False)
-    pipe = pipeline_cls.from_pretrained(str(base), dtype=dtype, **extra)
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    pipeline_cls = StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline
+    base = str(base or (registry.SDXL_BASE if sdxl else registry.SD15_REFERENCE_BASE))
+    pipe = fetch(
+        "base model", base, "--base", lambda local: pipeline_cls.from_pretrained(base, local_files_only=local, **kwargs)
+    )
     check_faceid_checkpoint(state, pipe.unet, checkpoint)
+    if ("perceiver_resampler.proj_in.weight" in state["image_proj"]) != (variant != "faceid"):
+        raise CheckpointError(f"this checkpoint does not hold an IP-Adapter-{variant} projection", checkpoint)
     pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     if detect is None:
         from idportrait.faces import get_face_analyzer
 
-        detect = get_face_analyzer(f"insightface:{registry.INSIGHTFACE_CONSISTENTID}", device=device).detect
+        detect = get_face_analyzer(face_backend, device=device).detect
     return IPAdapterFaceID(pipe=pipe, detect=detect, variant=variant, **settings)

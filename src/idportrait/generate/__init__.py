@@ -1,0 +1,1 @@
+"""Generation over many identities and prompts (`idportrait generate-batch`) and PNG seed metadata."""

@@ -1,0 +1,55 @@
+"""``idportrait serve``: the gradio web demo on a local port.
+
+    idportrait serve --method consistentid --method ipadapter-faceid --port 7860
+
+Methods are loaded on first use and kept; generated PNGs (seed in the metadata) go to ``--out``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    method: Annotated[
+        list[str], typer.Option("--method", "-m", help="Method offered in the demo; repeat for several.")
+    ] = ["consistentid"],  # noqa: B006 (typer reads the default, nothing mutates it)
+    base: Annotated[str | None, typer.Option(help="Base model (hub id or folder); default: each method's.")] = None,
+    face_backend: Annotated[str, typer.Option(help="insightface:buffalo_l or dlib (offline).")] = (
+        "insightface:buffalo_l"
+    ),
+    masks: Annotated[
+        str, typer.Option(help="Parser for the mask view: landmarks (offline), bisenet or none.")
+    ] = "landmarks",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, float16, bfloat16.")] = "auto",
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 = every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+    out: Annotated[Path, typer.Option(help="Folder for the generated PNGs.")] = Path("outputs/serve"),
+) -> None:
+    """Serve the web demo: upload a photo, pick a method and a style, download portraits."""
+    from rich.console import Console
+
+    from idportrait.app import MAX_UPLOAD_MB, Demo, build_app
+    from idportrait.errors import UserError
+    from idportrait.methods import METHODS, load_method
+
+    unknown = [m for m in method if m not in METHODS]
+    if unknown:
+        raise UserError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(METHODS))}")
+    parse = None
+    if masks != "none":
+        from idportrait.faces import get_face_parser
+
+        parse = get_face_parser(masks).parse
+
+    def load(name: str):
+        faces = {} if name == "plain-sd" else {"face_backend": face_backend}
+        return load_method(name, base=base, device=device, dtype=dtype, **faces)
+
+    demo = Demo(methods=list(method), load=load, parse=parse, out_dir=out)
+    Console(stderr=True).print(f"serving on http://{host}:{port}/ ; images are written to {out}")
+    build_app(demo).launch(server_name=host, server_port=port, max_file_size=f"{MAX_UPLOAD_MB:.0f}mb")

@@ -1,0 +1,95 @@
+"""Batch generation: identities from files and sub-folders, seeds in PNG metadata, resume without duplicates,
+and the ``generate-batch`` command end to end with IP-Adapter-FaceID on a tiny SD1.5 base."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+from typer.testing import CliRunner
+
+from idportrait.cli import app
+from idportrait.errors import ImageError
+from idportrait.generate.batch import identities, read_metadata, read_prompts, run_batch
+from idportrait.methods.ipadapter_faceid import random_faceid_checkpoint
+from idportrait.tiny import save_tiny_sd15, tiny_unet
+
+
+class CountingMethod:
+    """Colours each image by its seed and records every call."""
+
+    def __init__(self) -> None:
+        self.prepared: list[int] = []
+        self.generated: list[tuple[str, int]] = []
+
+    def prepare(self, reference):
+        refs = reference if isinstance(reference, list) else [reference]
+        self.prepared.append(len(refs))
+        return len(refs)
+
+    def generate(self, prepared, prompts, seeds, **options):
+        self.generated += [(p, s) for p in prompts for s in seeds]
+        return [Image.new("RGB", (8, 8), (s % 256, prepared, 0)) for _ in prompts for s in seeds]
+
+
+@pytest.fixture
+def faces(tmp_path):
+    root = tmp_path / "faces"
+    (root / "bob").mkdir(parents=True)
+    for name in ("a.png", "b.jpg"):
+        Image.new("RGB", (16, 16), "white").save(root / "bob" / name)
+    Image.new("RGB", (16, 16), "gray").save(root / "alice.png")
+    (root / "readme.txt").write_text("ignored")
+    return root
+
+
+def test_identities_and_prompts(faces, tmp_path):
+    people = identities(faces)
+    assert list(people) == ["alice", "bob"]
+    assert [p.name for p in people["bob"]] == ["a.png", "b.jpg"]
+    assert list(identities(faces / "alice.png")) == ["alice"]
+    with pytest.raises(ImageError, match="faces folder not found"):
+        identities(tmp_path / "missing")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# styles\na photo\n\n  a painting  \n")
+    assert read_prompts(prompts) == ["a photo", "a painting"]
+
+
+def test_batch_writes_seeds_and_resumes(faces, tmp_path):
+    out = tmp_path / "out"
+    method = CountingMethod()
+    counts = run_batch(method, "fake", faces, ["p0", "p1"], out, per_prompt=2, seed=10)
+    assert counts == {"written": 8, "skipped": 0, "identities": 2}
+    assert method.prepared == [1, 2]  # bob's two photos go to prepare together
+    meta = read_metadata(out / "bob" / "001_01.png")
+    assert meta == {"seed": 13, "prompt": "p1", "method": "fake", "references": ["a.png", "b.jpg"]}
+    assert Image.open(out / "alice" / "000_00.png").getpixel((0, 0)) == (10, 1, 0)
+
+    (out / "alice" / "001_00.png").unlink()
+    again = CountingMethod()
+    counts = run_batch(again, "fake", faces, ["p0", "p1"], out, per_prompt=2, seed=10)
+    assert counts == {"written": 1, "skipped": 7, "identities": 2}
+    assert again.generated == [("p1", 12)]
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_generate_batch_command_with_tiny_faceid(tmp_path):
+    base = save_tiny_sd15(tmp_path / "sd15")
+    ckpt = tmp_path / "ip-adapter-faceid_sd15.bin"
+    torch.save(random_faceid_checkpoint(tiny_unet(), id_dim=128), ckpt)
+    (tmp_path / "faces").mkdir()
+    Image.fromarray(data.astronaut()).save(tmp_path / "faces" / "eileen.png")
+    (tmp_path / "prompts.txt").write_text("a portrait\n")
+    args = [
+        "generate-batch", "--method", "ipadapter-faceid", "--base", str(base), "--adapter", str(ckpt),
+        "--faces", str(tmp_path / "faces"), "--prompts", str(tmp_path / "prompts.txt"), "--n", "2",
+        "--steps", "1", "--face-backend", "dlib", "--device", "cpu", "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    images = sorted((tmp_path / "out" / "eileen").glob("*.png"))
+    assert [p.name for p in images] == ["000_00.png", "000_01.png"]
+    assert [read_metadata(p)["seed"] for p in images] == [0, 1]
+    assert np.asarray(Image.open(images[0])).shape == (64, 64, 3)

@@ -1,0 +1,27 @@
+"""A `Demo` over IP-Adapter-FaceID on a tiny SD1.5 base, with the offline dlib face analyzer and the
+landmark parser: the same objects `idportrait serve` builds, small enough for CPU tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from idportrait.app import Demo
+from idportrait.faces import get_face_analyzer, get_face_parser
+from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid, random_faceid_checkpoint
+from idportrait.tiny import save_tiny_sd15, tiny_unet
+
+DLIB_EMBEDDING_DIM = 128
+
+
+def tiny_demo(root: Path) -> Demo:
+    base = save_tiny_sd15(root / "sd15")
+    ckpt = root / "ip-adapter-faceid.bin"
+    torch.save(random_faceid_checkpoint(tiny_unet(), id_dim=DLIB_EMBEDDING_DIM), ckpt)
+    analyzer = get_face_analyzer("dlib")
+
+    def load(name: str):
+        return load_ipadapter_faceid(base, "faceid", adapter=ckpt, detect=analyzer.detect, steps=2)
+
+    return Demo(methods=["ipadapter-faceid"], load=load, parse=get_face_parser("landmarks").parse, out_dir=root / "out")
