@@ -29,12 +29,14 @@ app.command("demo")(demo)
 
 from idportrait.adapters.consistentid.command import convert  # noqa: E402
 from idportrait.annotate.command import annotate_command  # noqa: E402
+from idportrait.curate.command import app as curate_app  # noqa: E402
 from idportrait.faces.command import app as faces_app  # noqa: E402
 from idportrait.generate.command import generate_batch  # noqa: E402
 from idportrait.serve.command import serve  # noqa: E402
 from idportrait.training.command import app as train_app  # noqa: E402
 
 app.command("annotate")(annotate_command)
+app.add_typer(curate_app, name="curate")
 app.add_typer(train_app, name="train")
 app.add_typer(faces_app, name="faces")
 app.command("convert")(convert)

@@ -15,8 +15,8 @@ MAX_DOWNLOAD_BYTES = 32 * 1024 * 1024
 
 def fetch_url(url: str, timeout: float = 10.0, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes | None:
     """The body of ``url``, or None on any network/HTTP error, empty body or body over ``max_bytes``."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read(max_bytes + 1)
     except (urllib.error.URLError, OSError, ValueError):

@@ -44,19 +44,23 @@ class Shard:
 
 def list_shards(inputs: list[str]) -> list[Shard]:
     """Expand files, directories and globs into shards, sorted by path; unique output names."""
-    import fsspec
+    import glob
+
+    from fsspec.core import url_to_fs
+    from fsspec.implementations.local import LocalFileSystem
 
     paths: list[str] = []
     for spec in inputs:
-        fs, _, expanded = fsspec.get_fs_token_paths(spec)
-        for path in sorted(expanded):
+        fs, root = url_to_fs(spec)
+        expanded = sorted(fs.glob(root)) if glob.has_magic(root) else [root]
+        for path in expanded:
             found = sorted(p for p in fs.find(path) if p.endswith(SHARD_EXTENSIONS)) if fs.isdir(path) else [path]
             for p in found:
                 if not fs.exists(p):
                     raise InputError("input not found", p)
                 if not p.endswith(SHARD_EXTENSIONS):
                     raise InputError(f"unknown input type (expected {' or '.join(SHARD_EXTENSIONS)})", p)
-                paths.append(fs.unstrip_protocol(p) if fs.protocol not in ("file", ("file", "local")) else p)
+                paths.append(p if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(p))
     if not paths:
         raise InputError(f"no {' or '.join(SHARD_EXTENSIONS)} files found in {', '.join(inputs)}")
     shards, seen = [], set()

@@ -1,0 +1,135 @@
+"""`idportrait curate report`: the statistics table of a finished (or partial) curation run.
+
+Reads ``<out>/stats/*.json`` and ``<out>/decisions/*.parquet`` of finished shards and writes
+
+    <out>/report/report.md            per-filter funnel (dropped / remaining, like FaceID-6M's table)
+    <out>/report/report.json          the same numbers, machine-readable
+    <out>/report/resolution_hist.png  shorter image side of every sample with a known size
+    <out>/report/face_area_hist.png   largest-face area fraction of every detected image
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from idportrait.curate import reasons
+from idportrait.curate.runner import load_stats
+from idportrait.curate.writer import DECISIONS_DIR, output_path
+
+
+@dataclass
+class Report:
+    """Aggregated counts over finished shards; ``funnel`` rows are (reason, dropped, remaining)."""
+
+    shards: int
+    samples: int
+    kept: int
+    dropped: dict[str, int]
+    funnel: list[tuple[str, int, int]]
+    min_sides: list[int] = field(repr=False)
+    face_ratios: list[float] = field(repr=False)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shards": self.shards,
+            "samples": self.samples,
+            "kept": self.kept,
+            "dropped": self.dropped,
+            "funnel": [{"filter": r, "dropped": d, "remaining": k} for r, d, k in self.funnel],
+            "config": self.config,
+        }
+
+
+def build_report(out: str) -> Report:
+    """Aggregate the stats and decisions of every finished shard under ``out``."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    stats = load_stats(out)
+    dropped: dict[str, int] = {}
+    for s in stats:
+        for reason, n in s["dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + n
+    samples = sum(s["samples"] for s in stats)
+    funnel, remaining = [], samples
+    for reason in [*reasons.ORDER, *sorted(set(dropped) - set(reasons.ORDER))]:
+        remaining -= dropped.get(reason, 0)
+        funnel.append((reason, dropped.get(reason, 0), remaining))
+    min_sides: list[int] = []
+    face_ratios: list[float] = []
+    for s in stats:
+        fs, _, (path,) = fsspec.get_fs_token_paths(output_path(out, DECISIONS_DIR, s["shard"]))
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f, columns=["width", "height", "face_ratio"]).to_pylist()
+        min_sides += [min(r["width"], r["height"]) for r in table if r["width"] and r["height"]]
+        face_ratios += [r["face_ratio"] for r in table if r["face_ratio"] is not None]
+    return Report(
+        shards=len(stats),
+        samples=samples,
+        kept=sum(s["kept"] for s in stats),
+        dropped=dropped,
+        funnel=funnel,
+        min_sides=min_sides,
+        face_ratios=face_ratios,
+        config=stats[0]["config"] if stats else {},
+    )
+
+
+def render_markdown(report: Report) -> str:
+    lines = [
+        f"# Curation report: {report.samples} samples in {report.shards} shards, {report.kept} kept",
+        "",
+        "| filter | drop reason | dropped | remaining |",
+        "| --- | --- | ---: | ---: |",
+        f"| input | | | {report.samples} |",
+    ]
+    for reason, n, remaining in report.funnel:
+        lines.append(f"| {reasons.DESCRIPTIONS.get(reason, reason)} | `{reason}` | {n} | {remaining} |")
+    lines.append(f"| **kept** | | | **{report.kept}** |")
+    return "\n".join(lines) + "\n"
+
+
+def _histogram(values: list[float], threshold: float, title: str, xlabel: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.hist(values, bins=30, color="#4c72b0")
+    ax.axvline(threshold, color="#c44e52", linestyle="--", label=f"threshold {threshold:g}")
+    ax.set(title=title, xlabel=xlabel, ylabel="samples")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(out: str, report_dir: str | Path | None = None) -> tuple[Report, Path]:
+    """Build the report of ``out`` and write md/json/png files into ``report_dir`` (local folder)."""
+    report = build_report(out)
+    folder = Path(report_dir) if report_dir else Path(out) / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    from idportrait.imageio import atomic_open, write_json
+
+    with atomic_open(folder / "report.md", "w") as f:
+        f.write(render_markdown(report))
+    write_json(folder / "report.json", report.to_json())
+    _histogram(
+        report.min_sides,
+        report.config.get("min_side", 512),
+        f"Shorter image side ({len(report.min_sides)} samples)",
+        "pixels",
+        folder / "resolution_hist.png",
+    )
+    _histogram(
+        report.face_ratios,
+        report.config.get("min_face_ratio", 0.04),
+        f"Largest face area / image area ({len(report.face_ratios)} detected images)",
+        "fraction of image area",
+        folder / "face_area_hist.png",
+    )
+    return report, folder

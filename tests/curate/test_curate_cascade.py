@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import random
+from importlib import resources
+
+from idportrait.curate import cascade, reasons
+from idportrait.curate.cascade import curate_batch, reference_decisions, text_stage
+from idportrait.curate.keywords import find_person_keyword
+from idportrait.curate.readers import list_shards, read_shard
+from idportrait.curate.types import Sample
+
+
+def _text_samples() -> list[Sample]:
+    """The labelled language sample plus edge cases, with random metadata sizes (seeded)."""
+    text = (resources.files("idportrait") / "data" / "curate" / "lang_eval.tsv").read_text(encoding="utf-8")
+    captions = [line.split("\t", 1)[1] for line in text.splitlines() if line and not line.startswith("#")]
+    rng = random.Random(0)
+    sides = [rng.choice([None, 256, 511, 512, 1024]) for _ in captions]
+    captions += ["Taylor Swift at the Grammys", "Angela Merkel in Berlin, 2015", "a red car", "", "   "]
+    sides += [None] * 5
+    samples = []
+    for i, (caption, side) in enumerate(zip(captions, sides, strict=True)):
+        samples.append(
+            Sample(
+                f"s{i}",
+                caption.strip() or None,
+                width=side,
+                height=side,
+                load_error=None if caption.strip() else reasons.MISSING_CAPTION,
+            )
+        )
+    return samples
+
+
+def test_text_cascade_equals_every_filter_on_every_sample(dlib_cfg):
+    samples = _text_samples()
+    got = text_stage(samples, dlib_cfg)
+    want = reference_decisions(samples, dlib_cfg, detect=None)
+    assert got == want
+    assert {d.reason for d in got} >= {None, "not_english", "no_person_in_caption", "low_resolution_metadata"}
+
+
+def test_ner_runs_only_on_captions_no_keyword_accepted(dlib_cfg, monkeypatch):
+    seen: list[str] = []
+    real = cascade.person_entities
+
+    def counting(captions, *args, **kwargs):
+        captions = list(captions)
+        seen.extend(captions)
+        return real(captions, *args, **kwargs)
+
+    monkeypatch.setattr(cascade, "person_entities", counting)
+    samples = _text_samples()
+    decisions = text_stage(samples, dlib_cfg)
+    assert seen, "some English captions need NER"
+    assert all(find_person_keyword(c, dlib_cfg.keyword_lists) is None for c in seen)
+    ner_candidates = [s for s in samples if s.caption in seen]
+    assert all(s.caption and (s.width is None or s.width >= 512) for s in ner_candidates)
+    assert len(seen) < len([d for d in decisions if d.keep or d.reason == "no_person_in_caption"])
+    taylor = next(d for s, d in zip(samples, decisions, strict=True) if s.caption == "Taylor Swift at the Grammys")
+    assert "Taylor Swift at the Grammys" in seen and taylor.keep
+
+
+def test_full_cascade_equals_reference_on_the_bundled_sample(sample_inputs, dlib_cfg, dlib_detect):
+    calls = []
+
+    def counting_detect(image):
+        calls.append(image.shape)
+        return dlib_detect(image)
+
+    for shard in list_shards([str(sample_inputs)]):
+        got = curate_batch(list(read_shard(shard)), dlib_cfg, counting_detect)
+        want = reference_decisions(list(read_shard(shard)), dlib_cfg, dlib_detect)
+        assert got == want, shard.name
+    assert calls and all(min(shape[:2]) >= 512 for shape in calls)  # detector only sees survivors

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+
+from idportrait.curate import reasons
+from idportrait.curate.config import CurateConfig
+from idportrait.curate.filters import (
+    FILTERS,
+    confident_faces,
+    filter_face_count,
+    filter_face_size,
+    filter_image_resolution,
+    filter_language,
+    filter_metadata_resolution,
+    filter_person_caption,
+    filter_readable,
+    largest_face_ratio,
+)
+from idportrait.curate.sample import sample_image_array
+from idportrait.curate.types import Sample
+from idportrait.faces.types import Face
+
+CFG = CurateConfig()
+
+
+def face(x1, y1, x2, y2, score=0.9) -> Face:
+    return Face(bbox=[x1, y1, x2, y2], kps=np.zeros((5, 2)), score=score)
+
+
+def image_sample(h=600, w=800, faces=None) -> Sample:
+    return Sample("k", "a man", image=np.zeros((h, w, 3), np.uint8), faces=faces)
+
+
+def test_every_filter_returns_a_named_reason_or_keep():
+    bad = Sample("k", None, width=10, height=10, load_error=reasons.MISSING_CAPTION)
+    for check in FILTERS:
+        decision = check(bad, CFG)
+        assert decision.keep or decision.reason in reasons.ORDER
+
+
+def test_readable_and_metadata_resolution():
+    assert filter_readable(Sample("k", None, load_error=reasons.CAPTION_NOT_UTF8), CFG).reason == "caption_not_utf8"
+    assert filter_readable(Sample("k", "x"), CFG).keep
+    assert filter_metadata_resolution(Sample("k", "x", width=1024, height=511), CFG).reason == "low_resolution_metadata"
+    assert filter_metadata_resolution(Sample("k", "x", width=512, height=512), CFG).keep
+    assert filter_metadata_resolution(Sample("k", "x", width=None, height=300), CFG).keep  # unknown: decode decides
+    assert filter_metadata_resolution(Sample("k", "x", width=300, height=300), CurateConfig(min_side=256)).keep
+
+
+def test_language_and_person_caption():
+    assert filter_language(Sample("k", "Portrait of a young woman smiling"), CFG).keep
+    assert filter_language(Sample("k", "Porträt einer jungen Frau mit roten Haaren"), CFG).reason == "not_english"
+    assert filter_language(Sample("k", None), CFG).reason == "missing_caption"
+    assert filter_person_caption(Sample("k", "Three firefighters at work"), CFG).keep
+    assert filter_person_caption(Sample("k", "Red leather handbag with a gold chain"), CFG).reason == (
+        "no_person_in_caption"
+    )
+
+
+def test_ner_catches_names_the_keyword_lists_miss():
+    caption = Sample("k", "Taylor Swift at the Grammys")
+    assert filter_person_caption(caption, CFG).keep
+    assert not filter_person_caption(caption, dataclasses.replace(CFG, use_ner=False)).keep
+
+
+def test_decoded_resolution_is_confirmed():
+    assert filter_image_resolution(image_sample(600, 800), CFG).keep
+    assert filter_image_resolution(image_sample(511, 800), CFG).reason == "low_resolution"
+    assert filter_image_resolution(Sample("k", "x"), CFG).reason == "broken_image"
+    assert filter_image_resolution(Sample("k", "x", fetch_error=reasons.DOWNLOAD_FAILED), CFG).reason == (
+        "download_failed"
+    )
+
+
+def test_face_ratio_is_largest_clipped_bbox_over_image_area():
+    faces = [face(0, 0, 100, 100), face(-50, -50, 150, 250)]  # second: clipped to 150 x 250
+    assert largest_face_ratio(faces, 400, 500) == pytest.approx(150 * 250 / (400 * 500))
+    assert largest_face_ratio([], 400, 500) == 0.0
+
+
+def test_face_count_and_size_with_score_threshold():
+    weak = face(0, 0, 300, 300, score=0.2)
+    kept = confident_faces([face(0, 0, 10, 10), weak, face(0, 0, 20, 20, score=0.6)], 0.5)
+    assert [f.area for f in kept] == [400, 100]  # weak one ignored, largest first
+    assert filter_face_count(image_sample(faces=[]), CFG).reason == "no_face"
+    assert filter_face_count(image_sample(faces=[weak]), CFG).reason == "no_face"
+    assert filter_face_count(image_sample(faces=[face(0, 0, 150, 150)] * 3), CFG).keep
+    assert filter_face_count(image_sample(faces=[face(0, 0, 150, 150)] * 4), CFG).reason == "too_many_faces"
+    # 600 x 800 image: 4 % = 19200 px².
+    assert filter_face_size(image_sample(faces=[face(0, 0, 140, 140)]), CFG).keep  # 19600
+    assert filter_face_size(image_sample(faces=[face(0, 0, 138, 138), weak]), CFG).reason == "face_too_small"
+
+
+@functools.cache
+def _detections(photo: str) -> tuple[np.ndarray, list[Face]]:
+    from idportrait.curate.detect import make_detector
+
+    image = sample_image_array(photo)
+    return image, make_detector("dlib")(image)
+
+
+@pytest.mark.parametrize(
+    ("photo", "cfg", "reason"),
+    [
+        ("astronaut", CurateConfig(), "face_too_small"),  # face ~3.2-3.4 % of the frame
+        ("astronaut", CurateConfig(min_face_ratio=0.03), None),
+        ("astronaut_crop", CurateConfig(), None),
+        ("group", CurateConfig(), "too_many_faces"),  # insightface t1.jpg, six faces
+        ("group", CurateConfig(max_faces=6, min_face_ratio=0.01), None),
+        ("coffee", CurateConfig(), "no_face"),
+    ],
+)
+def test_face_filters_on_real_photos(photo, cfg, reason):
+    image, faces = _detections(photo)
+    sample = Sample("k", "a person", image=image, faces=faces)
+    decision = filter_face_count(sample, cfg)
+    if decision.keep:
+        decision = filter_face_size(sample, cfg)
+    assert decision.reason == reason

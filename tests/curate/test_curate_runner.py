@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from idportrait.curate.runner import load_stats, run_local
+from idportrait.curate.sample import expected_decisions
+
+
+def _decisions(out: Path) -> dict[str, str]:
+    rows = [r for f in sorted((out / "decisions").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    keys = [r["key"] for r in rows]
+    assert len(keys) == len(set(keys)), "duplicated samples"
+    return {r["key"]: r["reason"] or "kept" for r in rows}
+
+
+def _kept_keys(out: Path) -> list[str]:
+    keys = []
+    for shard in sorted((out / "shards").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            keys += [m.name[: -len(".json")] for m in tar.getmembers() if m.name.endswith(".json")]
+    return keys
+
+
+def test_bundled_sample_end_to_end(curated_sample):
+    tmp_path = curated_sample
+    assert _decisions(tmp_path) == expected_decisions()
+
+    with tarfile.open(tmp_path / "shards" / "laion-00000.tar") as tar:
+        names = tar.getnames()
+        record = json.loads(tar.extractfile("laion-00000-0000.json").read())
+        caption = tar.extractfile("laion-00000-0000.txt").read().decode()
+        jpg = tar.extractfile("laion-00000-0000.jpg").read()
+    assert names == [f"laion-00000-000{i}.{ext}" for i in (0, 1) for ext in ("jpg", "txt", "json")]
+    assert jpg[:3] == b"\xff\xd8\xff" and caption == record["caption"]
+    (face,) = record["faces"]
+    assert len(face["bbox"]) == 4 and len(face["kps"]) == 5 and 0.5 <= face["score"] <= 1
+    assert len(face["embedding"]) == 128  # dlib descriptor
+    assert record["face_ratio"] >= 0.04 and record["width"] == record["height"] == 640
+
+    index = pq.read_table(tmp_path / "index" / "laion-00000.parquet").to_pylist()
+    assert [r["key"] for r in index] == ["laion-00000-0000", "laion-00000-0001"]
+    assert all(r["shard"] == "laion-00000.tar" and len(r["embedding"]) == 128 for r in index)
+
+    stats = {s["shard"]: s for s in load_stats(str(tmp_path))}
+    assert stats["laion-00002"]["samples"] == 0  # the empty shard
+    assert stats["laion-00000"]["dropped"]["download_failed"] == 1
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_resume_after_a_crash_loses_and_duplicates_nothing(sample_inputs, dlib_cfg, dlib_detect, tmp_path):
+    calls = {"n": 0}
+
+    def crashing_detect(image):
+        calls["n"] += 1
+        if calls["n"] == 7:  # in the middle of the second shard
+            raise RuntimeError("worker died")
+        return dlib_detect(image)
+
+    with pytest.raises(RuntimeError, match="worker died"):
+        run_local([str(sample_inputs)], str(tmp_path), dlib_cfg, detect=crashing_detect)
+    assert [s["shard"] for s in load_stats(str(tmp_path))] == ["laion-00000"]
+
+    summary = run_local([str(sample_inputs)], str(tmp_path), dlib_cfg, detect=dlib_detect)
+    assert summary.skipped == ["laion-00000"]
+    assert _decisions(tmp_path) == expected_decisions()
+    kept = _kept_keys(tmp_path)
+    assert len(kept) == len(set(kept)) == 4
+
+    again = run_local([str(sample_inputs)], str(tmp_path), dlib_cfg, detect=dlib_detect)
+    assert again.processed == [] and again.samples == 0
+
+
+def _small_shard(path: Path, rows: list[tuple[str, str | None, str | None]]) -> None:
+    """A parquet shard of (caption, sample photo or None, url or None) rows, keys ``<stem>-<i>``."""
+    import io
+
+    import pyarrow as pa
+
+    from idportrait.curate.sample import PHOTOS
+
+    def jpeg(photo):
+        buf = io.BytesIO()
+        PHOTOS[photo]().save(buf, format="JPEG")
+        return buf.getvalue()
+
+    table = [
+        {"key": f"{path.stem}-{i}", "caption": c, "jpg": jpeg(p) if p else None, "url": u}
+        for i, (c, p, u) in enumerate(rows)
+    ]
+    pq.write_table(pa.Table.from_pylist(table), path)
+
+
+@pytest.mark.slow
+def test_killed_process_resumes(tmp_path):
+    """SIGKILL a real `idportrait curate run` while it waits on its second shard, then run it again."""
+    import http.server
+    import threading
+
+    first_request, release = threading.Event(), threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if not first_request.is_set():
+                first_request.set()
+                release.wait(30)  # the killed run hangs here
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/img.jpg"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _small_shard(inputs / "a.parquet", [("Portrait of a woman", "astronaut_crop", None), ("Ein Mann", None, None)])
+    _small_shard(
+        inputs / "b.parquet",
+        [("Portrait of a man", None, url), ("Ein rotes Auto parkt nachts auf der Straße", None, None)],
+    )
+    _small_shard(inputs / "c.parquet", [("Portrait of a girl", "astronaut", None)])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "idportrait.cli", "curate", "run", str(inputs), "--out", str(out)]
+    cmd += ["--detector", "dlib"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert first_request.wait(120), "the run never reached the second shard"
+        assert (out / "stats" / "a.json").exists() and not (out / "stats" / "b.json").exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        release.set()
+    subprocess.run(cmd, check=True, capture_output=True)
+    server.shutdown()
+    assert _decisions(out) == {
+        "a-0": "kept",
+        "a-1": "not_english",
+        "b-0": "download_failed",
+        "b-1": "not_english",
+        "c-0": "face_too_small",
+    }
+    assert _kept_keys(out) == ["a-0"]
+
+
+@pytest.mark.slow
+def test_two_local_workers_give_the_same_outputs(dlib_cfg, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _small_shard(inputs / "p.parquet", [("Portrait of a woman", "astronaut_crop", None), ("Ein Mann", None, None)])
+    _small_shard(
+        inputs / "q.parquet",
+        [("Portrait of a man", "tom_hanks", None), ("Portrait of a young woman drinking coffee", "coffee", None)],
+    )
+    one = run_local([str(inputs)], str(tmp_path / "one"), dlib_cfg, workers=1)
+    two = run_local([str(inputs)], str(tmp_path / "two"), dlib_cfg, workers=2)
+    assert sorted(two.processed) == ["p", "q"] and (one.samples, one.kept) == (two.samples, two.kept) == (4, 2)
+    assert (
+        _decisions(tmp_path / "two")
+        == _decisions(tmp_path / "one")
+        == {
+            "p-0": "kept",
+            "p-1": "not_english",
+            "q-0": "kept",
+            "q-1": "no_face",
+        }
+    )
