@@ -143,7 +143,9 @@ class ConsistentIPAttnProcessor(nn.Module):
         self.to_k_ip = nn.Linear(attn.to_k.in_features, attn.to_k.out_features, bias=False)
         self.to_v_ip = nn.Linear(attn.to_v.in_features, attn.to_v.out_features, bias=False)
 
-    def _text_attention(self, attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask) -> torch.Tensor:
+    def _text_attention(
+        self, attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """Softmax attention over the text keys; explicit (and recorded) when a capture is armed."""
         capture = self.capture
         if capture is None or capture.token_idx is None:
@@ -176,8 +178,9 @@ class ConsistentIPAttnProcessor(nn.Module):
         q, k, v = _lora_projections(self, attn, hidden_states, text)
         h = self._text_attention(attn, q, k, v, None if mask is None else mask[..., :n_text])
         if self.scale != 0:
-            k_ip = _heads(self.to_k_ip(id_tokens), attn.heads)
-            v_ip = _heads(self.to_v_ip(id_tokens), attn.heads)
+            id_tokens = id_tokens.to(self.to_k_ip.weight.dtype)
+            k_ip = _heads(self.to_k_ip(id_tokens).to(q.dtype), attn.heads)
+            v_ip = _heads(self.to_v_ip(id_tokens).to(q.dtype), attn.heads)
             id_mask = None if mask is None else mask[..., n_text:]
             h = h + self.scale * F.scaled_dot_product_attention(q, k_ip, v_ip, attn_mask=id_mask, scale=attn.scale)
         return _output(self, attn, _merge_heads(h).to(q.dtype))
