@@ -72,6 +72,9 @@ def demo(
     """Offline end-to-end ConsistentID generation with tiny random models (CPU, about a minute)."""
     from rich.console import Console
 
+    from idportrait.pipelines.command import quiet_library_progress
+
+    quiet_library_progress()
     console = Console(stderr=True)
     with console.status("building tiny models"):
         base, adapter = build_demo_models(out / "models")

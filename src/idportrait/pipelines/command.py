@@ -71,6 +71,7 @@ def generate(
     photo = load_image(face) if face is not None else None
     loaded_inputs = FaceInputs.load(face_inputs) if face_inputs is not None else None
 
+    quiet_library_progress()
     console = Console(stderr=True)
     with console.status("loading models"):
         method = load_consistentid_method(
@@ -114,6 +115,15 @@ def generate(
     paths = write_generations(method, prepared, settings, options, out, console)
     console.print(f"wrote {len(paths)} images, settings.json and face_inputs.safetensors to {out}")
     typer.echo(str(out))
+
+
+def quiet_library_progress() -> None:
+    """Hide diffusers/transformers loading bars (the command shows its own progress)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
 
 def write_generations(

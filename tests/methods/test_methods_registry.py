@@ -1,0 +1,57 @@
+"""The method registry: consistentid and plain-sd behind prepare/generate, on tiny local models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from idportrait.errors import UserError
+from idportrait.methods import METHODS, load_method
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    from idportrait.demo import build_demo_models
+
+    return build_demo_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+def test_registry_names():
+    assert {"consistentid", "plain-sd"} <= set(METHODS)
+    with pytest.raises(UserError, match="unknown method 'nope'"):
+        load_method("nope")
+
+
+def test_consistentid_prepare_cached_and_generate(tiny_models):
+    from idportrait.demo import demo_photo
+
+    base, adapter = tiny_models
+    method = load_method(
+        "consistentid", base=str(base), adapter=str(adapter), face_backend="dlib", parser="landmarks",
+        device="cpu", num_inference_steps=2, height=32, width=32,
+    )  # fmt: skip
+    photo = demo_photo()
+    prepared = method.prepare(photo)
+    assert method.prepare(photo.copy()) is prepared  # same pixels -> cached per identity
+    images = method.generate(prepared, ["a hat", "a beach"], [0, 1])
+    assert len(images) == 4 and images[0].size == (32, 32)
+    again = method.generate(prepared, ["a beach"], [1])
+    assert list(again[0].getdata()) == list(images[3].getdata())  # prompt-major, per-image seeds
+
+
+def test_plain_sd_ignores_the_reference(tiny_models):
+    from idportrait.demo import demo_photo
+
+    method = load_method("plain-sd", base=str(tiny_models[0]), device="cpu", num_inference_steps=2, height=32, width=32)
+    assert method.prepare(demo_photo()) is None
+    images = method.generate(None, ["a hat"], [0, 1])
+    assert len(images) == 2 and images[0].size == (32, 32)
+    assert list(images[0].getdata()) != list(images[1].getdata())

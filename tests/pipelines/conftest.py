@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread (and do not fight other test processes for cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """(base folder, adapter safetensors) of the demo: tiny SD1.5 + tiny ConsistentID, written to disk."""
+    from idportrait.demo import build_demo_models
+
+    return build_demo_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def face_models():
+    """The offline face analyzer (dlib, 128-D descriptor) and the landmark parser."""
+    from idportrait.faces import get_face_analyzer, get_face_parser
+
+    return get_face_analyzer("dlib"), get_face_parser("landmarks")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(tiny_models):
+    """ConsistentIDPipeline loaded from the tiny models through the real loaders (CPU, float32)."""
+    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
+    from idportrait.pipelines.loading import load_sd15_pipeline
+
+    torch.manual_seed(0)
+    base, adapter = tiny_models
+    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
+    pipe.load_consistentid(str(adapter))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def astronaut_inputs(tiny_pipe, face_models):
+    """FaceInputs of the packaged astronaut photo."""
+    from idportrait.demo import demo_photo
+
+    return tiny_pipe.prepare_face_inputs(demo_photo(), *face_models, source="astronaut")

@@ -1,0 +1,106 @@
+"""``idportrait generate`` and ``idportrait demo`` end to end on tiny local models, and their error paths."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from idportrait.cli import main
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["idportrait", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    Image.fromarray(data.astronaut()).save(folder / "astronaut.png")
+    Image.fromarray(data.coffee()).save(folder / "coffee.png")
+    (folder / "notes.png").write_text("not an image")
+    return folder
+
+
+def tiny_args(tiny_models, out) -> list[str]:
+    base, adapter = tiny_models
+    return [
+        "--base", str(base), "--adapter", str(adapter), "--face-backend", "dlib", "--parser", "landmarks",
+        "--steps", "2", "--merge-step", "0", "--height", "32", "--width", "32", "--device", "cpu", "--out", str(out),
+    ]  # fmt: skip
+
+
+def test_generate_writes_images_settings_and_face_inputs(monkeypatch, capsys, tiny_models, photos, tmp_path):
+    out = tmp_path / "gen"
+    args = ["generate", "--face", str(photos / "astronaut.png"), "-p", "a hat", "-p", "a beach", "--n", "2"]
+    code, stdout, _ = run_cli(monkeypatch, capsys, *args, "--seed", "7", *tiny_args(tiny_models, out))
+    assert code == 0
+    assert str(out) in stdout
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == ["p00_s7.png", "p00_s8.png", "p01_s7.png", "p01_s8.png"]
+    image = Image.open(out / "p01_s8.png")
+    assert image.size == (32, 32)
+    assert image.text["prompt"] == "a beach" and image.text["seed"] == "8"
+    assert json.loads(image.text["settings"])["num_inference_steps"] == 2
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["prompts"] == ["a hat", "a beach"] and settings["seeds"] == [7, 8]
+    assert settings["images"] == names
+
+    again = tmp_path / "again"
+    code, _, _ = run_cli(
+        monkeypatch, capsys, "generate", "--face-inputs", str(out / "face_inputs.safetensors"), "-p", "a beach",
+        "--seed", "8", *tiny_args(tiny_models, again),
+    )  # fmt: skip
+    assert code == 0
+    first = torch.tensor(list(Image.open(out / "p01_s8.png").getdata()), dtype=torch.float32)
+    second = torch.tensor(list(Image.open(again / "p00_s8.png").getdata()), dtype=torch.float32)
+    assert (first - second).abs().max() <= 1  # same identity, prompt and seed -> same image
+
+
+@pytest.mark.parametrize(
+    ("photo", "adapter", "message"),
+    [
+        ("notes.png", None, "notes.png: not a readable image file"),
+        ("missing.jpg", None, "missing.jpg: file not found"),
+        ("coffee.png", None, "coffee.png: no face found"),
+        ("astronaut.png", "other.bin", "not a usable ConsistentID checkpoint"),
+    ],
+)
+def test_generate_bad_input_one_line_exit_2(
+    monkeypatch, capsys, tiny_models, photos, tmp_path, photo, adapter, message
+):
+    args = tiny_args(tiny_models, tmp_path / "out")
+    if adapter:
+        other = tmp_path / adapter
+        torch.save({"state_dict": {"weight": torch.zeros(2)}}, other)
+        args[args.index("--adapter") + 1] = str(other)
+    code, _, err = run_cli(monkeypatch, capsys, "generate", "--face", str(photos / photo), "-p", "x", *args)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+@pytest.mark.slow
+def test_demo_runs_offline(monkeypatch, capsys, tmp_path):
+    out = tmp_path / "demo"
+    code, stdout, _ = run_cli(monkeypatch, capsys, "demo", "--out", str(out), "--steps", "2", "--size", "32")
+    assert code == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert len(settings["images"]) == 4 and settings["face_backend"] == "dlib"
+    for name in ["reference.png", "parsing.png", "regions.png", *settings["images"]]:
+        assert (out / name).is_file() and str(out / name) in stdout
+    assert (out / "models" / "tiny-sd15" / "model_index.json").is_file()

@@ -1,0 +1,57 @@
+"""FaceInputs: computed from a real packaged photo, saved/loaded with safetensors, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from idportrait.errors import CheckpointError, NoFaceError
+from idportrait.pipelines.face_inputs import FaceInputs, zero_image_embeds
+
+
+def test_astronaut_inputs_shapes(astronaut_inputs, tiny_pipe):
+    f = astronaut_inputs
+    assert f.id_embedding.shape == (128,)  # dlib descriptor (ArcFace would be 512)
+    assert torch.isclose(f.id_embedding.norm(), torch.tensor(1.0), atol=1e-5)
+    assert f.clip_embeds.shape == (257, 32)
+    assert f.region_embeds.shape == (5, 257, 32)
+    assert f.region_names[0] == "Face" and len(f.region_names) == int(f.region_mask.sum())
+    n = len(f.region_names)
+    zero = zero_image_embeds(tiny_pipe.image_encoder)
+    for k in range(n, 5):
+        torch.testing.assert_close(f.region_embeds[k], zero)  # padding = the zero image's features
+    for k in range(n):
+        assert (f.region_embeds[k] - zero).abs().max() > 1e-3
+
+
+def test_save_load_roundtrip(astronaut_inputs, tmp_path):
+    path = tmp_path / "face.safetensors"
+    astronaut_inputs.save(path)
+    loaded = FaceInputs.load(path)
+    for name in ("id_embedding", "clip_embeds", "region_embeds", "region_mask"):
+        assert torch.equal(getattr(loaded, name), getattr(astronaut_inputs, name)), name
+    assert loaded.region_names == astronaut_inputs.region_names
+    assert loaded.source == "astronaut"
+
+
+def test_load_rejects_other_files(tmp_path):
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(2)}, str(other))
+    with pytest.raises(CheckpointError, match="not a face-inputs file"):
+        FaceInputs.load(other)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        FaceInputs.load(text)
+    with pytest.raises(CheckpointError, match="not found"):
+        FaceInputs.load(tmp_path / "missing.safetensors")
+
+
+def test_no_face_raises(tiny_pipe, face_models):
+    from skimage import data
+
+    with pytest.raises(NoFaceError, match="coffee"):
+        tiny_pipe.prepare_face_inputs(Image.fromarray(data.coffee()), *face_models, source="coffee.png")

@@ -1,0 +1,56 @@
+"""Model loading: local folders through the real loaders, one-line errors for everything else."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from idportrait.errors import CheckpointError, ModelNotFoundError
+from idportrait.pipelines import loading
+from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setattr(loading, "hub_reachable", lambda: False)
+
+
+def test_loaded_adapter_equals_saved_weights(tiny_pipe, tiny_models):
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tiny_models[1]))
+    for key, value in tiny_pipe.image_proj.state_dict().items():
+        assert torch.equal(value, saved[f"image_proj.{key}"]), key
+    assert tiny_pipe.consistentid_config["cross_attention_dim"] == 32
+    assert tiny_pipe.consistentid_config["id_dim"] == 128
+
+
+def test_hub_ids_fail_offline_with_one_line(offline):
+    with pytest.raises(ModelNotFoundError) as err:
+        loading.load_sd15_pipeline(ConsistentIDPipeline, "SG161222/Realistic_Vision_V6.0_B1_noVAE")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "SG161222/Realistic_Vision_V6.0_B1_noVAE" in message and "--base PATH" in message
+
+    with pytest.raises(ModelNotFoundError, match=r"ConsistentID-v1\.bin.*--adapter PATH"):
+        loading.hub_file("JackAILab/ConsistentID", "ConsistentID-v1.bin", "ConsistentID checkpoint", "--adapter")
+
+
+def test_missing_image_encoder_fails_offline(offline, tiny_models, tmp_path):
+    pipe = loading.load_sd15_pipeline(ConsistentIDPipeline, str(tiny_models[0]))
+    with pytest.raises(ModelNotFoundError, match=r"laion/CLIP-ViT-H-14-laion2B-s32B-b79K.*--image-encoder PATH"):
+        pipe.load_consistentid(str(tiny_models[1]), image_encoder="laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
+
+
+def test_local_folder_that_is_not_a_model(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="not a usable base model"):
+        loading.load_sd15_pipeline(ConsistentIDPipeline, str(tmp_path))
+
+
+def test_checkpoint_of_another_method(tiny_models, tmp_path):
+    ip_adapter = tmp_path / "ip-adapter-faceid.bin"
+    state = {"image_proj": {"proj.weight": torch.zeros(4, 4)}, "ip_adapter": {"1.to_k_ip.weight": torch.zeros(2)}}
+    torch.save(state, ip_adapter)
+    pipe = loading.load_sd15_pipeline(ConsistentIDPipeline, str(tiny_models[0]))
+    with pytest.raises(CheckpointError, match=r"ip-adapter-faceid\.bin"):
+        pipe.load_consistentid(str(ip_adapter))
