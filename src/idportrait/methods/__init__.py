@@ -15,11 +15,13 @@ from typing import Any
 from idportrait.errors import UserError
 from idportrait.methods.base import Method
 from idportrait.methods.consistentid import load_consistentid_method
+from idportrait.methods.consistentid_sdxl import load_consistentid_sdxl_method
 from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid
 from idportrait.methods.plain_sd import load_plain_sd_method
 
 METHODS: dict[str, Callable[..., Method]] = {
     "consistentid": load_consistentid_method,
+    "consistentid-sdxl": load_consistentid_sdxl_method,
     "ipadapter-faceid": load_ipadapter_faceid,
     "plain-sd": load_plain_sd_method,
 }

@@ -1,0 +1,189 @@
+"""ConsistentID on an SDXL base (``ConsistentID_SDXL-v1.bin``), as a diffusers pipeline.
+
+    pipe = ConsistentIDSDXLPipeline.from_pretrained("stabilityai/stable-diffusion-xl-base-1.0")
+    pipe.load_consistentid("JackAILab/ConsistentID")          # 140 processors, 2048-d projector with shortcut
+    face = pipe.prepare_face_inputs(photo, face_analyzer, face_parser)
+    images = pipe(["a photo of a person at the beach"], face_inputs=face, generator=...).images
+
+Everything identity- and prompt-related is `ConsistentIDPipeline`'s code, reused as is: loading and checking
+the checkpoint, per-identity face inputs and tokens (cached), caption marking, the FacialEncoder fuse and the
+delayed merge. What SDXL changes:
+
+- text: the same token ids go through both text encoders (re-padded with ``tokenizer_2``'s pad token after
+  the end token, as SDXL's own encoding does); penultimate hidden states are concatenated,
+  [P, 77, 768] + [P, 77, 1280] -> [P, 77, 2048], and ``text_encoder_2``'s pooled output [P, 1280] is kept
+  per context for the added conditioning;
+- ID tokens: image_proj(id, CLIP) [1, 4, 2048], with the projector's shortcut on (checkpoint config);
+- denoising: the UNet also gets ``text_embeds`` (pooled) and ``time_ids`` (original size, crop, target size).
+  Delayed merge as in SD1.5: steps i <= start_merge_step use [negative, text-only] contexts (and their pooled
+  embeddings), later steps [negative, augmented].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionXLPipeline
+from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOutput
+from PIL import Image
+
+from idportrait.adapters.consistentid.attention import set_id_scale
+from idportrait.adapters.consistentid.text import add_consistentid_tokens
+from idportrait.pipelines.consistentid_sd15 import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_MERGE_STEP,
+    DEFAULT_STEPS,
+    ConsistentIDPipeline,
+    _broadcast,
+)
+from idportrait.pipelines.face_inputs import FaceAnalyzer, FaceInputs, FaceParser
+from idportrait.registry import CONSISTENTID_REPO, CONSISTENTID_SDXL_FILE
+
+_SHARED = ConsistentIDPipeline
+"""Methods shared with the SD1.5 pipeline; they only touch components both pipelines have."""
+
+
+class ConsistentIDSDXLPipeline(StableDiffusionXLPipeline):
+    """`StableDiffusionXLPipeline` + ConsistentID (load with `load_consistentid`, then call with face inputs)."""
+
+    facial_encoder: torch.nn.Module | None = None
+    image_proj: torch.nn.Module | None = None
+
+    set_consistentid = _SHARED.set_consistentid
+    _load_image_encoder = _SHARED._load_image_encoder
+    zero_clip_embeds = _SHARED.zero_clip_embeds
+    prepare_face_inputs = _SHARED.prepare_face_inputs
+    _identity_tokens = _SHARED._identity_tokens
+    _uncond_tokens = _SHARED._uncond_tokens
+    _require_adapter = _SHARED._require_adapter
+    encode_prompts = _SHARED.encode_prompts
+
+    def load_consistentid(
+        self,
+        path_or_hub_id: str | Path = CONSISTENTID_REPO,
+        weight_name: str = CONSISTENTID_SDXL_FILE,
+        image_encoder: str | Path | None = None,
+    ) -> None:
+        """`ConsistentIDPipeline.load_consistentid` with the SDXL file as default; both tokenizers learn the markers."""
+        _SHARED.load_consistentid(self, path_or_hub_id, weight_name, image_encoder)
+        add_consistentid_tokens(self.tokenizer_2)
+
+    @torch.no_grad()
+    def _encode_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids [N, 77] -> concatenated penultimate states of both encoders [N, 77, D1 + D2].
+
+        ``text_encoder_2``'s pooled projection of the same rows [N, D2] is kept in ``self._pooled``
+        (`encode_prompts` makes one call with rows augmented, text-only, negative).
+        """
+        device = self._execution_device
+        ids = ids.to(device)
+        ids_2 = ids.clone()
+        after_end = (ids == self.tokenizer.eos_token_id).int().cumsum(1) > (ids == self.tokenizer.eos_token_id).int()
+        ids_2[after_end] = self.tokenizer_2.pad_token_id
+        out_1 = self.text_encoder(ids, output_hidden_states=True)
+        out_2 = self.text_encoder_2(ids_2, output_hidden_states=True)
+        self._pooled = out_2.text_embeds
+        return torch.cat([out_1.hidden_states[-2], out_2.hidden_states[-2]], dim=-1)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        face_inputs: FaceInputs | None = None,
+        face_image: Image.Image | None = None,
+        face_analyzer: FaceAnalyzer | None = None,
+        face_parser: FaceParser | None = None,
+        negative_prompt: str | list[str] | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int = DEFAULT_STEPS,
+        guidance_scale: float = DEFAULT_GUIDANCE,
+        start_merge_step: int = DEFAULT_MERGE_STEP,
+        id_scale: float = 1.0,
+        height: int | None = None,
+        width: int | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        callback: Callable[[int, int], None] | None = None,
+    ) -> StableDiffusionXLPipelineOutput:
+        """``len(prompts) * num_images_per_prompt`` images of one identity, prompt-major (see the module doc).
+
+        Same arguments as `ConsistentIDPipeline.__call__`; ``id_scale`` 0 switches the ID attention off.
+        """
+        self._require_adapter()
+        if face_inputs is None:
+            if face_image is None or face_analyzer is None or face_parser is None:
+                raise ValueError("pass face_inputs, or face_image with face_analyzer and face_parser")
+            face_inputs = self.prepare_face_inputs(face_image, face_analyzer, face_parser)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        negatives = _broadcast(negative_prompt if negative_prompt is not None else "", len(prompts), "negative_prompt")
+        height = height or self.default_sample_size * self.vae_scale_factor
+        width = width or self.default_sample_size * self.vae_scale_factor
+        device, dtype = self._execution_device, self.unet.dtype
+        batch = len(prompts) * num_images_per_prompt
+        do_cfg = guidance_scale > 1.0
+        self.facial_encoder.to(device, dtype)
+        self.image_proj.to(device, dtype)
+
+        # 1. identity tokens (cached), text contexts and their pooled embeddings
+        id_tokens, region_tokens = self._identity_tokens(face_inputs, device, dtype)
+        uncond_id, zero_regions = self._uncond_tokens(face_inputs.id_embedding.shape[-1], device, dtype)
+        augmented, text_only, negative = self.encode_prompts(
+            prompts, negatives, face_inputs, region_tokens, zero_regions
+        )
+        pooled = self._pooled.to(dtype).repeat_interleave(num_images_per_prompt, dim=0).split(batch)
+        pooled_augmented, pooled_text_only, pooled_negative = pooled
+
+        def context(text: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            """[P, 77, D] text + [1, 4, D] ID tokens -> [B, 81, D] (each prompt repeated per image)."""
+            text = text.repeat_interleave(num_images_per_prompt, dim=0)
+            return torch.cat([text.to(dtype), ids.to(dtype).expand(text.shape[0], -1, -1)], dim=1)
+
+        early = (context(text_only, id_tokens), pooled_text_only)
+        late = (context(augmented, id_tokens), pooled_augmented)
+        negative_ctx = (context(negative, uncond_id), pooled_negative)
+        if do_cfg:
+            early = tuple(torch.cat([a, b]) for a, b in zip(negative_ctx, early, strict=True))
+            late = tuple(torch.cat([a, b]) for a, b in zip(negative_ctx, late, strict=True))
+        time_ids = self._get_add_time_ids(
+            (height, width), (0, 0), (height, width), dtype, self.text_encoder_2.config.projection_dim
+        ).to(device)
+        time_ids = time_ids.repeat(early[0].shape[0], 1)
+        set_id_scale(self.unet, id_scale)
+
+        # 2. latents and timesteps
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        latents = self.prepare_latents(
+            batch, self.unet.config.in_channels, height, width, dtype, device, generator, latents
+        )
+        extra = self.prepare_extra_step_kwargs(generator, 0.0)
+
+        # 3. denoising with delayed merge
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for i, t in enumerate(timesteps):
+                ctx, text_embeds = early if i <= start_merge_step else late
+                model_in = torch.cat([latents] * 2) if do_cfg else latents
+                model_in = self.scheduler.scale_model_input(model_in, t)
+                added = {"text_embeds": text_embeds, "time_ids": time_ids}
+                noise = self.unet(model_in, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
+                if do_cfg:
+                    uncond, cond = noise.chunk(2)
+                    noise = uncond + guidance_scale * (cond - uncond)
+                latents = self.scheduler.step(noise, t, latents, **extra).prev_sample
+                bar.update()
+                if callback is not None:
+                    callback(i + 1, len(timesteps))
+
+        # 4. decode (the VAE in float32 when it asks for it, as SDXL's own pipeline does)
+        if output_type == "latent":
+            return StableDiffusionXLPipelineOutput(images=latents)
+        if self.vae.dtype == torch.float16 and self.vae.config.force_upcast:
+            self.upcast_vae()
+        latents = latents.to(next(self.vae.post_quant_conv.parameters()).dtype)
+        image = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        image = self.image_processor.postprocess(image, output_type=output_type)
+        self.maybe_free_model_hooks()
+        return StableDiffusionXLPipelineOutput(images=image)
