@@ -221,3 +221,19 @@ def test_install_on_full_size_sdxl_layout_gives_140_processors():
     assert len(adapter) == 140
     assert adapter[1].to_k_lora.down.weight.shape == (128, 2048)
     assert adapter[1].to_k_ip.weight.shape == (640, 2048)
+
+
+def test_float32_adapter_on_bfloat16_unet():
+    unet = tiny_unet().to(torch.bfloat16)
+    adapter = install_consistentid_processors(unet, rank=4).float()
+    init_ip_from_base(unet)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(0.01)
+        out = unet(
+            torch.randn(1, 4, 16, 16, dtype=torch.bfloat16),
+            10,
+            encoder_hidden_states=torch.randn(1, 81, 32, dtype=torch.bfloat16),
+        ).sample
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    assert next(adapter.parameters()).dtype == torch.float32

@@ -24,6 +24,7 @@ def convert(
         out, metadata = convert_checkpoint(src, dst)
     console.print(
         f"{metadata['variant']} checkpoint: {metadata['num_processors']} attention processors, "
-        f"LoRA rank {metadata['rank']}, {metadata['num_tokens']} ID tokens, pairing {metadata['pairing']}"
+        f"LoRA rank {metadata['rank']}, {metadata['num_tokens']} ID tokens, pairing {metadata['pairing']}",
+        soft_wrap=True,
     )
     typer.echo(str(out))
