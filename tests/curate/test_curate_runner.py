@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from curate_shards import small_shard
 
 from idportrait.curate.runner import load_stats, run_local
 from idportrait.curate.sample import expected_decisions
@@ -79,26 +80,6 @@ def test_resume_after_a_crash_loses_and_duplicates_nothing(sample_inputs, dlib_c
     assert again.processed == [] and again.samples == 0
 
 
-def _small_shard(path: Path, rows: list[tuple[str, str | None, str | None]]) -> None:
-    """A parquet shard of (caption, sample photo or None, url or None) rows, keys ``<stem>-<i>``."""
-    import io
-
-    import pyarrow as pa
-
-    from idportrait.curate.sample import PHOTOS
-
-    def jpeg(photo):
-        buf = io.BytesIO()
-        PHOTOS[photo]().save(buf, format="JPEG")
-        return buf.getvalue()
-
-    table = [
-        {"key": f"{path.stem}-{i}", "caption": c, "jpg": jpeg(p) if p else None, "url": u}
-        for i, (c, p, u) in enumerate(rows)
-    ]
-    pq.write_table(pa.Table.from_pylist(table), path)
-
-
 @pytest.mark.slow
 def test_killed_process_resumes(tmp_path):
     """SIGKILL a real `idportrait curate run` while it waits on its second shard, then run it again."""
@@ -122,12 +103,12 @@ def test_killed_process_resumes(tmp_path):
     url = f"http://127.0.0.1:{server.server_address[1]}/img.jpg"
     inputs = tmp_path / "in"
     inputs.mkdir()
-    _small_shard(inputs / "a.parquet", [("Portrait of a woman", "astronaut_crop", None), ("Ein Mann", None, None)])
-    _small_shard(
+    small_shard(inputs / "a.parquet", [("Portrait of a woman", "astronaut_crop", None), ("Ein Mann", None, None)])
+    small_shard(
         inputs / "b.parquet",
         [("Portrait of a man", None, url), ("Ein rotes Auto parkt nachts auf der Straße", None, None)],
     )
-    _small_shard(inputs / "c.parquet", [("Portrait of a girl", "astronaut", None)])
+    small_shard(inputs / "c.parquet", [("Portrait of a girl", "astronaut", None)])
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "idportrait.cli", "curate", "run", str(inputs), "--out", str(out)]
     cmd += ["--detector", "dlib"]
@@ -155,8 +136,8 @@ def test_killed_process_resumes(tmp_path):
 def test_two_local_workers_give_the_same_outputs(dlib_cfg, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
-    _small_shard(inputs / "p.parquet", [("Portrait of a woman", "astronaut_crop", None), ("Ein Mann", None, None)])
-    _small_shard(
+    small_shard(inputs / "p.parquet", [("Portrait of a woman", "astronaut_crop", None), ("Ein Mann", None, None)])
+    small_shard(
         inputs / "q.parquet",
         [("Portrait of a man", "tom_hanks", None), ("Portrait of a young woman drinking coffee", "coffee", None)],
     )

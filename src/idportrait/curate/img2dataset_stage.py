@@ -1,8 +1,8 @@
 """Optional download stage: LAION url parquet -> webdataset shards with img2dataset (cluster extra).
 
 Rows whose width/height columns are below ``min_side`` are dropped before any download (the
-metadata pre-filter); the rest are fetched with ``resize_mode="no"`` so the curation cascade sees
-original pixels. Failed urls are left out of the shards and counted in img2dataset's own
+metadata pre-filter); the rest are fetched with ``resize_mode="no"`` and ``skip_reencode`` so the
+curation cascade sees the original bytes. Failed urls are left out of the shards and counted in img2dataset's own
 ``*_stats.json`` files beside them.
 """
 
@@ -67,6 +67,7 @@ def download_shards(
             processes_count=processes,
             thread_count=threads,
             resize_mode="no",
+            skip_reencode=True,
             timeout=timeout,
             retries=0,
             enable_wandb=False,
