@@ -16,6 +16,7 @@ from idportrait.adapters.consistentid.checkpoint import (
     convert_checkpoint,
     load_adapter_modules,
     load_consistentid_weights,
+    release_adapter_layout,
     save_consistentid_safetensors,
     weights_from_release_state,
 )
@@ -23,7 +24,7 @@ from idportrait.adapters.consistentid.facial_encoder import FacialEncoder
 from idportrait.adapters.consistentid.image_proj import ProjPlusModel
 from idportrait.errors import CheckpointError
 from idportrait.tiny import tiny_unet
-from recipe import recipe_state_dict
+from recipe import load_manifest, recipe_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +191,11 @@ def test_other_safetensors_and_unreadable_files(tmp_path):
     torch.save({"FacialEncoder": {"x": PurePosixPath("not/a/tensor")}}, unsafe)
     with pytest.raises(CheckpointError, match="weights_only"):
         load_consistentid_weights(unsafe)
+
+
+def test_release_adapter_layouts():
+    sd15 = release_adapter_layout("sd15", 128)
+    assert [(k, list(v)) for k, v in sd15.items()] == load_manifest("unet_sd15_adapter_manifest.json")
+    sdxl = release_adapter_layout("sdxl", 128)
+    assert len({k.split(".")[0] for k in sdxl}) == 140
+    assert sdxl["1.to_k_lora.down.weight"] == (128, 2048) and sdxl["1.to_k_ip.weight"] == (640, 2048)
