@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 
 from idportrait.demo import demo  # noqa: E402
+from idportrait.evaluation.command import app as evaluate_app  # noqa: E402
 from idportrait.pipelines.command import generate  # noqa: E402
 
 app.command("generate")(generate)
@@ -37,6 +38,7 @@ from idportrait.training.command import app as train_app  # noqa: E402
 
 app.command("annotate")(annotate_command)
 app.add_typer(curate_app, name="curate")
+app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(train_app, name="train")
 app.add_typer(faces_app, name="faces")
 app.command("convert")(convert)

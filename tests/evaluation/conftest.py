@@ -49,6 +49,17 @@ def tiny_dino_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def facenet_weights(tmp_path_factory) -> Path:
+    """Randomly initialised FaceNet saved like the release (``20180402-114759-vggface2.pt``, 8631 classes)."""
+    from idportrait.evaluation.facenet import InceptionResnetV1
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("facenet") / "20180402-114759-vggface2.pt"
+    torch.save(InceptionResnetV1(num_classes=8631).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def astronaut() -> Image.Image:
     """scikit-image's astronaut photo (Eileen Collins), 512x512 RGB."""
     from skimage import data
@@ -72,33 +83,7 @@ def noise_image() -> Image.Image:
 
 @pytest.fixture(scope="session")
 def dlib_detect():
-    """A real, offline face detector + recogniser for the tests: dlib HOG boxes and 128-d ResNet descriptors.
+    """The offline face analyzer (dlib HOG + 128-d ResNet descriptors): ``detect(image) -> list[Face]``."""
+    from idportrait.faces import get_face_analyzer
 
-    Returns ``detect(image) -> list[Face]`` (largest first), the analyzer interface FaceSim takes. Key
-    points are box-relative placeholders (FaceSim uses boxes and embeddings only).
-    """
-    import importlib.util
-
-    import dlib
-
-    from idportrait.faces.types import Face
-
-    # the package's __init__ needs pkg_resources; only its data files are used
-    models = Path(next(iter(importlib.util.find_spec("face_recognition_models").submodule_search_locations))) / "models"
-    detector = dlib.get_frontal_face_detector()
-    shapes = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
-    recogniser = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
-    canonical = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]], np.float32)
-
-    def detect(image: Image.Image) -> list[Face]:
-        rgb = np.asarray(image.convert("RGB"))
-        rects, scores, _ = detector.run(rgb, 1)
-        faces = []
-        for rect, score in zip(rects, scores, strict=True):
-            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], np.float32)
-            size = box[2:] - box[:2]
-            embedding = np.array(recogniser.compute_face_descriptor(rgb, shapes(rgb, rect)), np.float32)
-            faces.append(Face(bbox=box, kps=box[:2] + canonical * size, score=score, embedding=embedding))
-        return sorted(faces, key=lambda f: (-f.area, -f.score))
-
-    return detect
+    return get_face_analyzer("dlib").detect

@@ -22,11 +22,8 @@ def test_no_face_gives_none_not_zero(dlib_detect, astronaut, noise_image):
     assert cosine100(arcface_embedding(dlib_detect, astronaut), None) is None
 
 
-def test_facenet_variant_through_the_release_loader(tmp_path, dlib_detect, astronaut, tom_hanks, noise_image):
-    torch.manual_seed(0)
-    weights = tmp_path / "20180402-114759-vggface2.pt"
-    torch.save(InceptionResnetV1(num_classes=8631).state_dict(), weights)
-    facenet = load_facenet(weights)
+def test_facenet_variant_through_the_release_loader(facenet_weights, dlib_detect, astronaut, tom_hanks, noise_image):
+    facenet = load_facenet(facenet_weights)
     ref = facenet_embedding(facenet, dlib_detect, astronaut)
     assert ref.shape == (512,) and np.linalg.norm(ref) == pytest.approx(1.0, abs=1e-5)
     assert cosine100(ref, facenet_embedding(facenet, dlib_detect, astronaut)) == pytest.approx(100.0, abs=1e-4)

@@ -1,0 +1,193 @@
+"""Tables, plots and grids of a scored run (methods as rows, metrics x100 as columns, like the papers).
+
+scores.csv        one row per generated image (`idportrait.evaluation.score.score_records`)
+summary.csv/.md   one row per method: mean of each metric, FID, seconds per image by stage, no-face count
+by_category.csv   method x prompt category means
+plots/<metric>.png   grouped bars per prompt category (one bar per method)
+grids/<identity>.png reference photo, then one row per method over the prompts (first seed)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from idportrait.evaluation.records import Record
+from idportrait.evaluation.score import METRICS
+from idportrait.evaluation.speed import STAGES
+from idportrait.imageio import atomic_open, load_image, save_image
+
+LABELS = {
+    "clip_t": "CLIP-T",
+    "clip_i": "CLIP-I",
+    "dino": "DINO",
+    "facesim_facenet": "FaceSim (FaceNet)",
+    "facesim_arcface": "FaceSim (ArcFace)",
+    "fgis": "FGIS",
+}
+THUMB = 128
+
+
+def summarise(rows: list[dict[str, Any]], fid: dict[str, float], fid_name: str = "FID") -> list[dict[str, Any]]:
+    """One dict per method (first-seen order): n, no_face, metric means, FID, mean seconds per stage."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        summary: dict[str, Any] = {"method": method, "images": len(mine)}
+        summary["no_face"] = sum(not r["face"] for r in mine)
+        for metric in METRICS:
+            summary[metric] = _mean(r[metric] for r in mine)
+        summary[fid_name] = fid.get(method, float("nan"))
+        summary["seconds"] = _mean(r["seconds"] for r in mine)
+        for name in _stage_names(rows):
+            summary[f"s_{name}"] = _mean(r.get(f"s_{name}", float("nan")) for r in mine)
+        out.append(summary)
+    return out
+
+
+def by_category(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Method x category means of every metric."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        for category in dict.fromkeys(r["category"] for r in rows):
+            mine = [r for r in rows if r["method"] == method and r["category"] == category]
+            if mine:
+                out.append({"method": method, "category": category, "images": len(mine)})
+                out[-1] |= {metric: _mean(r[metric] for r in mine) for metric in METRICS}
+    return out
+
+
+def markdown_table(summary: list[dict[str, Any]], fid_name: str = "FID") -> str:
+    """The papers' table: methods as rows; empty metrics (switched off everywhere) are left out."""
+    metrics = [m for m in METRICS if any(not math.isnan(s[m]) for s in summary)]
+    columns = [LABELS[m] for m in metrics]
+    has_fid = any(not math.isnan(s[fid_name]) for s in summary)
+    columns += [fid_name] * has_fid + ["Speed (s)", "No face"]
+    lines = ["| Method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for s in summary:
+        cells = [_fmt(s[m]) for m in metrics] + [_fmt(s[fid_name])] * has_fid
+        cells += [_fmt(s["seconds"], 2), f"{s['no_face']}/{s['images']}"]
+        lines.append(f"| {s['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    out_dir: Path,
+    rows: list[dict[str, Any]],
+    fid: dict[str, float],
+    fid_name: str,
+    records: list[Record],
+    run_dir: Path,
+    references: dict[str, Path],
+) -> dict[str, Path]:
+    """Write every table, plot and grid under ``out_dir``; returns name -> path."""
+    summary = summarise(rows, fid, fid_name)
+    categories = by_category(rows)
+    paths = {
+        "scores": write_csv(out_dir / "scores.csv", rows),
+        "summary": write_csv(out_dir / "summary.csv", summary),
+        "by_category": write_csv(out_dir / "by_category.csv", categories),
+        "table": out_dir / "summary.md",
+    }
+    with atomic_open(paths["table"], "w") as f:
+        f.write(markdown_table(summary, fid_name))
+    paths["plots"] = out_dir / "plots"
+    for metric in METRICS:
+        if any(not math.isnan(c[metric]) for c in categories):
+            plot_categories(categories, metric, paths["plots"] / f"{metric}.png")
+    paths["grids"] = out_dir / "grids"
+    for identity, photo in references.items():
+        mine = [r for r in records if r.identity == identity]
+        if mine:
+            save_image(paths["grids"] / f"{identity}.png", identity_grid(load_image(photo), mine, run_dir))
+    return paths
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Rows (dicts) -> CSV with the union of their keys as header, atomically."""
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_open(path, "w") as f:
+        writer = csv.DictWriter(f, fieldnames=header, restval="")
+        writer.writeheader()
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    return path
+
+
+def plot_categories(categories: list[dict[str, Any]], metric: str, path: Path) -> Path:
+    """Grouped bar chart: prompt categories on x, one bar per method, metric x100 on y."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(c["method"] for c in categories))
+    names = list(dict.fromkeys(c["category"] for c in categories))
+    value = {(c["method"], c["category"]): c[metric] for c in categories}
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(1.5 + 1.4 * len(names), 3.5))
+    for i, method in enumerate(methods):
+        heights = [value.get((method, n), np.nan) for n in names]
+        ax.bar(np.arange(len(names)) + (i - (len(methods) - 1) / 2) * width, heights, width, label=method)
+    ax.set_xticks(np.arange(len(names)), names, rotation=15)
+    ax.set_ylabel(f"{LABELS[metric]} (x100)")
+    ax.set_title(f"{LABELS[metric]} by prompt category")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def identity_grid(reference: Image.Image, records: list[Record], run_dir: Path) -> Image.Image:
+    """Reference in the first column; one row per method, its images by prompt index (first seed only)."""
+    methods = list(dict.fromkeys(r.method for r in records))
+    first_seed = {m: min((r.seed or 0) for r in records if r.method == m) for m in methods}
+    rows = {
+        m: sorted((r for r in records if r.method == m and (r.seed or 0) == first_seed[m]), key=_order) for m in methods
+    }
+    columns = max(len(v) for v in rows.values()) + 1
+    label_h = 16
+    grid = Image.new("RGB", (columns * THUMB, len(methods) * (THUMB + label_h)), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, method in enumerate(methods):
+        y = i * (THUMB + label_h)
+        draw.text((4, y + 2), method, fill="black")
+        grid.paste(_thumb(reference), (0, y + label_h))
+        for j, record in enumerate(rows[method], start=1):
+            grid.paste(_thumb(load_image(run_dir / record.path)), (j * THUMB, y + label_h))
+    return grid
+
+
+def _order(record: Record) -> int:
+    return record.prompt_index
+
+
+def _thumb(image: Image.Image) -> Image.Image:
+    return image.convert("RGB").resize((THUMB, THUMB), Image.BICUBIC)
+
+
+def _stage_names(rows: list[dict[str, Any]]) -> list[str]:
+    found = list(dict.fromkeys(k[2:] for r in rows for k in r if k.startswith("s_")))
+    return [s for s in STAGES if s in found] + [s for s in found if s not in STAGES]
+
+
+def _mean(values) -> float:
+    finite = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else round(value, 4)
+    return value
