@@ -10,8 +10,9 @@ mouth), because a captioning model cannot run here.
 One run of the real training loop per ``--facial-weights`` value (0 = no localization loss; 0.01 = the spec),
 all from the same seed, data order and tiny SD1.5 base (`idportrait.tiny`). Every ``--eval-every`` steps each
 is measured on one fixed batch (fixed noise and timesteps, no drop): the share of each facial token's
-cross-attention mass inside its own region mask, averaged over tokens, photos, timesteps and the captured
-layers (mid_block, up_blocks.1 of the tiny UNet), and the eps-MSE. Prints the curves side by side and saves
+cross-attention mass inside its own region mask ("token" pairing: each class word with its region),
+averaged over tokens, photos, timesteps and the captured layers (mid_block, up_blocks.1 of the tiny UNet),
+and the eps-MSE. Prints the curves side by side and saves
 ``localization_curves.png`` / ``.json`` in ``--out``.
 """
 
@@ -130,7 +131,12 @@ def run(args: argparse.Namespace, base: Path, data: Path, facial_weight: float) 
         resume=False,
         seed=0,
         lora_rank=args.rank,
-        method_options={"facial_weight": facial_weight, "mask_loss_prob": 0.5, "adapter_size": "small"},
+        method_options={
+            "facial_weight": facial_weight,
+            "mask_loss_prob": 0.5,
+            "adapter_size": "small",
+            "pairing": "token",
+        },
     )
     start = time.perf_counter()
     train(config, ConsistentIDObjective, on_step=on_step)

@@ -40,6 +40,7 @@ def test_two_steps_via_cli_export_loads(tmp_path, tiny_base, fgid_folder):
 
     from idportrait.adapters.consistentid.checkpoint import load_consistentid_weights
     from idportrait.cli import app
+    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
 
     out = tmp_path / "run"
     args = ["train", "consistentid", "--data", str(fgid_folder), "--output-dir", str(out), "--base", str(tiny_base),
@@ -58,13 +59,17 @@ def test_two_steps_via_cli_export_loads(tmp_path, tiny_base, fgid_folder):
     with safe_open(out / "adapter.safetensors", "pt") as f:
         keys = set(f.keys())
         meta = f.metadata()
-    assert meta["pairing"] == "token"
+    assert meta["pairing"] == "release"  # the pairing `generate` accepts
     assert meta["id_dim"] == "128"  # the dlib embeddings of the annotated folder
     assert any(k.startswith("facial_encoder.") for k in keys)
     assert any(k.startswith("image_proj.") for k in keys)
     assert any(k.endswith("to_k_ip.weight") for k in keys)
-    weights, _ = load_consistentid_weights(out / "adapter.safetensors")  # the loader generate uses
+    weights, _ = load_consistentid_weights(out / "adapter.safetensors")
     assert weights.config.rank == 4
+
+    pipe = ConsistentIDPipeline.from_pretrained(tiny_base, safety_checker=None)
+    pipe.load_consistentid(out, weight_name="adapter.safetensors", image_encoder=tiny_base / "image_encoder")
+    assert pipe.facial_encoder is not None and pipe.image_proj is not None
 
     record = json.loads((fgid_folder / "records.jsonl").read_text().splitlines()[0])
     assert record["marked_regions"], "the template facial caption names every region"

@@ -57,8 +57,9 @@ def consistentid(
     resume: bool = RESUME,
     facial_weight: float = typer.Option(0.01, help="Weight of the facial attention localization loss."),
     mask_loss_prob: float = typer.Option(0.5, help="Probability of restricting the MSE to the person mask."),
-    adapter_size: str = typer.Option(
-        "release", help="FacialEncoder/ID projector size: release, or small (tiny bases)."
+    adapter_size: str = typer.Option("release", help="FacialEncoder/ID projector size: release or small (tiny bases)"),
+    region_pairing: str = typer.Option(
+        "release", help="release (k-th region -> k-th class token; what generate loads) or token (own region per word)"
     ),
 ) -> None:
     """ConsistentID: eps-MSE + facial_weight x localization loss on the facial tokens' cross-attention."""
@@ -70,7 +71,8 @@ def consistentid(
         train_batch_size=batch_size, gradient_accumulation_steps=grad_accum, learning_rate=lr,
         max_train_steps=max_steps, mixed_precision=mixed_precision, checkpointing_steps=checkpointing_steps,
         checkpoints_total_limit=checkpoints_total_limit, lora_rank=lora_rank, seed=seed, resume=resume,
-        method_options={"facial_weight": facial_weight, "mask_loss_prob": mask_loss_prob, "adapter_size": adapter_size},
+        method_options={"facial_weight": facial_weight, "mask_loss_prob": mask_loss_prob, "adapter_size": adapter_size,
+                        "pairing": region_pairing},
     )  # fmt: skip
     train(config, ConsistentIDObjective)
 

@@ -5,7 +5,9 @@ Per sample (dataset, deterministic)::
     text  = "Caption:" + first sentence of the overall caption + " Detail:" + marked facial caption + the rest
             (over 77 tokens: "Detail:" + marked facial + " Caption:" + overall)
           -> input_ids [77] (markers removed), facial_token_idx [5] + mask [5]
-    regions in TOKEN order (face, ears, eyes, nose, mouth): our pairing, recorded in the exported metadata
+    regions paired with the flagged tokens: "release" (default; k-th region in region order Face, Eye, Ear,
+          Nose, Lip -> k-th token in caption order, what `generate` expects) or "token" (each class word gets
+          its own region); the pairing is recorded in the exported metadata
           -> region CLIP pixels [5, 3, 224, 224] (zero-padded), region masks [5, R, R], person mask [1, R, R]
     image [3, R, R], whole-photo CLIP pixels [3, 224, 224], ArcFace id [512] (normed)
 
@@ -45,6 +47,7 @@ from idportrait.adapters.consistentid.text import (
     KEYWORDS,
     MAX_TOKENS,
     REGION_KEYWORDS,
+    RELEASE_PAIRING,
     add_consistentid_tokens,
     facial_token_index,
     tokenize_with_markers,
@@ -60,7 +63,8 @@ from idportrait.training.models import FrozenSD15, add_noise, load_frozen_sd15
 
 DROP_PROB = 0.1
 TOKEN_PAIRING = "token"
-"""Pairing name for checkpoints we train: each flagged class word is fused with its own region."""
+"""Pairing where each flagged class word is fused with (and localized to) its own region."""
+PAIRINGS = (RELEASE_PAIRING, TOKEN_PAIRING)
 
 _FIRST_SENTENCE = re.compile(r"^.*?[.!?](?=\s|$)", re.S)
 
@@ -94,8 +98,11 @@ def resize_mask(mask: np.ndarray, image_size: tuple[int, int], size: int) -> tor
 class FGIDDataset(torch.utils.data.Dataset):
     """Annotated FGID records -> ConsistentID training tensors (see module docstring)."""
 
-    def __init__(self, root: Path, frozen: FrozenSD15, resolution: int) -> None:
+    def __init__(self, root: Path, frozen: FrozenSD15, resolution: int, pairing: str = RELEASE_PAIRING) -> None:
+        if pairing not in PAIRINGS:
+            raise ValueError(f"unknown region pairing {pairing!r}; expected one of {PAIRINGS}")
         self.root = root
+        self.pairing = pairing
         self.records = read_fgid_records(root)
         self.tokenizer = frozen.tokenizer
         add_consistentid_tokens(self.tokenizer)
@@ -114,7 +121,8 @@ class FGIDDataset(torch.utils.data.Dataset):
         text = training_text(self.tokenizer, record["caption"], record["marked_facial_caption"])
         ids, positions = tokenize_with_markers(self.tokenizer, text)
         token_idx, token_mask = facial_token_index(positions)
-        regions = token_order(record["marked_regions"])[: sum(token_mask)]
+        kept = record["marked_regions"]
+        regions = (token_order(kept) if self.pairing == TOKEN_PAIRING else kept)[: sum(token_mask)]
         ordered = Parsing(parsing.labels, {k: parsing.regions[k] for k in regions}, parsing.person_mask)
 
         size = self.resolution
@@ -202,9 +210,10 @@ class ConsistentIDObjective:
         options = config.method_options
         self.facial_weight = float(options.get("facial_weight", 0.01))
         self.mask_loss_prob = float(options.get("mask_loss_prob", 0.5))
+        self.pairing = options.get("pairing", RELEASE_PAIRING)
         self.frozen = load_frozen_sd15(config.base_model, config.image_encoder, device, weight_dtype)
         self.dataset = torch.utils.data.ConcatDataset(
-            [FGIDDataset(Path(root), self.frozen, config.resolution) for root in config.data]
+            [FGIDDataset(Path(root), self.frozen, config.resolution, self.pairing) for root in config.data]
         )
         id_dim = len(self.dataset.datasets[0].records[0]["face"]["embedding"])
         unet = self.frozen.unet
@@ -261,9 +270,9 @@ class ConsistentIDObjective:
         return loss, {"loss": loss.item(), "mse": mse.item(), "localization": loc.item()}
 
     def export(self, model: nn.Module, path: Path) -> Path:
-        """Our ConsistentID safetensors layout (what ``idportrait generate`` loads), pairing recorded."""
+        """Our ConsistentID safetensors layout (what ``idportrait generate`` loads), with the pairing recorded."""
         from idportrait.adapters.consistentid.checkpoint import save_consistentid_safetensors
 
         return save_consistentid_safetensors(
-            path, model.facial_encoder, model.image_proj, model.adapter_modules, pairing=TOKEN_PAIRING
+            path, model.facial_encoder, model.image_proj, model.adapter_modules, pairing=self.pairing
         )

@@ -9,8 +9,9 @@
     export the adapter (safetensors that `idportrait generate` loads)
 
 Checkpoints live in ``<output_dir>/checkpoints/checkpoint_<n>``. ``train_log.jsonl`` gets one line per
-optimizer step (step, loss terms, the sample keys of that step); on resume, lines past the checkpoint are
-dropped so the log never holds a step twice. Multi-GPU: ``accelerate launch -m idportrait.cli train ...``.
+optimizer step (step, epoch, loss terms averaged over processes, the main process's sample keys); on resume,
+lines past the checkpoint are dropped so the log never holds a step twice.
+Multi-GPU: ``accelerate launch -m idportrait.cli train ...``.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     ``on_step(step, model, objective)``, when given, is called on the main process after each optimizer step.
     """
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration, set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
     from rich.progress import Progress as Bar
 
     output_dir = Path(config.output_dir)
@@ -103,6 +104,8 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
             automatic_checkpoint_naming=True,
             total_limit=config.checkpoints_total_limit,
         ),
+        # a batch whose texts were all dropped leaves the FacialEncoder unused
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     set_seed(config.seed)
     objective = build_objective(config, accelerator.device, WEIGHT_DTYPES[config.mixed_precision])
