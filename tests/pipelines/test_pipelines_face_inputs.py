@@ -55,3 +55,13 @@ def test_no_face_raises(tiny_pipe, face_models):
 
     with pytest.raises(NoFaceError, match="coffee"):
         tiny_pipe.prepare_face_inputs(Image.fromarray(data.coffee()), *face_models, source="coffee.png")
+
+
+def test_no_face_opt_in_gives_zero_identity_and_no_regions(tiny_pipe, face_models):
+    from skimage import data
+
+    face = tiny_pipe.prepare_face_inputs(Image.fromarray(data.coffee()), *face_models, allow_no_face=True)
+    assert face.region_names == [] and not face.region_mask.any()
+    assert torch.equal(face.id_embedding, torch.zeros(128))
+    images = tiny_pipe("a cup", face_inputs=face, num_inference_steps=1, height=32, width=32, output_type="pt").images
+    assert torch.isfinite(images).all()

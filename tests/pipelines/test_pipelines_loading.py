@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from idportrait.errors import CheckpointError, ModelNotFoundError
+from idportrait.errors import CheckpointError, ModelNotFoundError, UserError
 from idportrait.pipelines import loading
 from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
 
@@ -49,8 +49,13 @@ def test_local_folder_that_is_not_a_model(tmp_path):
 
 def test_checkpoint_of_another_method(tiny_models, tmp_path):
     ip_adapter = tmp_path / "ip-adapter-faceid.bin"
-    state = {"image_proj": {"proj.weight": torch.zeros(4, 4)}, "ip_adapter": {"1.to_k_ip.weight": torch.zeros(2)}}
+    state = {"image_proj": {"proj.0.weight": torch.zeros(4, 4)}, "ip_adapter": {"1.to_k_ip.weight": torch.zeros(2)}}
     torch.save(state, ip_adapter)
     pipe = loading.load_sd15_pipeline(ConsistentIDPipeline, str(tiny_models[0]))
-    with pytest.raises(CheckpointError, match=r"ip-adapter-faceid\.bin"):
+    with pytest.raises(CheckpointError, match=r"ip-adapter-faceid\.bin: .*IP-Adapter-FaceID checkpoint"):
         pipe.load_consistentid(str(ip_adapter))
+
+
+def test_offload_needs_a_gpu(tiny_models):
+    with pytest.raises(UserError, match="--offload needs a GPU"):
+        loading.load_sd15_pipeline(ConsistentIDPipeline, str(tiny_models[0]), device="cpu", offload=True)

@@ -143,10 +143,20 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         return self._zero_clip
 
     def prepare_face_inputs(
-        self, image: Image.Image, face_analyzer: FaceAnalyzer, face_parser: FaceParser, source: str = "<image>"
+        self,
+        image: Image.Image,
+        face_analyzer: FaceAnalyzer,
+        face_parser: FaceParser,
+        source: str = "<image>",
+        allow_no_face: bool = False,
     ) -> FaceInputs:
-        """Face embedding, parsing, region images and CLIP features of one photo (see `FaceInputs`)."""
+        """Face embedding, parsing, region images and CLIP features of one photo (see `FaceInputs`).
+
+        No face raises `NoFaceError`; with ``allow_no_face`` the photo gets a zero identity embedding and no
+        regions instead (the release's silent behaviour).
+        """
         self._require_adapter()
+        id_dim = self.consistentid_config.get("id_dim") if allow_no_face else None
         return compute_face_inputs(
             image,
             face_analyzer,
@@ -155,6 +165,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
             self.feature_extractor,
             self.zero_clip_embeds(),
             source,
+            no_face_id_dim=id_dim,
         )
 
     @torch.no_grad()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from idportrait.errors import CheckpointError
+from idportrait.errors import CheckpointError, NoFaceError
 from idportrait.faces.labels import MAX_REGIONS
 
 FORMAT = "idportrait.face_inputs.v1"
@@ -123,21 +123,32 @@ def compute_face_inputs(
     feature_extractor: Any,
     zero_embeds: torch.Tensor | None = None,
     source: str = "<image>",
+    no_face_id_dim: int | None = None,
 ) -> FaceInputs:
-    """Run face analysis, parsing and CLIP on one photo (raises `NoFaceError` when there is no face).
+    """Run face analysis, parsing and CLIP on one photo.
 
     ``zero_embeds`` [257, C] is the zero image's CLIP features (pass the pipeline's cached copy to skip
-    recomputing them).
+    recomputing them). A photo without a face raises `NoFaceError`, unless ``no_face_id_dim`` is given: then
+    it gets a zero identity embedding of that size and no regions (what the release does silently).
     """
     from idportrait.faces.parsing import region_images
 
     image = image.convert("RGB")
-    face = face_analyzer.largest_face(image, source)
-    if face.embedding is None:
-        raise ValueError(f"{source}: the face analyzer returned no identity embedding")
-    parsing = face_parser.parse(image, face)
-    names = list(parsing.regions)[:MAX_REGIONS]
-    crops = region_images(image, parsing)[:MAX_REGIONS]
+    try:
+        face = face_analyzer.largest_face(image, source)
+    except NoFaceError:
+        if no_face_id_dim is None:
+            raise
+        face = None
+    if face is None:
+        id_embedding, names, crops = torch.zeros(no_face_id_dim), [], []
+    else:
+        if face.embedding is None:
+            raise ValueError(f"{source}: the face analyzer returned no identity embedding")
+        parsing = face_parser.parse(image, face)
+        names = list(parsing.regions)[:MAX_REGIONS]
+        crops = region_images(image, parsing)[:MAX_REGIONS]
+        id_embedding = torch.from_numpy(face.normed_embedding.copy())
 
     pixels = feature_extractor(images=[image, *crops], return_tensors="pt").pixel_values
     hidden = clip_hidden_states(image_encoder, pixels)  # [1 + R, 257, C]
@@ -145,7 +156,7 @@ def compute_face_inputs(
         zero_embeds = zero_image_embeds(image_encoder, pixels.shape[-1])
     pad = zero_embeds[None].expand(MAX_REGIONS - len(names), -1, -1)
     return FaceInputs(
-        id_embedding=torch.from_numpy(face.normed_embedding.copy()),
+        id_embedding=id_embedding,
         clip_embeds=hidden[0],
         region_embeds=torch.cat([hidden[1:], pad], dim=0),
         region_mask=torch.arange(MAX_REGIONS) < len(names),

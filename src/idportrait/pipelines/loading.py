@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from idportrait.errors import ModelNotFoundError
+from idportrait.errors import ModelNotFoundError, UserError
 
 T = TypeVar("T")
 
@@ -100,6 +100,8 @@ def load_sd15_pipeline(
     """
     import torch
 
+    if offload and not str(device).startswith("cuda"):
+        raise UserError(f"--offload needs a GPU (device is {device})")
     dtype = dtype or torch.float32
     kwargs: dict[str, Any] = {"dtype": dtype, "safety_checker": None, "requires_safety_checker": False}
     if vae is not None:
