@@ -147,3 +147,11 @@ def test_face_image_path_equals_precomputed_inputs(tiny_pipe, astronaut_inputs, 
 def test_requires_face_inputs(tiny_pipe):
     with pytest.raises(ValueError, match="face_inputs"):
         tiny_pipe("a photo", num_inference_steps=1)
+
+
+def test_face_inputs_of_another_backend_are_refused(tiny_pipe, astronaut_inputs):
+    from idportrait.errors import UserError
+
+    arcface = dataclasses.replace(astronaut_inputs, id_embedding=torch.ones(512) / 512**0.5, cache={})
+    with pytest.raises(UserError, match="512-D face embedding, but the adapter expects 128-D"):
+        run(tiny_pipe, arcface)

@@ -37,7 +37,7 @@ from idportrait.adapters.consistentid.text import (
     add_consistentid_tokens,
     build_facial_prompt,
 )
-from idportrait.errors import CheckpointError
+from idportrait.errors import CheckpointError, UserError
 from idportrait.pipelines.face_inputs import (
     FaceAnalyzer,
     FaceInputs,
@@ -173,6 +173,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         """(id_tokens [1, 4, D], region_tokens [1, 5, D]) for one identity, cached on the `FaceInputs`."""
         key = ("consistentid", id(self.image_proj), id(self.facial_encoder), str(device), dtype)
         if key not in face.cache:
+            check_face_inputs(face, self.consistentid_config)
             id_embed = face.id_embedding[None].to(device, dtype)
             shortcut = bool(self.consistentid_config.get("image_proj_shortcut", False))
             id_tokens = self.image_proj(id_embed, face.clip_embeds[None].to(device, dtype), shortcut=shortcut)
@@ -334,11 +335,27 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
 
         # 4. decode
         if output_type == "latent":
-            return StableDiffusionPipelineOutput(images=latents, nsfw_content_detected=None)
-        image = self.vae.decode(latents / self.vae.config.scaling_factor).sample
-        image = self.image_processor.postprocess(image, output_type=output_type)
+            image = latents
+        else:
+            image = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+            image = self.image_processor.postprocess(image, output_type=output_type)
         self.maybe_free_model_hooks()
         return StableDiffusionPipelineOutput(images=image, nsfw_content_detected=None)
+
+
+def check_face_inputs(face: FaceInputs, config: dict[str, Any]) -> None:
+    """Raise `UserError` when the face inputs were made for another face backend or image encoder."""
+    id_dim, clip_dim = face.id_embedding.shape[-1], face.clip_embeds.shape[-1]
+    if config.get("id_dim", id_dim) != id_dim:
+        raise UserError(
+            f"{face.source}: {id_dim}-D face embedding, but the adapter expects {config['id_dim']}-D "
+            "(ArcFace 512-D: --face-backend insightface:buffalo_l; dlib gives 128-D)"
+        )
+    if config.get("clip_dim", clip_dim) != clip_dim:
+        raise UserError(
+            f"{face.source}: CLIP features of width {clip_dim}, but the adapter expects {config['clip_dim']} "
+            "(face inputs made with another image encoder)"
+        )
 
 
 def _broadcast(value: str | list[str], n: int, name: str) -> list[str]:
