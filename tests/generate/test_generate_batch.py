@@ -10,10 +10,10 @@ from PIL import Image
 from skimage import data
 from typer.testing import CliRunner
 
+from idportrait.adapters.ipadapter_layout import random_faceid_checkpoint
 from idportrait.cli import app
 from idportrait.errors import ImageError
 from idportrait.generate.batch import identities, read_metadata, read_prompts, run_batch
-from idportrait.methods.ipadapter_faceid import random_faceid_checkpoint
 from idportrait.tiny import save_tiny_sd15, tiny_unet
 
 

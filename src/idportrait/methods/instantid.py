@@ -1,0 +1,136 @@
+"""``instantid``: InstantID (IdentityNet + face adapter, released ``InstantX/InstantID``) behind the `Method` interface.
+
+prepare: largest face of each reference -> mean normed ArcFace embedding [512] (antelopev2, as InstantID was
+trained) and the first reference's keypoints, rescaled to the output frame -> the 5-keypoint control image.
+generate: `InstantIDPipeline` with one CPU generator per (prompt, seed), prompt-major.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from idportrait import registry
+from idportrait.adapters.instantid.kps import draw_kps
+from idportrait.errors import NoFaceError
+from idportrait.faces.types import Face
+from idportrait.methods.base import seed_generators
+
+SDXL_PIXELS = 1024 * 1024
+
+
+def output_size(width: int, height: int, pixels: int = SDXL_PIXELS, multiple: int = 64) -> tuple[int, int]:
+    """The reference's aspect ratio at about ``pixels`` pixels, both sides multiples of ``multiple``."""
+    scale = (pixels / (width * height)) ** 0.5
+    return max(multiple, round(width * scale / multiple) * multiple), max(
+        multiple, round(height * scale / multiple) * multiple
+    )
+
+
+@dataclass
+class InstantIDReference:
+    """face_embedding: [512] mean normed embedding; kps_image: control image at the output size; faces used."""
+
+    face_embedding: torch.Tensor
+    kps_image: Image.Image
+    faces: list[Face] = field(default_factory=list)
+
+
+@dataclass
+class InstantIDMethod:
+    """A loaded `InstantIDPipeline` with its face detector (faces with embeddings, largest first)."""
+
+    pipe: Any
+    detect: Any
+    name: str = "instantid"
+    size: tuple[int, int] | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def prepare(self, reference: Image.Image | list[Image.Image]) -> InstantIDReference:
+        """Face embedding averaged over the photos; keypoints (pose) from the first one."""
+        photos = [reference] if isinstance(reference, Image.Image) else list(reference)
+        faces = []
+        for i, photo in enumerate(photos):
+            found = self.detect(photo)
+            if not found or found[0].embedding is None:
+                raise NoFaceError("no face (with an identity embedding) found in the reference photo", f"#{i}")
+            faces.append(found[0])
+        embedding = torch.from_numpy(np.stack([f.normed_embedding for f in faces]).mean(0))
+        width, height = self.size or output_size(*photos[0].size)
+        kps = faces[0].kps * np.array([width / photos[0].width, height / photos[0].height], dtype=np.float32)
+        return InstantIDReference(face_embedding=embedding, kps_image=draw_kps((width, height), kps), faces=faces)
+
+    def generate(self, prepared: InstantIDReference, prompts: list[str], seeds: list[int], **options: Any) -> list:
+        """One image per (prompt, seed), prompt-major; ``options`` are `InstantIDPipeline.__call__` keywords."""
+        out = self.pipe(
+            list(prompts),
+            face_embedding=prepared.face_embedding,
+            kps_image=prepared.kps_image,
+            num_images_per_prompt=len(seeds),
+            generator=seed_generators(prompts, seeds),
+            **{**self.defaults, **options},
+        )
+        return out.images
+
+
+def load_instantid_method(
+    base: str | None = None,
+    adapter: str | None = None,
+    identitynet: str | None = None,
+    face_backend: str = f"insightface:{registry.INSIGHTFACE_FACEID6M}",
+    detect: Any = None,
+    size: tuple[int, int] | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    **defaults: Any,
+) -> InstantIDMethod:
+    """Load SDXL base + IdentityNet + ``ip-adapter.bin`` + face analyzer; ``None`` means the registry default.
+
+    adapter: ``ip-adapter.bin`` file, a folder holding it, or a hub repo (default `registry.INSTANTID_REPO`).
+    identitynet: ControlNet folder or hub repo (default the ``ControlNetModel`` folder of the InstantID repo).
+    ``defaults`` become default `InstantIDPipeline.__call__` keywords (e.g. ``num_inference_steps``).
+    """
+    from diffusers import ControlNetModel
+
+    from idportrait.methods.base import resolve_device
+    from idportrait.pipelines.instantid_sdxl import InstantIDPipeline
+    from idportrait.pipelines.loading import fetch, hub_file
+
+    device, torch_dtype = resolve_device(device, dtype)
+    if identitynet is None:
+        repo, subfolder = registry.INSTANTID_REPO, registry.INSTANTID_CONTROLNET_SUBFOLDER
+    else:
+        repo, subfolder = identitynet, None
+    controlnet = fetch(
+        "IdentityNet",
+        f"{repo}/{subfolder}" if subfolder else repo,
+        "--identitynet",
+        lambda local: ControlNetModel.from_pretrained(
+            repo, subfolder=subfolder, torch_dtype=torch_dtype, local_files_only=local
+        ),
+    )
+    base = base or registry.SDXL_BASE
+    pipe = fetch(
+        "base model",
+        base,
+        "--base",
+        lambda local: InstantIDPipeline.from_pretrained(
+            base, controlnet=controlnet, torch_dtype=torch_dtype, local_files_only=local
+        ),
+    )
+    pipe.load_instantid(
+        hub_file(
+            str(adapter or registry.INSTANTID_REPO), registry.INSTANTID_ADAPTER_FILE, "InstantID adapter", "--adapter"
+        )
+    )
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    if detect is None:
+        from idportrait.faces import get_face_analyzer
+
+        detect = get_face_analyzer(face_backend, device=device).detect
+    return InstantIDMethod(pipe=pipe, detect=detect, size=size, defaults=defaults)

@@ -1,0 +1,148 @@
+"""InstantID on an SDXL base, as a diffusers pipeline.
+
+    identitynet = ControlNetModel.from_pretrained("InstantX/InstantID", subfolder="ControlNetModel")
+    pipe = InstantIDPipeline.from_pretrained(sdxl_base, controlnet=identitynet)
+    pipe.load_instantid("path/to/ip-adapter.bin")            # Resampler + decoupled attention (strict check)
+    images = pipe("a photo of a person", face_embedding=emb, kps_image=draw_kps(size, kps)).images
+
+Data flow of one call::
+
+    face embedding [512] -> Resampler (diffusers IPAdapterPlusImageProjection)      face tokens [B, 16, 2048]
+                           (zeros -> the unconditional face tokens for CFG)
+    prompt -> both text encoders (SDXL)                                          text [B, 77, 2048] + pooled
+    each step: IdentityNet(latents, t, encoder_hidden_states = face tokens only, control = keypoint image)
+                 -> residuals x controlnet_conditioning_scale
+               UNet(latents, t, text, residuals, image_embeds -> decoupled attention x ip_adapter_scale)
+
+With both scales 0 the result is the base SDXL pipeline's, exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionXLControlNetPipeline
+from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOutput
+from PIL import Image
+
+from idportrait.adapters.instantid.checkpoint import check_instantid_checkpoint, load_instantid_checkpoint
+
+
+class InstantIDPipeline(StableDiffusionXLControlNetPipeline):
+    """SDXL + IdentityNet (the ``controlnet``) + InstantID's face adapter."""
+
+    def load_instantid(self, path: str | Path) -> None:
+        """Check ``ip-adapter.bin`` against this UNet (strict) and load it with diffusers' ``load_ip_adapter``."""
+        state = load_instantid_checkpoint(path)
+        check_instantid_checkpoint(state, self.unet, path)
+        self.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
+
+    def face_tokens(self, face_embedding: torch.Tensor) -> torch.Tensor:
+        """Face embeddings [N, 512] -> face tokens [N, 16, 2048] (the Resampler; zeros give the uncond tokens)."""
+        resampler = self.unet.encoder_hid_proj.image_projection_layers[0]
+        return resampler(face_embedding[:, None].to(self.unet.device, self.unet.dtype))
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        face_embedding: torch.Tensor,
+        kps_image: Image.Image,
+        negative_prompt: str | list[str] | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int = 30,
+        guidance_scale: float = 5.0,
+        ip_adapter_scale: float = 0.8,
+        controlnet_conditioning_scale: float = 0.8,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+    ) -> StableDiffusionXLPipelineOutput:
+        """``len(prompts) * num_images_per_prompt`` images, prompt-major, at the keypoint image's size.
+
+        face_embedding: [512] (or [1, 512]) normed ArcFace embedding (antelopev2 for the released weights).
+        """
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        width, height = kps_image.size
+        device, dtype = self._execution_device, self.unet.dtype
+        batch = len(prompts) * num_images_per_prompt
+        do_cfg = guidance_scale > 1.0
+
+        # 1. text (SDXL's own encoding) and face tokens
+        text, negative, pooled, negative_pooled = self.encode_prompt(
+            prompts,
+            device=device,
+            num_images_per_prompt=num_images_per_prompt,
+            do_classifier_free_guidance=do_cfg,
+            negative_prompt=negative_prompt,
+        )
+        face = face_embedding.reshape(1, -1).float()
+        raw = face.expand(batch, -1)
+        if do_cfg:
+            text, pooled = torch.cat([negative, text]), torch.cat([negative_pooled, pooled])
+            raw = torch.cat([torch.zeros_like(raw), raw])
+        raw = raw.to(device, dtype)
+        tokens = self.face_tokens(raw)
+        time_ids = self._get_add_time_ids(
+            (height, width), (0, 0), (height, width), dtype, self.text_encoder_2.config.projection_dim
+        ).to(device)
+        added = {"text_embeds": pooled, "time_ids": time_ids.repeat(text.shape[0], 1)}
+        self.set_ip_adapter_scale(ip_adapter_scale)
+
+        # 2. control image, latents, timesteps
+        control = self.prepare_image(
+            kps_image,
+            width=width,
+            height=height,
+            batch_size=batch,
+            num_images_per_prompt=1,
+            device=device,
+            dtype=self.controlnet.dtype,
+            do_classifier_free_guidance=do_cfg,
+        )
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        latents = self.prepare_latents(
+            batch, self.unet.config.in_channels, height, width, dtype, device, generator, latents
+        )
+        extra = self.prepare_extra_step_kwargs(generator, 0.0)
+
+        # 3. denoising: IdentityNet sees the face tokens only, the UNet the text (+ face via its IP attention)
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for t in timesteps:
+                model_in = torch.cat([latents] * 2) if do_cfg else latents
+                model_in = self.scheduler.scale_model_input(model_in, t)
+                down, mid = self.controlnet(
+                    model_in,
+                    t,
+                    encoder_hidden_states=tokens,
+                    controlnet_cond=control,
+                    conditioning_scale=controlnet_conditioning_scale,
+                    added_cond_kwargs=added,
+                    return_dict=False,
+                )
+                noise = self.unet(
+                    model_in,
+                    t,
+                    encoder_hidden_states=text,
+                    added_cond_kwargs={**added, "image_embeds": [raw[:, None, None]]},
+                    down_block_additional_residuals=down,
+                    mid_block_additional_residual=mid,
+                ).sample
+                if do_cfg:
+                    uncond, cond = noise.chunk(2)
+                    noise = uncond + guidance_scale * (cond - uncond)
+                latents = self.scheduler.step(noise, t, latents, **extra).prev_sample
+                bar.update()
+
+        # 4. decode
+        if output_type == "latent":
+            return StableDiffusionXLPipelineOutput(images=latents)
+        if self.vae.dtype == torch.float16 and self.vae.config.force_upcast:
+            self.upcast_vae()
+        latents = latents.to(next(self.vae.post_quant_conv.parameters()).dtype)
+        image = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        image = self.image_processor.postprocess(image, output_type=output_type)
+        self.maybe_free_model_hooks()
+        return StableDiffusionXLPipelineOutput(images=image)
