@@ -73,3 +73,50 @@ def test_two_steps_via_cli_export_loads(tmp_path, tiny_base, fgid_folder):
 
     record = json.loads((fgid_folder / "records.jsonl").read_text().splitlines()[0])
     assert record["marked_regions"], "the template facial caption names every region"
+
+
+@pytest.mark.slow
+def test_objective_captures_cross_attention_of_the_spec_layers_only(tmp_path, tiny_base, fgid_folder):
+    import torch
+
+    from idportrait.adapters.consistentid.attention import ConsistentIPAttnProcessor
+    from idportrait.training.consistentid import ConsistentIDObjective
+    from idportrait.training.loop import TrainConfig
+
+    config = TrainConfig(
+        data=[fgid_folder], output_dir=tmp_path, base_model=str(tiny_base),
+        image_encoder=str(tiny_base / "image_encoder"), resolution=64, lora_rank=4,
+        method_options={"adapter_size": "small"},
+    )  # fmt: skip
+    objective = ConsistentIDObjective(config, torch.device("cpu"), torch.float32)
+    unet = objective.frozen.unet
+    armed = [p.name for p in unet.attn_processors.values() if getattr(p, "capture", None) is not None]
+    cross = [n.removesuffix(".processor") for n in unet.attn_processors if n.endswith("attn2.processor")]
+    spec_layers = ("down_blocks.1.", "down_blocks.2.", "mid_block.", "up_blocks.1.", "up_blocks.2.")
+    assert armed == [n for n in cross if n.startswith(spec_layers)]  # the tiny UNet has mid_block + up_blocks.1
+    assert len(armed) == 3 and len(cross) == 4  # down_blocks.0 and the attn1 layers stay on plain SDPA
+    for name, proc in unet.attn_processors.items():  # to_k_ip / to_v_ip start as the base to_k / to_v
+        if isinstance(proc, ConsistentIPAttnProcessor):
+            attn = unet.get_submodule(name.removesuffix(".processor"))
+            assert torch.equal(proc.to_k_ip.weight, attn.to_k.weight)
+            assert torch.equal(proc.to_v_ip.weight, attn.to_v.weight)
+    assert not any(p.requires_grad for p in unet.parameters() if all(p is not q for q in objective.model.parameters()))
+
+    batch = objective.collate([objective.dataset[0], objective.dataset[1]])
+    latents = torch.randn(2, 4, 32, 32)
+    drop = torch.tensor([False, True])
+    pred, maps, token_mask = objective.predict(objective.model, batch, latents, torch.tensor([10, 900]), drop)
+    assert pred.shape == latents.shape
+    assert set(maps) == set(armed)
+    assert maps["mid_block.attentions.0.transformer_blocks.0.attn2"].shape[2:] == (16 * 16, 5)
+    assert token_mask[0].sum() == 5 and not token_mask[1].any()  # the dropped sample has no facial tokens
+
+    torch.manual_seed(0)
+    loss, logs = objective.loss(objective.model, batch)
+    loss.backward()
+    assert logs["localization"] != 0
+    model = objective.model
+    assert model.facial_encoder.fuse_module.mlp1.fc1.weight.grad.abs().sum() > 0
+    assert model.image_proj.proj[0].weight.grad.abs().sum() > 0
+    assert model.adapter_modules[1].to_k_ip.weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora.up" in n)
