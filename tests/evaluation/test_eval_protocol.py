@@ -71,6 +71,8 @@ def test_run_generates_resumes_and_reports(tmp_path, references, tiny_clip_dir, 
         assert not math.isnan(float(s["FD_DINO"]))
     table = (run / "summary.md").read_text()
     assert table.startswith("| Method | CLIP-T | CLIP-I | DINO |") and "| plain-sd-g1 |" in table
+    assert "| Method | prepare | generate |" in table
+    assert all(float(s["s_prepare"]) >= 0 and float(s["s_generate"]) > 0 for s in summary.values())
     assert (run / "plots" / "clip_t.png").is_file() and (run / "grids" / "astronaut.png").is_file()
     assert "summary.md" in result.output or "table:" in result.output
 

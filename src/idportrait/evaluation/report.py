@@ -76,6 +76,17 @@ def markdown_table(summary: list[dict[str, Any]], fid_name: str = "FID") -> str:
     return "\n".join(lines) + "\n"
 
 
+def speed_table(summary: list[dict[str, Any]]) -> str:
+    """Seconds per image by stage: ``prepare`` (per reference) and ``generate`` (per image), then marked stages."""
+    stages = [k for k in summary[0] if k.startswith("s_") and any(not math.isnan(s[k]) for s in summary)]
+    lines = ["| Method | " + " | ".join(k[2:] for k in stages) + " | total |", "|---" * (len(stages) + 2) + "|"]
+    for s in summary:
+        lines.append(
+            f"| {s['method']} | " + " | ".join(_fmt(s[k], 2) for k in stages) + f" | {_fmt(s['seconds'], 2)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write_report(
     out_dir: Path,
     rows: list[dict[str, Any]],
@@ -95,7 +106,7 @@ def write_report(
         "table": out_dir / "summary.md",
     }
     with atomic_open(paths["table"], "w") as f:
-        f.write(markdown_table(summary, fid_name))
+        f.write(markdown_table(summary, fid_name) + "\nSeconds per image by stage:\n\n" + speed_table(summary))
     paths["plots"] = out_dir / "plots"
     for metric in METRICS:
         if any(not math.isnan(c[metric]) for c in categories):
@@ -175,7 +186,8 @@ def _thumb(image: Image.Image) -> Image.Image:
 
 def _stage_names(rows: list[dict[str, Any]]) -> list[str]:
     found = list(dict.fromkeys(k[2:] for r in rows for k in r if k.startswith("s_")))
-    return [s for s in STAGES if s in found] + [s for s in found if s not in STAGES]
+    order = ("prepare", "generate", *STAGES)
+    return [s for s in order if s in found] + [s for s in found if s not in order]
 
 
 def _mean(values) -> float:

@@ -148,6 +148,7 @@ def _row(record: Record, ref: Analysed, gen: Analysed, models: MetricModels) -> 
     if ref.parsing is not None and gen.parsing is not None:
         row["fgis"] = _nan(fgis(models.dino, ref.image, ref.parsing, gen.image, gen.parsing)[0])
     row["seconds"] = _total(record)
+    row["s_prepare"], row["s_generate"] = _nan(record.prepare_seconds), _nan(record.seconds)
     for name, seconds in {**record.prepare_stages, **record.stages}.items():
         row[f"s_{name}"] = seconds
     return row
