@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from PIL import Image
 
 from idportrait.adapters.ipadapter_layout import random_faceid_checkpoint
@@ -132,3 +132,35 @@ def test_prompts_times_seeds_prompt_major(base, photo, tmp_path):
     single = method.generate(prepared, ["a painting"], [1], output_type="np")[0]
     np.testing.assert_allclose(batch[2], single, atol=1e-4)
     assert np.abs(batch[0] - batch[1]).mean() > 1e-3
+
+
+@pytest.mark.parametrize("variant", ["faceid", "faceid-plusv2"])
+def test_sdxl_variants(tmp_path_factory, photo, variant):
+    """SDXL FaceID / PlusV2 files (cross-attention 2048 there, 64 here) load strictly and steer the image."""
+    from idportrait.tiny import TINY_TEXT_DIM, save_tiny_sdxl
+
+    base = save_tiny_sdxl(tmp_path_factory.mktemp("sdxl"))
+    unet = tiny_unet(cross_attention_dim=2 * TINY_TEXT_DIM, sdxl=True)
+    clip_dim = TINY_VISION_DIM if variant != "faceid" else None
+    ckpt = tmp_path_factory.mktemp("ckpt") / "ip-adapter.bin"
+    torch.save(random_faceid_checkpoint(unet, ID_DIM, clip_dim, heads=1, lora_rank=LORA_RANK), ckpt)
+    method = load_ipadapter_faceid(
+        base, variant, sdxl=True, adapter=ckpt, image_encoder=base / "image_encoder", detect=fake_detect, steps=2
+    )
+    prepared = method.prepare(photo)
+    method.scale, method.lora_scale = 0.0, 0.0
+    off = method.generate(prepared, ["a portrait"], [3], output_type="np")[0]
+    method.scale, method.lora_scale = 1.0, 1.0
+    on = method.generate(prepared, ["a portrait"], [3], output_type="np")[0]
+    reference = StableDiffusionXLPipeline.from_pretrained(base)
+    reference.set_progress_bar_config(disable=True)
+    expected = reference(
+        "a portrait",
+        negative_prompt=method.negative_prompt,
+        num_inference_steps=2,
+        guidance_scale=method.guidance_scale,
+        generator=torch.Generator().manual_seed(3),
+        output_type="np",
+    ).images[0]
+    np.testing.assert_allclose(off, expected, atol=1e-5)
+    assert np.abs(on - off).mean() > 1e-3
