@@ -64,10 +64,12 @@ def load_consistentid_method(
     device: str = "auto",
     dtype: str = "auto",
     offload: bool = False,
+    face_models: bool = True,
     **defaults: Any,
 ) -> ConsistentIDMethod:
     """Load base + ConsistentID + face models; ``None`` means the registry default (real hub ids).
 
+    ``face_models=False`` skips the face analyzer and parser (for callers that pass saved `FaceInputs`).
     ``defaults`` become default `ConsistentIDPipeline.__call__` keywords (e.g. ``num_inference_steps``).
     """
     from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
@@ -78,5 +80,7 @@ def load_consistentid_method(
     base = base or SD15_BASE
     pipe = load_sd15_pipeline(ConsistentIDPipeline, base, vae or default_vae(base), device, torch_dtype, offload)
     pipe.load_consistentid(adapter or CONSISTENTID_REPO, image_encoder=image_encoder)
-    analyzer, face_parser = load_face_models(face_backend, parser, parser_weights, device)
+    analyzer, face_parser = (
+        load_face_models(face_backend, parser, parser_weights, device) if face_models else (None, None)
+    )
     return ConsistentIDMethod(pipe=pipe, face_analyzer=analyzer, face_parser=face_parser, defaults=defaults)

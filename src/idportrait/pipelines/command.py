@@ -85,6 +85,7 @@ def generate(
             device=device,
             dtype=dtype,
             offload=offload,
+            face_models=loaded_inputs is None,
         )
     with console.status("analysing the face"):
         prepared = loaded_inputs or method.prepare(photo, source=str(face))
