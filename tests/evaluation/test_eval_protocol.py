@@ -37,17 +37,17 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_run_generates_resumes_and_reports(tmp_path, references, tiny_clip_dir, tiny_dino_dir):
-    from idportrait.tiny import save_tiny_sd15
+    from idportrait.demo import build_demo_models
 
-    base = save_tiny_sd15(tmp_path / "tiny-sd15")
+    base, adapter = build_demo_models(tmp_path / "models")  # tiny SD1.5 base + tiny ConsistentID checkpoint
     gen = "{ num_inference_steps = 1, height = 64, width = 64 }"
     config = tmp_path / "eval.toml"
     config.write_text(
         f'references = "{references}"\noutput = "run"\nbase = "{base}"\nseeds = [0]\nprompts = "consistentid"\n'
         f'prompt_limit = 2\ndevice = "cpu"\nclass_words = {{ astronaut = "woman", tom = "man" }}\n\n'
         f'[[methods]]\nname = "plain-sd"\ngenerate = {gen}\n\n'
-        f'[[methods]]\nname = "plain-sd"\nlabel = "plain-sd-g1"\ngenerate = {{ num_inference_steps = 1, '
-        f"height = 64, width = 64, guidance_scale = 1.0 }}\n\n"
+        f'[[methods]]\nname = "consistentid"\ngenerate = {gen}\noptions = {{ adapter = "{adapter}", '
+        f'face_backend = "dlib", parser = "landmarks", dtype = "float32" }}\n\n'
         + _metrics(tiny_clip_dir, tiny_dino_dir, "none")  # FaceNet is slow on CPU: see test_eval_facesim.py
     )
     result = CliRunner().invoke(app, ["run", "--config", str(config)])
@@ -64,13 +64,13 @@ def test_run_generates_resumes_and_reports(tmp_path, references, tiny_clip_dir, 
     assert len(rows) == 8
     assert all(r["clip_t"] and r["clip_i"] and r["dino"] for r in rows)
     summary = {r["method"]: r for r in _read_csv(run / "summary.csv")}
-    assert set(summary) == {"plain-sd", "plain-sd-g1"}
+    assert set(summary) == {"plain-sd", "consistentid"}
     for s in summary.values():
         assert s["images"] == "4"
         assert int(s["no_face"]) + sum(1 for r in rows if r["method"] == s["method"] and r["face"] == "True") == 4
         assert not math.isnan(float(s["FD_DINO"]))
     table = (run / "summary.md").read_text()
-    assert table.startswith("| Method | CLIP-T | CLIP-I | DINO |") and "| plain-sd-g1 |" in table
+    assert table.startswith("| Method | CLIP-T | CLIP-I | DINO |") and "| consistentid |" in table
     assert "| Method | prepare | generate |" in table
     assert all(float(s["s_prepare"]) >= 0 and float(s["s_generate"]) > 0 for s in summary.values())
     assert (run / "plots" / "clip_t.png").is_file() and (run / "grids" / "astronaut.png").is_file()

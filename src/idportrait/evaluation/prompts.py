@@ -42,12 +42,13 @@ def load_prompts(source: str | Path, limit: int | None = None, seed: int = 0) ->
 
     Files: our categorised JSON (``{"categories": {name: [template, ...]}}``), a COCO captions JSON
     (``{"annotations": [{"image_id", "caption"}, ...]}``, one caption per image, category "coco"), or a
-    text file with one caption per line. ``limit`` keeps a seeded random subset of that many prompts.
+    text file with one caption per line. ``limit`` keeps a seeded random subset of that many prompts,
+    with their original indices.
     """
     prompts = consistentid_prompts() if str(source) == CONSISTENTID_SOURCE else _load_file(Path(source))
     if limit is not None and limit < len(prompts):
         kept = sorted(random.Random(seed).sample(range(len(prompts)), limit))
-        prompts = [Prompt(i, prompts[k].category, prompts[k].template) for i, k in enumerate(kept)]
+        prompts = [prompts[k] for k in kept]  # original indices: file names stay stable across limits
     return prompts
 
 
