@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from idportrait.adapters.ipadapter_layout import random_faceid_checkpoint
 from idportrait.cli import app
-from idportrait.errors import ImageError
-from idportrait.generate.batch import identities, read_metadata, read_prompts, run_batch
+from idportrait.errors import ImageError, UserError
+from idportrait.generate.batch import identities, parse_options, read_metadata, read_prompts, run_batch
 from idportrait.tiny import save_tiny_sd15, tiny_unet
 
 
@@ -57,6 +57,13 @@ def test_identities_and_prompts(faces, tmp_path):
     assert read_prompts(prompts) == ["a photo", "a painting"]
 
 
+def test_parse_options():
+    parsed = parse_options(["sdxl=true", "variant=faceid-plusv2", "size=[64, 64]", "lora-scale=0.5"])
+    assert parsed == {"sdxl": True, "variant": "faceid-plusv2", "size": [64, 64], "lora_scale": 0.5}
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_options(["sdxl"])
+
+
 def test_batch_writes_seeds_and_resumes(faces, tmp_path):
     out = tmp_path / "out"
     method = CountingMethod()
@@ -86,6 +93,7 @@ def test_generate_batch_command_with_tiny_faceid(tmp_path):
         "generate-batch", "--method", "ipadapter-faceid", "--base", str(base), "--adapter", str(ckpt),
         "--faces", str(tmp_path / "faces"), "--prompts", str(tmp_path / "prompts.txt"), "--n", "2",
         "--steps", "1", "--face-backend", "dlib", "--device", "cpu", "--out", str(tmp_path / "out"),
+        "--set", "variant=faceid", "--set", "lora_scale=0.5",
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

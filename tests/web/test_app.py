@@ -53,3 +53,13 @@ def test_run_reports_no_face_kindly(demo, photos):
     images, files, masks, status = run(demo, str(photos / "coffee.jpg"), "ipadapter-faceid", "x", "None", 1, 0, False)
     assert images == [] and files == [] and masks is None
     assert "No face found in this photo" in status
+
+
+def test_serve_refuses_unknown_methods():
+    from typer.testing import CliRunner
+
+    from idportrait.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--method", "photomaker", "--masks", "none"])
+    assert result.exit_code != 0
+    assert "unknown method(s) photomaker" in str(result.exception)

@@ -74,6 +74,20 @@ def read_prompts(path: str | Path) -> list[str]:
     return prompts
 
 
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["sdxl=true", "variant=faceid-plusv2", "size=[64, 64]"]`` -> options; values are JSON when they parse."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip().replace("-", "_")] = value
+    return options
+
+
 @dataclass
 class Job:
     """One image to make: where it goes, its prompt and its seed."""

@@ -26,6 +26,10 @@ def generate_batch(
     face_backend: Annotated[str, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib.")] = (
         "insightface:buffalo_l"
     ),
+    set_: Annotated[
+        list[str],
+        typer.Option("--set", help="Method option KEY=VALUE (e.g. variant=faceid-plusv2, sdxl=true); repeatable."),
+    ] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, float32, float16, bfloat16.")] = "auto",
     out: Annotated[Path, typer.Option(help="Output folder: <out>/<identity>/<prompt>_<k>.png.")] = Path(
@@ -36,7 +40,7 @@ def generate_batch(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from idportrait.generate.batch import identities, read_prompts, run_batch
+    from idportrait.generate.batch import identities, parse_options, read_prompts, run_batch
     from idportrait.methods import load_method
 
     prompt_list = read_prompts(prompts)
@@ -45,6 +49,7 @@ def generate_batch(
     options = {} if method == "plain-sd" else {"face_backend": face_backend}
     if adapter is not None:
         options["adapter"] = adapter
+    options |= parse_options(set_)
     with console.status(f"loading {method}"):
         loaded = load_method(method, base=base, device=device, dtype=dtype, **options)
     total = len(people) * len(prompt_list) * n

@@ -24,6 +24,9 @@ def serve(
     masks: Annotated[
         str, typer.Option(help="Parser for the mask view: landmarks (offline), bisenet or none.")
     ] = "landmarks",
+    set_: Annotated[
+        list[str], typer.Option("--set", help="Option KEY=VALUE for every method's loader (e.g. sdxl=true).")
+    ] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, float32, float16, bfloat16.")] = "auto",
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 = every interface).")] = "127.0.0.1",
@@ -35,6 +38,7 @@ def serve(
 
     from idportrait.app import MAX_UPLOAD_MB, Demo, build_app
     from idportrait.errors import UserError
+    from idportrait.generate.batch import parse_options
     from idportrait.methods import METHODS, load_method
 
     unknown = [m for m in method if m not in METHODS]
@@ -46,9 +50,11 @@ def serve(
 
         parse = get_face_parser(masks).parse
 
+    extra = parse_options(set_)
+
     def load(name: str):
         faces = {} if name == "plain-sd" else {"face_backend": face_backend}
-        return load_method(name, base=base, device=device, dtype=dtype, **faces)
+        return load_method(name, base=base, device=device, dtype=dtype, **faces, **extra)
 
     demo = Demo(methods=list(method), load=load, parse=parse, out_dir=out)
     Console(stderr=True).print(f"serving on http://{host}:{port}/ ; images are written to {out}")
