@@ -11,6 +11,8 @@ runs every filter on every sample.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from idportrait.curate import reasons
@@ -83,13 +85,19 @@ def curate_batch(samples: list[Sample], cfg: CurateConfig, detect: Detector, fet
     return decisions
 
 
-def reference_decisions(samples: list[Sample], cfg: CurateConfig, detect: Detector | None) -> list[Decision]:
+def reference_decisions(
+    samples: list[Sample],
+    cfg: CurateConfig,
+    detect: Detector | None,
+    entities_of: Callable[[list[str]], list[list[str]]] = person_entities,
+) -> list[Decision]:
     """Every filter on every sample (NER on every caption, every image fetched, decoded, detected).
 
-    The slow definition the cascade must agree with. ``detect=None`` stops after the text filters.
+    The slow definition the cascade must agree with. ``detect=None`` stops after the text filters;
+    ``entities_of`` maps captions to their PERSON entities (default: the batched tok2vec + ner pipeline).
     """
     captions = [s.caption if s.caption else "" for s in samples]
-    entities = person_entities(captions) if cfg.use_ner else [[] for _ in samples]
+    entities = entities_of(captions) if cfg.use_ner else [[] for _ in samples]
     person = [
         KEEP if filter_person_keywords(s, cfg).keep or filter_person_entities(s, cfg, ents).keep else None
         for s, ents in zip(samples, entities, strict=True)
