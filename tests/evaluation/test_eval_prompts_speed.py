@@ -7,7 +7,7 @@ import pytest
 
 from idportrait.errors import UserError
 from idportrait.evaluation.prompts import consistentid_prompts, load_prompts
-from idportrait.evaluation.speed import StageTimer, stage
+from idportrait.evaluation.speed import StageTimer, instrument, stage
 
 
 def test_consistentid_prompt_set_is_the_papers_45_in_4_categories():
@@ -66,3 +66,42 @@ def test_stage_timer_accumulates_only_when_active():
     assert timer.counts == {"unet": 2, "decode": 1}
     assert 0.02 <= timer.totals["unet"] < 0.04
     assert timer.per_image(2)["unet"] == pytest.approx(timer.totals["unet"] / 2)
+
+
+def test_same_name_nested_stages_count_once():
+    timer = StageTimer()
+    with timer.activate(), stage("unet"), stage("unet"):
+        time.sleep(0.01)
+    assert timer.counts == {"unet": 1}
+
+
+def test_instrument_times_the_components_of_a_method_without_changing_results():
+    import torch
+
+    class Analyzer:
+        def detect(self, image):
+            time.sleep(0.01)
+            return [image]
+
+        def largest_face(self, image):
+            return self.detect(image)[0]
+
+    class Pipe:
+        unet = torch.nn.Linear(2, 2)
+
+    class Method:
+        face_analyzer = Analyzer()
+        pipe = Pipe()
+
+    method = Method()
+    x = torch.ones(1, 2)
+    expected = method.pipe.unet(x)
+    assert instrument(method) == ["face_analyzer.detect", "pipe.unet.forward"]
+    assert instrument(method) == []  # idempotent
+    timer = StageTimer()
+    with timer.activate():
+        assert method.face_analyzer.largest_face("img") == "img"
+        assert torch.equal(method.pipe.unet(x), expected)
+    assert timer.counts == {"face_id": 1, "unet": 1}
+    assert timer.totals["face_id"] >= 0.01
+    assert Analyzer().detect.__name__ == "detect" and not hasattr(Analyzer.detect, "__idportrait_stage__")

@@ -73,6 +73,8 @@ def test_run_generates_resumes_and_reports(tmp_path, references, tiny_clip_dir, 
     assert table.startswith("| Method | CLIP-T | CLIP-I | DINO |") and "| consistentid |" in table
     assert "| Method | prepare | generate |" in table
     assert all(float(s["s_prepare"]) >= 0 and float(s["s_generate"]) > 0 for s in summary.values())
+    split = summary["consistentid"]  # Table V's stages, timed by `instrument` around the method's components
+    assert all(float(split[f"s_{name}"]) > 0 for name in ("parsing", "face_id", "encoders", "unet", "decode"))
     assert (run / "plots" / "clip_t.png").is_file() and (run / "grids" / "astronaut.png").is_file()
     assert "summary.md" in result.output or "table:" in result.output
 

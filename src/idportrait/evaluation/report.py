@@ -186,7 +186,7 @@ def _thumb(image: Image.Image) -> Image.Image:
 
 def _stage_names(rows: list[dict[str, Any]]) -> list[str]:
     found = list(dict.fromkeys(k[2:] for r in rows for k in r if k.startswith("s_")))
-    order = ("prepare", "generate", *STAGES)
+    order = ("prepare", "generate", *STAGES, "other")
     return [s for s in order if s in found] + [s for s in found if s not in order]
 
 

@@ -20,7 +20,7 @@ from rich.progress import Progress
 from idportrait.evaluation.config import EvalConfig, MethodSpec
 from idportrait.evaluation.prompts import Prompt, load_prompts
 from idportrait.evaluation.records import Record, append_record, image_relpath, load_references, read_manifest
-from idportrait.evaluation.speed import StageTimer
+from idportrait.evaluation.speed import StageTimer, instrument
 from idportrait.imageio import load_image, save_image
 
 MethodLoader = Callable[..., Any]
@@ -63,6 +63,7 @@ def _run_method(
 ) -> None:
     options = {"device": config.device, **spec.options}
     method = load_method(spec.name, base=spec.base or config.base, **options)
+    instrument(method)
     prepared: dict[str, tuple[Any, float, dict[str, float]]] = {}
     for identity, prompt, seed in work:
         if identity not in prepared:

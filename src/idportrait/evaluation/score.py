@@ -149,8 +149,13 @@ def _row(record: Record, ref: Analysed, gen: Analysed, models: MetricModels) -> 
         row["fgis"] = _nan(fgis(models.dino, ref.image, ref.parsing, gen.image, gen.parsing)[0])
     row["seconds"] = _total(record)
     row["s_prepare"], row["s_generate"] = _nan(record.prepare_seconds), _nan(record.seconds)
-    for name, seconds in {**record.prepare_stages, **record.stages}.items():
+    stages: dict[str, float] = {}
+    for name, seconds in [*record.prepare_stages.items(), *record.stages.items()]:
+        stages[name] = stages.get(name, 0.0) + seconds
+    for name, seconds in stages.items():
         row[f"s_{name}"] = seconds
+    if stages:
+        row["s_other"] = row["seconds"] - sum(stages.values())
     return row
 
 

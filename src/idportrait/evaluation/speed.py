@@ -14,18 +14,24 @@ The evaluation runner activates a timer around each generation and records the t
         method.generate(...)
     timer.totals  # {"parsing": 0.8, "unet": 4.9, ...} seconds
 
+Methods whose code is not marked can still be split: `instrument` wraps the usual components of a
+loaded method (face analyzer, face parser, encoders, UNet, VAE decode) so each call is a stage.
+
 On CUDA the device is synchronised before and after each stage, so asynchronous kernels are
-charged to the stage that launched them. Nested stages are charged to both themselves and their
-parent; stage names are free-form (the report orders the standard ones first, see `STAGES`).
+charged to the stage that launched them. A stage nested in another of the same name is counted once;
+differently named nested stages are charged to both. Stage names are free-form (the report orders
+the standard ones first, see `STAGES`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 STAGES: tuple[str, ...] = ("parsing", "face_id", "encoders", "unet", "decode")
 """The standard stage names, in Table V order: BiSeNet parsing, InsightFace/ArcFace, image/text/facial
@@ -47,16 +53,22 @@ class StageTimer:
 
     totals: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    _open: set[str] = field(default_factory=set, repr=False)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the body as stage ``name`` (CUDA-synchronised on both sides)."""
+        if name in self._open:  # already being timed further up the stack
+            yield
+            return
+        self._open.add(name)
         _synchronize()
         start = time.perf_counter()
         try:
             yield
         finally:
             _synchronize()
+            self._open.discard(name)
             self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - start
             self.counts[name] = self.counts.get(name, 0) + 1
 
@@ -83,3 +95,53 @@ def stage(name: str) -> Iterator[None]:
         return
     with timer.stage(name):
         yield
+
+
+INSTRUMENTED: dict[str, tuple[str, ...]] = {
+    "parsing": ("face_parser.parse",),
+    "face_id": ("face_analyzer.detect",),
+    "encoders": (
+        "pipe.text_encoder.forward",
+        "pipe.text_encoder_2.forward",
+        "pipe.image_encoder.forward",
+        "pipe.image_proj.forward",
+        "pipe.facial_encoder.forward",
+        "pipe.controlnet.forward",
+    ),
+    "unet": ("pipe.unet.forward",),
+    "decode": ("pipe.vae.decode",),
+}
+"""Stage -> attribute paths on a loaded method (`idportrait.methods`) that `instrument` times."""
+
+
+def timed(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``fn`` wrapped in ``stage(name)`` (signature kept via ``functools.wraps``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with stage(name):
+            return fn(*args, **kwargs)
+
+    wrapper.__idportrait_stage__ = name  # type: ignore[attr-defined]
+    return wrapper
+
+
+def instrument(method: Any) -> list[str]:
+    """Time the components of a loaded method that exist (see `INSTRUMENTED`); returns the paths wrapped.
+
+    Wrapping sets an instance attribute over the bound method, so only this object is affected; it
+    costs nothing unless a `StageTimer` is active. Calling it twice wraps nothing twice.
+    """
+    wrapped = []
+    for name, paths in INSTRUMENTED.items():
+        for path in paths:
+            *parents, attr = path.split(".")
+            owner = method
+            for part in parents:
+                owner = getattr(owner, part, None)
+            fn = getattr(owner, attr, None) if owner is not None else None
+            if fn is None or hasattr(fn, "__idportrait_stage__"):
+                continue
+            object.__setattr__(owner, attr, timed(fn, name))
+            wrapped.append(path)
+    return wrapped
