@@ -11,9 +11,11 @@ from pathlib import Path
 import typer
 
 from idportrait import registry
+from idportrait.training.instantid_command import instantid
 
 app = typer.Typer(
-    help="Train an adapter (ConsistentID or IP-Adapter-FaceID) on annotated/curated data.", no_args_is_help=True
+    help="Train an adapter (ConsistentID, IP-Adapter-FaceID, InstantID) on annotated/curated data.",
+    no_args_is_help=True,
 )
 
 DATA = typer.Option(..., "--data", help="Input data (repeatable): an annotated FGID folder or FaceID .tar shards.")
@@ -108,3 +110,6 @@ def ipadapter_faceid(
         method_options={"variant": "faceid-plus" if plus else "faceid"},
     )  # fmt: skip
     train(config, FaceIDObjective)
+
+
+app.command("instantid")(instantid)

@@ -79,10 +79,18 @@ def check_instantid_checkpoint(state: dict, unet: torch.nn.Module, path: str | P
 
 
 def load_instantid_checkpoint(path: str | Path) -> dict:
-    """Read ``ip-adapter.bin`` (pickle, weights only)."""
+    """Read ``ip-adapter.bin`` (pickle, weights only) or our ``.safetensors`` (``image_proj.*``, ``ip_adapter.*``)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError("checkpoint not found", path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state: dict[str, dict] = {}
+        for key, value in load_file(path).items():
+            group, _, rest = key.partition(".")
+            state.setdefault(group, {})[rest] = value
+        return state
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

@@ -1,0 +1,253 @@
+"""InstantID training objective on curated FaceID shards (SDXL base).
+
+Per step::
+
+    image [B, 3, R, R] --VAE--> latents; noise, t ~ U{0..999}
+    drop (per sample, uniform r): r < 0.05 face dropped, r < 0.10 text dropped, r < 0.15 both
+    caption --both text encoders--> text [B, 77, 2048], pooled [B, 1280]; time ids (R, R, 0, 0, R, R)
+    face embedding [B, 512] --Resampler--> face tokens [B, 16, 2048]
+    keypoints (rescaled with the crop) --draw_kps--> control image [B, 3, R, R] in [0, 1]
+    IdentityNet(noisy, t, face tokens only, control) -> residuals
+    eps_pred = UNet(noisy, t, text, residuals, decoupled attention over the face tokens)
+    loss = MSE(eps_pred, eps)
+
+Trainable: the Resampler, to_k_ip/to_v_ip (initialised from to_k/to_v) and IdentityNet (initialised from the
+UNet, as ControlNets are). Export: ``adapter.safetensors`` in the released ``ip-adapter.bin`` layout
+(``image_proj.*``, ``ip_adapter.{i}.to_k_ip.weight``; diffusers' ``load_ip_adapter`` and `load_instantid` read
+it) and IdentityNet as a diffusers ``ControlNetModel/`` folder beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from idportrait.adapters.consistentid.resampler import PerceiverResampler
+from idportrait.adapters.instantid.checkpoint import NUM_TOKENS, RELEASE_RESAMPLER
+from idportrait.adapters.instantid.kps import draw_kps
+from idportrait.errors import ModelNotFoundError
+from idportrait.training.data import decode_sample_image, face_embedding, read_faceid_shards, to_pixel_values
+from idportrait.training.loop import TrainConfig
+
+DROP_FACE, DROP_TEXT, DROP_BOTH = 0.05, 0.05, 0.05
+CONTROL_CHANNELS = (16, 32, 96, 256)
+"""ControlNet conditioning-embedding widths; one block per factor 2 of the VAE's downsampling (SDXL: 8 -> 4)."""
+
+
+@dataclass
+class FrozenSDXL:
+    """SDXL base parts, frozen and in eval mode."""
+
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    text_encoder_2: Any
+    tokenizer: Any
+    tokenizer_2: Any
+    noise_scheduler: Any
+
+    @torch.no_grad()
+    def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixels [B, 3, H, W] in [-1, 1] -> scaled latents [B, 4, H/f, W/f]."""
+        dist = self.vae.encode(pixel_values.to(self.vae.dtype)).latent_dist
+        return dist.sample() * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def encode_text(self, ids: torch.Tensor, ids_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids [B, 77] of each tokenizer -> (penultimate states concatenated [B, 77, D1 + D2], pooled [B, D2])."""
+        out_1 = self.text_encoder(ids.to(self.text_encoder.device), output_hidden_states=True)
+        out_2 = self.text_encoder_2(ids_2.to(self.text_encoder_2.device), output_hidden_states=True)
+        return torch.cat([out_1.hidden_states[-2], out_2.hidden_states[-2]], dim=-1), out_2.text_embeds
+
+
+def load_frozen_sdxl(base: str, device: torch.device | str, weight_dtype: torch.dtype) -> FrozenSDXL:
+    """Every part of an SDXL base (hub id or diffusers folder); failures raise `ModelNotFoundError`."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    try:
+        parts = FrozenSDXL(
+            unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet"),
+            vae=AutoencoderKL.from_pretrained(base, subfolder="vae"),
+            text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder"),
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"),
+            tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
+            tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2"),
+            noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler"),
+        )
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(
+            f"could not load the SDXL base '{base}' ({type(err).__name__}); pass a local folder with --base"
+        ) from None
+    for model in (parts.unet, parts.text_encoder, parts.text_encoder_2):
+        model.requires_grad_(False).eval().to(device, dtype=weight_dtype)
+    parts.vae.requires_grad_(False).eval().to(device)  # float32: the SDXL VAE overflows in fp16
+    return parts
+
+
+def install_ip_processors(unet: nn.Module, num_tokens: int = NUM_TOKENS) -> dict[int, nn.Module]:
+    """diffusers' decoupled-attention processors on every cross-attention (to_k_ip/to_v_ip from to_k/to_v).
+
+    Returns processor index (``unet.attn_processors`` order, the ``ip_adapter`` key prefix) -> processor.
+    """
+    from diffusers.models.attention_processor import AttnProcessor2_0, IPAdapterAttnProcessor2_0
+
+    processors, trainable = {}, {}
+    for i, name in enumerate(unet.attn_processors):
+        attn = unet.get_submodule(name.removesuffix(".processor"))
+        if not attn.is_cross_attention:
+            processors[name] = AttnProcessor2_0()
+            continue
+        proc = IPAdapterAttnProcessor2_0(
+            hidden_size=attn.to_k.out_features,
+            cross_attention_dim=attn.to_k.in_features,
+            num_tokens=[num_tokens],
+        )
+        with torch.no_grad():
+            proc.to_k_ip[0].weight.copy_(attn.to_k.weight)
+            proc.to_v_ip[0].weight.copy_(attn.to_v.weight)
+        processors[name] = proc.to(next(unet.parameters()).device)
+        trainable[i] = processors[name]
+    unet.set_attn_processor(processors)
+    return trainable
+
+
+class InstantIDModel(nn.Module):
+    """Trainable parts; ``forward`` runs the frozen UNet (held outside the state dict) with them."""
+
+    def __init__(self, unet: nn.Module, resampler: nn.Module, ip_processors: dict[int, nn.Module], identitynet):
+        super().__init__()
+        from diffusers.models.embeddings import MultiIPAdapterImageProjection
+
+        self.resampler = resampler
+        self.ip_processors = nn.ModuleDict({str(i): p for i, p in ip_processors.items()})
+        self.identitynet = identitynet
+        unet.encoder_hid_proj = MultiIPAdapterImageProjection([resampler])
+        unet.config.encoder_hid_dim_type = "ip_image_proj"
+        object.__setattr__(self, "unet", unet)
+
+    def forward(self, noisy, t, text, pooled, time_ids, id_embeds, control) -> torch.Tensor:
+        """noisy [B, 4, h, w], t [B], text [B, 77, D], pooled [B, P], time_ids [B, 6], id [B, E],
+        control [B, 3, H, W] -> eps_pred [B, 4, h, w]."""
+        added = {"text_embeds": pooled, "time_ids": time_ids}
+        tokens = self.resampler(id_embeds[:, None].to(text.dtype))
+        down, mid = self.identitynet(
+            noisy, t, encoder_hidden_states=tokens, controlnet_cond=control, added_cond_kwargs=added, return_dict=False
+        )
+        return self.unet(
+            noisy,
+            t,
+            encoder_hidden_states=text,
+            added_cond_kwargs={**added, "image_embeds": [id_embeds[:, None, None].to(text.dtype)]},
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+        ).sample
+
+
+class InstantIDShardDataset(torch.utils.data.Dataset):
+    """Curated shard samples -> square image, keypoint control image, token ids of both tokenizers, embedding."""
+
+    def __init__(self, paths: list[Path], frozen: FrozenSDXL, resolution: int) -> None:
+        self.samples = read_faceid_shards(paths)
+        self.tokenizers = (frozen.tokenizer, frozen.tokenizer_2)
+        self.resolution = resolution
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.samples[index]
+        image = decode_sample_image(sample)
+        w, h = image.size
+        side, res = min(w, h), self.resolution
+        left, top = (w - side) // 2, (h - side) // 2
+        square = image.crop((left, top, left + side, top + side)).resize((res, res), resample=3)
+        kps = (np.asarray(sample["json"]["faces"][0]["kps"], np.float32) - [left, top]) * (res / side)
+        control = torch.from_numpy(np.asarray(draw_kps((res, res), kps), np.float32) / 255.0).permute(2, 0, 1)
+        ids = [_tokenize(tok, sample["txt"]) for tok in self.tokenizers]
+        return {
+            "key": f"{sample['source']}:{sample['key']}",
+            "pixel_values": to_pixel_values(square),
+            "control": control,
+            "input_ids": ids[0],
+            "input_ids_2": ids[1],
+            "id_embeds": face_embedding(sample["json"]),
+        }
+
+
+def _tokenize(tokenizer: Any, text: str) -> torch.Tensor:
+    ids = tokenizer(text, max_length=tokenizer.model_max_length, padding="max_length", truncation=True).input_ids
+    return torch.tensor(ids, dtype=torch.long)
+
+
+class InstantIDObjective:
+    """Builds InstantID on a frozen SDXL base and computes its loss (see the module docstring)."""
+
+    def __init__(self, config: TrainConfig, device: torch.device, weight_dtype: torch.dtype) -> None:
+        from diffusers import ControlNetModel
+
+        self.frozen = load_frozen_sdxl(config.base_model, device, weight_dtype)
+        unet, vae = self.frozen.unet, self.frozen.vae
+        blocks = len(vae.config.block_out_channels)  # one conditioning block per VAE level
+        identitynet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=CONTROL_CHANNELS[:blocks])
+        options = {**RELEASE_RESAMPLER, **config.method_options}
+        resampler = PerceiverResampler(
+            dim=options["dim"],
+            depth=options["depth"],
+            dim_head=64,
+            heads=options["heads"],
+            embedding_dim=options["embedding_dim"],
+            output_dim=unet.config.cross_attention_dim,
+            num_latents=NUM_TOKENS,
+        )
+        ip_processors = install_ip_processors(unet)
+        self.model = InstantIDModel(unet, resampler, ip_processors, identitynet.float().train()).to(device)
+        self.dataset = InstantIDShardDataset(config.data, self.frozen, config.resolution)
+        self.resolution = config.resolution
+        self.empty_ids = (_tokenize(self.frozen.tokenizer, ""), _tokenize(self.frozen.tokenizer_2, ""))
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "key"}
+        batch["keys"] = [it["key"] for it in items]
+        return batch
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        frozen = self.frozen
+        device = batch["pixel_values"].device
+        latents = frozen.encode_latents(batch["pixel_values"]).to(frozen.unet.dtype)
+        noise = torch.randn_like(latents)
+        t = torch.randint(0, frozen.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=device)
+        noisy = frozen.noise_scheduler.add_noise(latents, noise, t)
+        r = torch.rand(latents.shape[0], device=device)
+        drop_face = (r < DROP_FACE) | ((r >= DROP_FACE + DROP_TEXT) & (r < DROP_FACE + DROP_TEXT + DROP_BOTH))
+        drop_text = ((r >= DROP_FACE) & (r < DROP_FACE + DROP_TEXT + DROP_BOTH))[:, None]
+        ids = torch.where(drop_text, self.empty_ids[0].to(device), batch["input_ids"])
+        ids_2 = torch.where(drop_text, self.empty_ids[1].to(device), batch["input_ids_2"])
+        text, pooled = frozen.encode_text(ids, ids_2)
+        res = self.resolution
+        time_ids = torch.tensor([[res, res, 0, 0, res, res]], device=device, dtype=text.dtype)
+        id_embeds = batch["id_embeds"] * (~drop_face)[:, None]
+        pred = model(noisy, t, text, pooled, time_ids.expand(len(t), -1), id_embeds, batch["control"])
+        loss = F.mse_loss(pred.float(), noise.float())
+        return loss, {"loss": loss.item(), "mse": loss.item()}
+
+    def export(self, model: nn.Module, path: Path) -> Path:
+        """``path``: the face adapter in the released layout; IdentityNet in ``path.parent / "ControlNetModel"``."""
+        from safetensors.torch import save
+
+        from idportrait.imageio import atomic_open
+
+        flat = {f"image_proj.{k}": v.detach().cpu().contiguous() for k, v in model.resampler.state_dict().items()}
+        for i, proc in model.ip_processors.items():
+            flat[f"ip_adapter.{i}.to_k_ip.weight"] = proc.to_k_ip[0].weight.detach().cpu().contiguous()
+            flat[f"ip_adapter.{i}.to_v_ip.weight"] = proc.to_v_ip[0].weight.detach().cpu().contiguous()
+        with atomic_open(path, "wb") as f:
+            f.write(save(flat, metadata={"format": "instantid-ip-adapter", "num_tokens": str(NUM_TOKENS)}))
+        model.identitynet.save_pretrained(Path(path).parent / "ControlNetModel")
+        return Path(path)
