@@ -121,3 +121,27 @@ def test_face_filters_on_real_photos(photo, cfg, reason):
     if decision.keep:
         decision = filter_face_size(sample, cfg)
     assert decision.reason == reason
+
+
+def test_md_ner_finds_the_person_in_a_portrait_caption():
+    from idportrait.curate.ner import person_entities
+
+    assert person_entities(["Portrait of Taylor Swift at the Grammys", "A red sports car"]) == [["Taylor Swift"], []]
+
+
+@pytest.mark.slow
+def test_trimmed_ner_pipeline_agrees_with_the_full_one():
+    import spacy
+
+    from idportrait.curate.ner import default_ner_model_path, person_entities
+
+    captions = [
+        "Portrait of Taylor Swift at the Grammys",
+        "Barack Obama and Angela Merkel meet in Berlin",
+        "emma watson smiling",
+        "Leonardo DiCaprio, Kate Winslet in Titanic (1997)",
+        "Red leather handbag",
+        "Tom Hanks attends the premiere of his new film in Los Angeles",
+    ]
+    full = spacy.load(default_ner_model_path())
+    assert person_entities(captions) == [[e.text for e in full(c).ents if e.label_ == "PERSON"] for c in captions]

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from curate_shards import small_shard
 
+from idportrait.curate.config import CurateConfig
 from idportrait.curate.runner import load_stats, run_local
 from idportrait.curate.sample import expected_decisions
 
@@ -154,3 +155,16 @@ def test_two_local_workers_give_the_same_outputs(dlib_cfg, tmp_path):
             "q-1": "no_face",
         }
     )
+
+
+def test_outputs_on_an_fsspec_memory_filesystem(tmp_path):
+    import fsspec
+
+    small_shard(tmp_path / "m.parquet", [("Ein Porträt einer Frau", None, None), (None, None, None)])
+    out = "memory://curate-runner-test/out"
+    summary = run_local([str(tmp_path / "m.parquet")], out, CurateConfig(detector="dlib"))
+    assert (summary.samples, summary.kept) == (2, 0)
+    fs = fsspec.filesystem("memory")
+    assert fs.exists("/curate-runner-test/out/stats/m.json") and fs.exists("/curate-runner-test/out/shards/m.tar")
+    assert load_stats(out)[0]["dropped"] == {"missing_caption": 1, "not_english": 1}
+    assert run_local([str(tmp_path / "m.parquet")], out, CurateConfig(detector="dlib")).skipped == ["m"]
