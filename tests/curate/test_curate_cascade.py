@@ -5,6 +5,7 @@ from importlib import resources
 
 from idportrait.curate import cascade, reasons
 from idportrait.curate.cascade import curate_batch, reference_decisions, text_stage
+from idportrait.curate.filters import FILTERS, TEXT_FILTERS, first_failure
 from idportrait.curate.keywords import find_person_keyword
 from idportrait.curate.readers import list_shards, read_shard
 from idportrait.curate.types import Sample
@@ -37,6 +38,8 @@ def test_text_cascade_equals_every_filter_on_every_sample(dlib_cfg):
     got = text_stage(samples, dlib_cfg)
     want = reference_decisions(samples, dlib_cfg, detect=None)
     assert got == want
+    one_by_one = [first_failure(s, dlib_cfg, FILTERS[: len(TEXT_FILTERS) + 1]) for s in samples]
+    assert got == one_by_one  # the pure filters, NER called per caption
     assert {d.reason for d in got} >= {None, "not_english", "no_person_in_caption", "low_resolution_metadata"}
 
 

@@ -47,10 +47,6 @@ class Decision:
     reason: str | None = None
 
     @staticmethod
-    def ok() -> Decision:
-        return KEEP
-
-    @staticmethod
     def drop(reason: str) -> Decision:
         return Decision(False, reason)
 
