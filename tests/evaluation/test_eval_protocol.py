@@ -107,7 +107,8 @@ def test_score_folder_identical_images_are_maximal(
         assert float(copy[metric]) == pytest.approx(100.0, abs=1e-3), metric
         assert float(swap[metric]) < float(copy[metric]), metric
     assert copy["no_face"] == "0" and copy["clip_t"] == "" and copy["facesim_facenet"] == ""  # no prompt, no FaceNet
-    assert "| copy |" in (generated / "summary.md").read_text()
+    table = (generated / "summary.md").read_text()
+    assert "| copy |" in table and "FaceSim (dlib)" in table and "FaceSim (FaceNet)" not in table
 
 
 def test_bad_config_is_one_clear_error(tmp_path):

@@ -51,7 +51,7 @@ def _score_and_report(run_dir: Path, references: Path, metrics, records) -> None
     models = load_metric_models(metrics)
     rows = score_records(run_dir, records, refs, models)
     fid = frechet_by_method(run_dir, records, refs, models)
-    paths = write_report(run_dir, rows, fid, models.fid_name, records, run_dir, refs)
+    paths = write_report(run_dir, rows, fid, models.fid_name, models.face_name, records, run_dir, refs)
     console = Console()
     console.print((run_dir / "summary.md").read_text("utf-8"), markup=False, highlight=False)
     for name, path in paths.items():

@@ -39,7 +39,7 @@ def summarise(rows: list[dict[str, Any]], fid: dict[str, float], fid_name: str =
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         summary: dict[str, Any] = {"method": method, "images": len(mine)}
-        summary["no_face"] = sum(not r["face"] for r in mine)
+        summary["no_face"] = None if mine[0]["face"] is None else sum(not r["face"] for r in mine)
         for metric in METRICS:
             summary[metric] = _mean(r[metric] for r in mine)
         summary[fid_name] = fid.get(method, float("nan"))
@@ -62,16 +62,16 @@ def by_category(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def markdown_table(summary: list[dict[str, Any]], fid_name: str = "FID") -> str:
+def markdown_table(summary: list[dict[str, Any]], fid_name: str = "FID", face_name: str = "ArcFace") -> str:
     """The papers' table: methods as rows; empty metrics (switched off everywhere) are left out."""
     metrics = [m for m in METRICS if any(not math.isnan(s[m]) for s in summary)]
-    columns = [LABELS[m] for m in metrics]
+    columns = [_label(m, face_name) for m in metrics]
     has_fid = any(not math.isnan(s[fid_name]) for s in summary)
     columns += [fid_name] * has_fid + ["Speed (s)", "No face"]
     lines = ["| Method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for s in summary:
         cells = [_fmt(s[m]) for m in metrics] + [_fmt(s[fid_name])] * has_fid
-        cells += [_fmt(s["seconds"], 2), f"{s['no_face']}/{s['images']}"]
+        cells += [_fmt(s["seconds"], 2), "–" if s["no_face"] is None else f"{s['no_face']}/{s['images']}"]
         lines.append(f"| {s['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -92,6 +92,7 @@ def write_report(
     rows: list[dict[str, Any]],
     fid: dict[str, float],
     fid_name: str,
+    face_name: str,
     records: list[Record],
     run_dir: Path,
     references: dict[str, Path],
@@ -106,11 +107,13 @@ def write_report(
         "table": out_dir / "summary.md",
     }
     with atomic_open(paths["table"], "w") as f:
-        f.write(markdown_table(summary, fid_name) + "\nSeconds per image by stage:\n\n" + speed_table(summary))
+        f.write(
+            markdown_table(summary, fid_name, face_name) + "\nSeconds per image by stage:\n\n" + speed_table(summary)
+        )
     paths["plots"] = out_dir / "plots"
     for metric in METRICS:
         if any(not math.isnan(c[metric]) for c in categories):
-            plot_categories(categories, metric, paths["plots"] / f"{metric}.png")
+            plot_categories(categories, metric, paths["plots"] / f"{metric}.png", _label(metric, face_name))
     paths["grids"] = out_dir / "grids"
     for identity, photo in references.items():
         mine = [r for r in records if r.identity == identity]
@@ -129,7 +132,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def plot_categories(categories: list[dict[str, Any]], metric: str, path: Path) -> Path:
+def plot_categories(categories: list[dict[str, Any]], metric: str, path: Path, label: str) -> Path:
     """Grouped bar chart: prompt categories on x, one bar per method, metric x100 on y."""
     import matplotlib
 
@@ -145,8 +148,8 @@ def plot_categories(categories: list[dict[str, Any]], metric: str, path: Path) -
         heights = [value.get((method, n), np.nan) for n in names]
         ax.bar(np.arange(len(names)) + (i - (len(methods) - 1) / 2) * width, heights, width, label=method)
     ax.set_xticks(np.arange(len(names)), names, rotation=15)
-    ax.set_ylabel(f"{LABELS[metric]} (x100)")
-    ax.set_title(f"{LABELS[metric]} by prompt category")
+    ax.set_ylabel(f"{label} (x100)")
+    ax.set_title(f"{label} by prompt category")
     ax.legend(fontsize="small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +177,10 @@ def identity_grid(reference: Image.Image, records: list[Record], run_dir: Path) 
         for j, record in enumerate(rows[method], start=1):
             grid.paste(_thumb(load_image(run_dir / record.path)), (j * THUMB, y + label_h))
     return grid
+
+
+def _label(metric: str, face_name: str) -> str:
+    return f"FaceSim ({face_name})" if metric == "facesim_arcface" else LABELS[metric]
 
 
 def _order(record: Record) -> int:

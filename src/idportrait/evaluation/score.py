@@ -44,6 +44,7 @@ class MetricModels:
     parser: Any = None  # ``parse(image, face=None) -> Parsing`` (`idportrait.faces.get_face_parser`)
     fid_feature: int | nn.Module | None = None
     fid_name: str = "FID"
+    face_name: str = "ArcFace"  # what the analyzer's embedding is, for the FaceSim column label
 
 
 def load_metric_models(spec: MetricsSpec) -> MetricModels:
@@ -62,6 +63,7 @@ def load_metric_models(spec: MetricsSpec) -> MetricModels:
     models.dino = None if spec.dino == NONE else load_dino(spec.dino, device)
     if spec.face_backend != NONE:
         models.detect = get_face_analyzer(spec.face_backend, model_dir=spec.face_model_dir, device=device).detect
+        models.face_name = "ArcFace" if spec.face_backend.startswith("insightface") else spec.face_backend
         models.facenet = None if spec.facenet_weights == NONE else load_facenet(spec.facenet_weights, device)
         if spec.parser != NONE and models.dino is not None:
             models.parser = get_face_parser(spec.parser, weights=spec.parser_weights, device=device)
@@ -84,6 +86,7 @@ class Analysed:
     arcface: np.ndarray | None = None
     facenet: np.ndarray | None = None
     parsing: Any = None
+    has_face: bool | None = None  # None: no face analyzer loaded
 
 
 def analyse(image: Image.Image, models: MetricModels) -> Analysed:
@@ -96,6 +99,7 @@ def analyse(image: Image.Image, models: MetricModels) -> Analysed:
     if models.detect is None:
         return out
     faces = models.detect(image)
+    out.has_face = bool(faces)
     if not faces:
         return out
     out.arcface = arcface_embedding(lambda _: faces, image)
@@ -135,7 +139,7 @@ def _row(record: Record, ref: Analysed, gen: Analysed, models: MetricModels) -> 
         "prompt": record.prompt or "",
         "seed": "" if record.seed is None else record.seed,
         "path": record.path,
-        "face": models.detect is not None and gen.arcface is not None,
+        "face": gen.has_face,
     }
     row["clip_t"] = nan
     if gen.clip is not None and record.prompt:
