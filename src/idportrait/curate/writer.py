@@ -17,8 +17,9 @@ import json
 import re
 import tarfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from idportrait.curate.config import CurateConfig
 from idportrait.curate.filters import confident_faces, largest_face_ratio
 from idportrait.curate.types import Decision, Sample
 from idportrait.faces.types import Face
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 STATS_DIR, SHARDS_DIR, INDEX_DIR, DECISIONS_DIR = "stats", "shards", "index", "decisions"
 
@@ -36,7 +40,7 @@ def output_path(out: str, kind: str, name: str) -> str:
 
 
 @contextmanager
-def atomic_output(path: str):
+def atomic_output(path: str) -> Iterator[IO[bytes]]:
     """Write to ``<path>.<random>.tmp`` through fsspec, then move it onto ``path``."""
     import fsspec
 
@@ -161,7 +165,8 @@ class ShardWriter:
             f.write(json.dumps(stats, indent=2, ensure_ascii=False).encode("utf-8"))
 
 
-def index_schema():
+def index_schema() -> pa.Schema:
+    """Columns of ``index/<shard>.parquet`` (one row per kept sample; embedding L2-normalised [D])."""
     import pyarrow as pa
 
     return pa.schema(
@@ -180,7 +185,8 @@ def index_schema():
     )
 
 
-def decisions_schema():
+def decisions_schema() -> pa.Schema:
+    """Columns of ``decisions/<shard>.parquet`` (one row per input sample)."""
     import pyarrow as pa
 
     return pa.schema(
