@@ -70,3 +70,11 @@ def test_manifest_last_record_wins_and_a_torn_line_is_ignored(tmp_path):
     assert records.seconds == 2.0
     with pytest.raises(UserError, match="no generated images"):
         load_generated(tmp_path)  # the recorded image file does not exist
+
+
+def test_images_of_an_identity_without_reference_are_an_error_not_a_skip(tmp_path):
+    from idportrait.evaluation.score import MetricModels, score_records
+
+    record = Record("m", "bob", 0, "all", None, None, "m/bob/0.png")
+    with pytest.raises(UserError, match="no reference photo: bob"):
+        score_records(tmp_path, [record], {"alice": tmp_path / "alice.png"}, MetricModels())

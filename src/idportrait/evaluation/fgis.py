@@ -3,7 +3,7 @@
 For each facial region group (Face, Eye, Ear, Nose, Lip; `idportrait.faces.labels`) present in both the
 reference and the generated parsing, the region is cut out of each photo (pixels outside the mask
 black, cropped to the mask's bounding box plus a 10 % margin) and embedded with DINO; FGIS is the mean
-cosine over those regions, x100. Images with no region in common get None (counted by the scorer).
+cosine over those regions, x100. Images with no region in common get None (an empty cell in scores.csv).
 """
 
 from __future__ import annotations

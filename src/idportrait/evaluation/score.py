@@ -6,7 +6,8 @@
 
 Per identity the reference is analysed once (CLIP/DINO embeddings, face, parsing). A metric whose
 model is switched off, or that cannot be computed for an image (no face, no region in common, no
-prompt), is left empty (NaN) in that row; the report counts the empty FaceSim/FGIS cells as ``no_face``.
+prompt), is left empty (NaN) in that row; the report counts generated images in which the analyzer
+found no face as ``no_face``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from PIL import Image
 from rich.progress import Progress
 from torch import nn
 
+from idportrait.errors import NoFaceError, UserError
 from idportrait.evaluation.clip_score import ClipEmbedder
 from idportrait.evaluation.config import NONE, MetricsSpec
 from idportrait.evaluation.dino import DinoEmbedder
@@ -106,7 +108,10 @@ def analyse(image: Image.Image, models: MetricModels) -> Analysed:
     if models.facenet is not None:
         out.facenet = facenet_embedding(models.facenet, lambda _: faces, image)
     if models.parser is not None:
-        out.parsing = models.parser.parse(image, faces[0])
+        try:
+            out.parsing = models.parser.parse(image, faces[0])
+        except NoFaceError:  # a parser with its own detector may disagree with the analyzer
+            out.parsing = None
     return out
 
 
@@ -114,14 +119,14 @@ def score_records(
     run_dir: Path, records: list[Record], references: dict[str, Path], models: MetricModels
 ) -> list[dict[str, Any]]:
     """One row per record: its fields plus the `METRICS` (x100, NaN when not computable) and ``face``."""
+    unknown = sorted({r.identity for r in records} - set(references))
+    if unknown:
+        raise UserError(f"generated images of identities with no reference photo: {', '.join(unknown)}")
     refs: dict[str, Analysed] = {}
     rows = []
     with Progress(transient=True) as progress:
         task = progress.add_task("scoring", total=len(records))
         for record in records:
-            if record.identity not in references:
-                progress.advance(task)
-                continue
             if record.identity not in refs:
                 refs[record.identity] = analyse(load_image(references[record.identity]), models)
             rows.append(_row(record, refs[record.identity], analyse(load_image(run_dir / record.path), models), models))
