@@ -21,9 +21,11 @@ def _run(args: list[str]) -> None:
 @pytest.mark.slow
 def test_two_steps_export_released_layout(tmp_path, tiny_base):
     """FaceID-Plus (the plain FaceID export is checked by the resume and diffusers-layout tests)."""
-    shard = write_faceid_shard(tmp_path / "shard-000000.tar", n=4)
+    shards = tmp_path / "shards"  # a folder of shards, as `idportrait curate` writes them
+    shards.mkdir()
+    write_faceid_shard(shards / "shard-000000.tar", n=4)
     out = tmp_path / "run"
-    args = ["train", "ipadapter-faceid", "--data", str(shard), "--output-dir", str(out), "--base", str(tiny_base),
+    args = ["train", "ipadapter-faceid", "--data", str(shards), "--output-dir", str(out), "--base", str(tiny_base),
             "--resolution", "32", "--batch-size", "2", "--max-steps", "2", "--checkpointing-steps", "1",
             "--checkpoints-total-limit", "1", "--lora-rank", "4", "--plus",
             "--image-encoder", str(tiny_base / "image_encoder")]  # fmt: skip

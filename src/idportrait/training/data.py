@@ -73,11 +73,13 @@ def to_pixel_values(image: Image.Image) -> torch.Tensor:
 def read_faceid_shards(paths: list[Path]) -> list[dict[str, Any]]:
     """Every sample of curated FaceID webdataset shards, in shard/member order.
 
-    Returns dicts ``{"key", "jpg": bytes, "txt": str, "json": dict, "source": "shard.tar"}``; samples without
-    an image, a caption or a face embedding are refused with a `UserError` naming the shard and key.
+    ``paths`` are ``.tar`` files or folders of them. Returns dicts ``{"key", "jpg": bytes, "txt": str,
+    "json": dict, "source": "shard.tar"}``; samples without an image, a caption or a face embedding are
+    refused with a `UserError` naming the shard and key.
     """
     samples: list[dict[str, Any]] = []
-    for path in paths:
+    shards = [shard for p in paths for shard in (sorted(p.glob("*.tar")) if p.is_dir() else [p])]
+    for path in shards:
         if not path.is_file():
             raise UserError("shard not found", path)
         groups: dict[str, dict[str, Any]] = {}
