@@ -51,7 +51,9 @@ def page(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
-        page.goto(server)
+        page.set_default_timeout(180_000)  # CI machines can be slow; every wait below is for a real event
+        page.goto(server, wait_until="networkidle")
+        page.locator("#generate").wait_for()
         yield page
         browser.close()
 
@@ -63,16 +65,16 @@ def test_upload_generate_and_error_path(page, tmp_path):
     Image.fromarray(data.coffee()).save(cup)
 
     page.locator("#upload input[type=file]").set_input_files(str(face))
-    page.locator("#upload").get_by_text("astronaut.png").wait_for(timeout=30_000)
+    page.locator("#upload").get_by_text("astronaut.png").wait_for()
     page.locator("#generate").click()
-    page.locator("#gallery img").first.wait_for(timeout=120_000)
+    page.locator("#gallery img").first.wait_for()
     assert page.locator("#gallery img").count() >= 2
-    page.locator("#status").get_by_text("Done: 2 image(s)").wait_for(timeout=30_000)
+    page.locator("#status").get_by_text("Done: 2 image(s)").wait_for()
     assert page.locator("#download a").count() == 2
     assert "00-seed42" in page.locator("#download").inner_text()
 
     page.locator("#upload button[aria-label='Clear']").first.click()
     page.locator("#upload input[type=file]").set_input_files(str(cup))
-    page.locator("#upload").get_by_text("coffee.jpg").wait_for(timeout=30_000)
+    page.locator("#upload").get_by_text("coffee.jpg").wait_for()
     page.locator("#generate").click()
-    page.locator("#status").get_by_text("No face found in this photo").wait_for(timeout=60_000)
+    page.locator("#status").get_by_text("No face found in this photo").wait_for()
