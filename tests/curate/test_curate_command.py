@@ -42,3 +42,14 @@ def test_sample_command_writes_the_input_shards(tmp_path):
         "laion-00002.tar",
         "laion-00003.parquet",
     ]
+
+
+def test_default_detector_without_its_model_pack_is_a_clear_error(tmp_path):
+    from curate_shards import small_shard
+
+    small_shard(tmp_path / "x.parquet", [("Portrait of a woman", "astronaut_crop", None)])
+    models = tmp_path / "no-models-here"
+    result = _cli("run", str(tmp_path / "x.parquet"), "--out", str(tmp_path / "out"), "--face-model-dir", str(models))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "antelopev2" in result.stderr and str(models) in result.stderr
+    assert not (tmp_path / "out" / "stats" / "x.json").exists()

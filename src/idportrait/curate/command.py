@@ -22,6 +22,7 @@ def run(
     runner: str = typer.Option("local", help="local | ray"),
     ray_address: str = typer.Option(None, help="Ray cluster address (runner=ray); default: start a local Ray."),
     detector: str = typer.Option(None, help="Face analyzer: insightface:antelopev2 (default) or dlib (offline)."),
+    face_model_dir: str = typer.Option(None, help="Folder holding the insightface model pack (antelopev2/)."),
     min_side: int = typer.Option(512, help="Both image sides must be at least this many pixels."),
     min_face_ratio: float = typer.Option(0.04, help="Largest face bbox area / image area, at least."),
     max_faces: int = typer.Option(3, help="At most this many faces."),
@@ -40,6 +41,7 @@ def run(
         max_faces=max_faces,
         det_score=det_score,
         use_ner=ner,
+        face_model_dir=face_model_dir,
         **({"detector": detector} if detector else {}),
     )
     if runner == "ray":

@@ -21,6 +21,7 @@ class CurateConfig:
     det_score: detector confidence threshold in [0, 1]; weaker detections are ignored entirely.
     detector: face analyzer name for `idportrait.faces.get_face_analyzer`
         ("insightface:antelopev2" or the offline "dlib").
+    face_model_dir: folder holding the insightface model pack (None: insightface's default root).
     keyword_lists: names of the keyword files under ``idportrait/data/curate/keywords``.
     """
 
@@ -32,6 +33,7 @@ class CurateConfig:
     min_face_ratio: float = 0.04
     det_score: float = 0.5
     detector: str = f"insightface:{INSIGHTFACE_FACEID6M}"
+    face_model_dir: str | None = None
     keyword_lists: tuple[str, ...] = field(default=("people", "nationalities", "ethnicities", "professions"))
 
     def to_dict(self) -> dict[str, Any]:

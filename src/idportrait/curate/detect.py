@@ -18,8 +18,11 @@ Detector = Callable[[np.ndarray], list[Face]]
 
 
 @lru_cache(maxsize=4)
-def make_detector(name: str) -> Detector:
-    """``detect(image_rgb uint8 [H, W, 3]) -> list[Face]`` of the named face analyzer."""
+def make_detector(name: str, model_dir: str | None = None) -> Detector:
+    """``detect(image_rgb uint8 [H, W, 3]) -> list[Face]`` of the named face analyzer.
+
+    ``model_dir``: folder holding the insightface model pack (None: insightface's default root).
+    """
     from idportrait.faces import get_face_analyzer
 
-    return get_face_analyzer(name).detect
+    return get_face_analyzer(name, model_dir=model_dir).detect

@@ -58,9 +58,9 @@ def pending_shards(inputs: list[str], out: str) -> tuple[list[Shard], list[Shard
     return [s for s in shards if s not in done], done
 
 
-def _lazy_detector(name: str) -> Detector:
+def _lazy_detector(cfg: CurateConfig) -> Detector:
     """Load the face models only when the first image reaches detection."""
-    return lambda image: make_detector(name)(image)
+    return lambda image: make_detector(cfg.detector, cfg.face_model_dir)(image)
 
 
 def process_shard(
@@ -72,7 +72,7 @@ def process_shard(
     fetch_threads: int = 16,
 ) -> dict[str, Any]:
     """Curate one input shard into its output files; returns the stats that were written last."""
-    detect = detect or _lazy_detector(cfg.detector)
+    detect = detect or _lazy_detector(cfg)
     writer = ShardWriter(out, shard.name, shard.path, cfg)
     counts: Counter[str] = Counter()
     start = time.perf_counter()
