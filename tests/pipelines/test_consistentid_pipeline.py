@@ -155,3 +155,18 @@ def test_face_inputs_of_another_backend_are_refused(tiny_pipe, astronaut_inputs)
     arcface = dataclasses.replace(astronaut_inputs, id_embedding=torch.ones(512) / 512**0.5, cache={})
     with pytest.raises(UserError, match="512-D face embedding, but the adapter expects 128-D"):
         run(tiny_pipe, arcface)
+
+
+def test_bfloat16_matches_float32(tiny_models, astronaut_inputs, tiny_pipe):
+    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
+    from idportrait.pipelines.loading import load_sd15_pipeline
+
+    base, adapter = tiny_models
+    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base), dtype=torch.bfloat16)
+    pipe.load_consistentid(str(adapter))
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.image_proj.proj[0].weight.dtype == torch.bfloat16
+    low = run(pipe, dataclasses.replace(astronaut_inputs, cache={}), num_inference_steps=2).float()
+    full = run(tiny_pipe, astronaut_inputs, num_inference_steps=2)
+    assert torch.isfinite(low).all()
+    assert (low - full).abs().mean() < 0.05
