@@ -69,3 +69,42 @@ def test_diffusers_load_ip_adapter_matches_our_processors(tmp_path):
     diff = (ours - theirs).abs().max().item()
     print(f"diffusers load_ip_adapter vs our processors: max abs diff {diff:.2e}")
     assert torch.allclose(ours, theirs, atol=1e-5, rtol=1e-4), diff
+
+
+@pytest.mark.slow
+def test_faceid_plus_export_matches_diffusers_at_release_projector_size(tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    from idportrait.adapters.ipadapter_faceid import build_image_proj, released_state_dict
+    from idportrait.tiny import clip_tokenizer_from_bpe, tiny_scheduler, tiny_text_encoder, tiny_unet, tiny_vae
+
+    unet = tiny_unet(cross_attention_dim=768)
+    reference_unet = tiny_unet(cross_attention_dim=768)
+    image_proj = build_image_proj("faceid-plus", cross_attention_dim=768, clip_embeddings_dim=1280)
+    adapter_modules = install_consistentid_processors(unet, rank=4)
+    _randomise(image_proj, 3)
+    _randomise(adapter_modules, 4)
+    state = released_state_dict(image_proj, adapter_modules)
+    assert faceid_variant_of(state["image_proj"]) == "faceid-plus"
+
+    text = torch.randn(1, 77, 768)
+    id_embeds = torch.nn.functional.normalize(torch.randn(1, 512), dim=-1)
+    clip_embeds = torch.randn(1, 257, 1280)
+    latents = torch.randn(1, 4, 16, 16)
+    with torch.no_grad():
+        ours = unet(latents, 300, encoder_hidden_states=torch.cat([text, image_proj(id_embeds, clip_embeds)], 1)).sample
+
+    pipe = StableDiffusionPipeline(
+        vae=tiny_vae(), text_encoder=tiny_text_encoder(), tokenizer=clip_tokenizer_from_bpe(tmp_path / "tok"),
+        unet=reference_unet, scheduler=tiny_scheduler(), safety_checker=None, feature_extractor=None,
+        image_encoder=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
+    pipe.unet.encoder_hid_proj.image_projection_layers[0].clip_embeds = clip_embeds[:, None]
+    with torch.no_grad():
+        theirs = pipe.unet(
+            latents, 300, encoder_hidden_states=text, added_cond_kwargs={"image_embeds": [id_embeds[:, None]]}
+        ).sample
+    diff = (ours - theirs).abs().max().item()
+    print(f"FaceID-Plus: diffusers load_ip_adapter vs our processors: max abs diff {diff:.2e}")
+    assert torch.allclose(ours, theirs, atol=1e-5, rtol=1e-4), diff
