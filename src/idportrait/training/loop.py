@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from idportrait.errors import UserError
 from idportrait.training.data import EpochSampler
 
 
@@ -121,7 +122,7 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
         generator=torch.Generator().manual_seed(config.seed),  # worker seeds: keeps the global RNG untouched
     )
     if len(loader) == 0:
-        raise ValueError(f"{len(objective.dataset)} samples are fewer than one batch of {config.train_batch_size}")
+        raise UserError(f"{len(objective.dataset)} samples are fewer than one batch of {config.train_batch_size}")
     params = [p for p in objective.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     model, optimizer, loader = accelerator.prepare(objective.model, optimizer, loader)
