@@ -127,7 +127,7 @@ def measure(size: str, device: str, dtype: torch.dtype, steps: int, pixels: int,
 
     def prepare():
         face = method.prepare(photo)
-        cid._identity_tokens(face, torch.device(device), dtype)
+        cid._identity_tokens(face, cid._execution_device, dtype)
         return face
 
     prep_first = timed(prepare, device)
