@@ -58,3 +58,13 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, tiny_base):
 
     method = load_ipadapter_faceid(tiny_base, "faceid", adapter=resumed, detect=lambda image: [], device="cpu")
     assert "faceid_0" in method.pipe.unet.peft_config  # the released layout, LoRA included, loads for generation
+
+
+def test_log_truncation_on_resume_drops_later_steps_and_a_torn_line(tmp_path):
+    from idportrait.training.loop import _truncate_log
+
+    log = tmp_path / "train_log.jsonl"
+    lines = [f'{{"step": {i}, "keys": ["k{i}"]}}' for i in (1, 2, 3)] + ['{"step": 4, "ke']
+    log.write_text("\n".join(lines))
+    _truncate_log(log, 2)
+    assert [e["step"] for e in read_log(tmp_path)] == [1, 2]
