@@ -35,6 +35,12 @@ def test_laion_columns_aliases_and_missing_columns(tmp_path):
     assert row.load_error == "missing_caption"
 
 
+def test_wrongly_typed_columns_are_bad_rows_not_crashes(tmp_path):
+    pq.write_table(pa.table({"caption": [3, None], "url": [7, 8], "width": ["wide", "x"]}), tmp_path / "t.parquet")
+    rows = list(read_shard(list_shards([str(tmp_path / "t.parquet")])[0]))
+    assert [(r.caption, r.load_error, r.url, r.width) for r in rows] == [(None, "missing_caption", None, None)] * 2
+
+
 def test_non_utf8_captions_are_a_drop_reason(tmp_path):
     pq.write_table(pa.table({"caption": pa.array([b"\xffportrait", b"Portrait"], pa.binary())}), tmp_path / "b.parquet")
     bad, good = read_shard(list_shards([str(tmp_path / "b.parquet")])[0])

@@ -83,7 +83,7 @@ def read_shard(shard: Shard) -> Iterator[Sample]:
 
 def decode_caption(raw: bytes | str | None) -> tuple[str | None, str | None]:
     """(caption, load error): strict UTF-8; empty or whitespace-only captions count as missing."""
-    if raw is None:
+    if not isinstance(raw, (str, bytes)):
         return None, reasons.MISSING_CAPTION
     if isinstance(raw, bytes):
         try:
@@ -148,13 +148,14 @@ def _parquet_sample(shard: Shard, row: int, values: dict[str, Any], col: dict[st
     caption, error = decode_caption(values[col["caption"]]) if col["caption"] else (None, reasons.MISSING_CAPTION)
     key = values.get(col["key"]) if col["key"] else None
     image = values.get(col["image"]) if col["image"] else None
+    url = values.get(col["url"]) if col["url"] else None
     meta = {k: v for k, v in values.items() if k not in used and isinstance(v, (str, int, float, bool))}
     return Sample(
         key=str(key) if key is not None else f"{shard.name}-{row:07d}",
         caption=caption,
         width=_size(values.get(col["width"])) if col["width"] else None,
         height=_size(values.get(col["height"])) if col["height"] else None,
-        url=values.get(col["url"]) if col["url"] else None,
+        url=url if isinstance(url, str) else None,
         image_bytes=image if isinstance(image, bytes) and image else None,
         meta=meta,
         load_error=error,
