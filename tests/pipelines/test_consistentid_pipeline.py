@@ -170,3 +170,17 @@ def test_bfloat16_matches_float32(tiny_models, astronaut_inputs, tiny_pipe):
     full = run(tiny_pipe, astronaut_inputs, num_inference_steps=2)
     assert torch.isfinite(low).all()
     assert (low - full).abs().mean() < 0.05
+
+
+def test_unconditional_tokens_follow_the_spec(tiny_pipe, astronaut_inputs):
+    from idportrait.pipelines.face_inputs import zero_image_embeds
+
+    cpu = torch.device("cpu")
+    uncond_id, zero_regions = tiny_pipe._uncond_tokens(128, cpu, torch.float32)
+    zero = zero_image_embeds(tiny_pipe.image_encoder)[None]
+    torch.testing.assert_close(uncond_id, tiny_pipe.image_proj(torch.zeros(1, 128), zero))
+    torch.testing.assert_close(zero_regions[0, 3], tiny_pipe.facial_encoder.encode_regions(zero[:, None])[0, 0])
+    id_tokens, _ = tiny_pipe._identity_tokens(astronaut_inputs, cpu, torch.float32)
+    expected = tiny_pipe.image_proj(astronaut_inputs.id_embedding[None], astronaut_inputs.clip_embeds[None])
+    torch.testing.assert_close(id_tokens, expected)
+    assert id_tokens.shape == (1, 4, 32)
