@@ -105,10 +105,15 @@ def run(
     count: int,
     seed: int,
     show_masks: bool,
+    show_attention: bool = False,
     progress: Callable[..., Any] = lambda *a, **k: None,
-) -> tuple[list[Image.Image], list[str], Image.Image | None, str]:
-    """One click: (gallery images, downloadable PNG paths, mask view or None, status line)."""
+) -> tuple[list[Image.Image], list[str], Image.Image | None, Image.Image | None, str]:
+    """One click: (gallery images, downloadable PNG paths, mask view, attention view, status line).
+
+    The attention view (facial tokens' cross-attention over the first image) needs a ConsistentID method.
+    """
     from idportrait.generate.batch import save_with_seed
+    from idportrait.serve.attention_view import generate_with_attention, heatmap_strip, supports_attention
 
     try:
         photo = check_upload(upload)
@@ -118,20 +123,27 @@ def run(
         masks = mask_overlay(photo, demo.parse(photo)) if show_masks and demo.parse else None
         text = STYLES.get(style, "{prompt}").format(prompt=prompt.strip() or "a portrait of a person")
         count = max(1, min(int(count), MAX_IMAGES))
-        images, files = [], []
+        images, files, attention, note = [], [], None, ""
         demo.out_dir.mkdir(parents=True, exist_ok=True)
         click_dir = Path(tempfile.mkdtemp(prefix=f"{method_name}-", dir=demo.out_dir))
         for i in range(count):
             progress(i / count, desc=f"Generating image {i + 1} of {count}")
-            image = method.generate(prepared, [text], [int(seed) + i])[0]
+            if i == 0 and show_attention and supports_attention(method):
+                image, heats = generate_with_attention(method, prepared, text, int(seed))
+                attention = heatmap_strip(image, heats)
+                note = " Attention: " + ", ".join(word for word, _ in heats) + "."
+            else:
+                image = method.generate(prepared, [text], [int(seed) + i])[0]
             path = click_dir / f"{i:02d}-seed{int(seed) + i}.png"
             save_with_seed(path, image, seed=int(seed) + i, prompt=text, method=method_name)
             images.append(image)
             files.append(str(path))
+        if show_attention and attention is None:
+            note = " Attention maps are shown for ConsistentID methods only."
         progress(1.0, desc="Done")
-        return images, files, masks, f"Done: {count} image(s) with {method_name}."
+        return images, files, masks, attention, f"Done: {count} image(s) with {method_name}.{note}"
     except UserError as err:
-        return [], [], None, f"⚠️ {friendly(err)}"
+        return [], [], None, None, f"⚠️ {friendly(err)}"
 
 
 def build_app(demo: Demo) -> Any:
@@ -152,19 +164,23 @@ def build_app(demo: Demo) -> Any:
                 show_masks = gr.Checkbox(
                     label="Show the face-parsing masks", value=False, visible=demo.parse is not None
                 )
+                show_attention = gr.Checkbox(label="Show the facial tokens' attention maps (ConsistentID)", value=False)
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 status = gr.Markdown(elem_id="status")
                 gallery = gr.Gallery(label="Portraits", columns=2, elem_id="gallery")
                 files = gr.File(label="Download", file_count="multiple", elem_id="download")
                 masks = gr.Image(label="Parsing masks", type="pil", elem_id="masks")
+                attention = gr.Image(
+                    label="Attention of face, ears, eyes, nose, mouth", type="pil", elem_id="attention"
+                )
 
-        def on_click(upload, method, prompt, style, count, seed, show_masks, progress=gr.Progress()):
-            return run(demo, upload, method, prompt, style, count, seed, show_masks, progress)
+        def on_click(upload, method, prompt, style, count, seed, show_masks, show_attention, progress=gr.Progress()):
+            return run(demo, upload, method, prompt, style, count, seed, show_masks, show_attention, progress)
 
         button.click(
             on_click,
-            inputs=[upload, method, prompt, style, count, seed, show_masks],
-            outputs=[gallery, files, masks, status],
+            inputs=[upload, method, prompt, style, count, seed, show_masks, show_attention],
+            outputs=[gallery, files, masks, attention, status],
         )
     return app

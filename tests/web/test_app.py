@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
@@ -38,9 +39,10 @@ def test_upload_checks_name_the_problem(photos):
 
 
 def test_run_generates_images_with_seeds_and_masks(demo, photos):
-    images, files, masks, status = run(
-        demo, str(photos / "astronaut.png"), "ipadapter-faceid", "a man", "Watercolor", 2, 7, True
+    images, files, masks, attention, status = run(
+        demo, str(photos / "astronaut.png"), "ipadapter-faceid", "a man", "Watercolor", 2, 7, True, True
     )
+    assert attention is None and "ConsistentID methods only" in status
     assert status.startswith("Done: 2 image(s)")
     assert len(images) == 2 and images[0].size == (64, 64)
     meta = [read_metadata(f) for f in files]
@@ -49,8 +51,22 @@ def test_run_generates_images_with_seeds_and_masks(demo, photos):
     assert masks is not None and masks.size == (512, 512)
 
 
+def test_attention_view_for_consistentid(demo, photos):
+    images, files, _, attention, status = run(
+        demo, str(photos / "astronaut.png"), "consistentid", "a woman", "None", 1, 3, False, True
+    )
+    assert len(images) == 1 and read_metadata(files[0])["seed"] == 3
+    words = status.split("Attention: ")[1].rstrip(".").split(", ")
+    assert "face" in words and len(words) >= 3
+    assert attention.size == (64 * len(words), 64)
+    panels = np.asarray(attention, np.float32).reshape(64, len(words), 64, 3)
+    assert np.abs(panels[:, 0] - panels[:, 1]).mean() > 1.0  # each token attends somewhere else
+
+
 def test_run_reports_no_face_kindly(demo, photos):
-    images, files, masks, status = run(demo, str(photos / "coffee.jpg"), "ipadapter-faceid", "x", "None", 1, 0, False)
+    images, files, masks, _, status = run(
+        demo, str(photos / "coffee.jpg"), "ipadapter-faceid", "x", "None", 1, 0, False
+    )
     assert images == [] and files == [] and masks is None
     assert "No face found in this photo" in status
 

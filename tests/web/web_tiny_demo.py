@@ -17,12 +17,28 @@ DLIB_EMBEDDING_DIM = 128
 
 
 def tiny_demo(root: Path) -> Demo:
+    """Methods ``ipadapter-faceid`` and ``consistentid`` (the `idportrait demo` models), 2 steps each."""
+    from idportrait.demo import build_demo_models
+    from idportrait.methods.consistentid import load_consistentid_method
+
     base = save_tiny_sd15(root / "sd15")
     ckpt = root / "ip-adapter-faceid.bin"
     torch.save(random_faceid_checkpoint(tiny_unet(), id_dim=DLIB_EMBEDDING_DIM), ckpt)
     analyzer = get_face_analyzer("dlib")
 
     def load(name: str):
+        if name == "consistentid":
+            cid_base, adapter = build_demo_models(root / "consistentid")
+            return load_consistentid_method(
+                base=str(cid_base),
+                adapter=str(adapter),
+                face_backend="dlib",
+                parser="landmarks",
+                device="cpu",
+                dtype="float32",
+                num_inference_steps=2,
+            )
         return load_ipadapter_faceid(base, "faceid", adapter=ckpt, detect=analyzer.detect, steps=2)
 
-    return Demo(methods=["ipadapter-faceid"], load=load, parse=get_face_parser("landmarks").parse, out_dir=root / "out")
+    methods = ["ipadapter-faceid", "consistentid"]
+    return Demo(methods=methods, load=load, parse=get_face_parser("landmarks").parse, out_dir=root / "out")
