@@ -55,3 +55,9 @@ def test_plain_sd_ignores_the_reference(tiny_models):
     images = method.generate(None, ["a hat"], [0, 1])
     assert len(images) == 2 and images[0].size == (32, 32)
     assert list(images[0].getdata()) != list(images[1].getdata())
+
+
+def test_consistentid_offload_needs_a_gpu(tiny_models):
+    base, adapter = tiny_models
+    with pytest.raises(UserError, match="--offload needs a GPU"):
+        load_method("consistentid", base=str(base), adapter=str(adapter), device="cpu", offload=True)

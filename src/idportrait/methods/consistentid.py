@@ -7,6 +7,7 @@ from typing import Any
 
 from PIL import Image
 
+from idportrait.errors import UserError
 from idportrait.methods.base import image_key, resolve_device, seed_generators
 
 
@@ -78,8 +79,14 @@ def load_consistentid_method(
 
     device, torch_dtype = resolve_device(device, dtype)
     base = base or SD15_BASE
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, base, vae or default_vae(base), device, torch_dtype, offload)
+    if offload and not device.startswith("cuda"):
+        raise UserError(f"--offload needs a GPU (device is {device})")
+    # with offload, the pipeline stays on the CPU until the adapter and its image encoder are in it
+    place = "cpu" if offload else device
+    pipe = load_sd15_pipeline(ConsistentIDPipeline, base, vae or default_vae(base), place, torch_dtype)
     pipe.load_consistentid(adapter or CONSISTENTID_REPO, image_encoder=image_encoder)
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
     analyzer, face_parser = (
         load_face_models(face_backend, parser, parser_weights, device) if face_models else (None, None)
     )
