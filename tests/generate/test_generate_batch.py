@@ -88,10 +88,9 @@ def test_generate_batch_command_with_tiny_faceid(tmp_path):
     torch.save(random_faceid_checkpoint(tiny_unet(), id_dim=128), ckpt)
     (tmp_path / "faces").mkdir()
     Image.fromarray(data.astronaut()).save(tmp_path / "faces" / "eileen.png")
-    (tmp_path / "prompts.txt").write_text("a portrait\n")
     args = [
         "generate-batch", "--method", "ipadapter-faceid", "--base", str(base), "--adapter", str(ckpt),
-        "--faces", str(tmp_path / "faces"), "--prompts", str(tmp_path / "prompts.txt"), "--n", "2",
+        "--faces", str(tmp_path / "faces"), "--prompt", "a portrait", "--n", "2",
         "--steps", "1", "--face-backend", "dlib", "--device", "cpu", "--out", str(tmp_path / "out"),
         "--set", "variant=faceid", "--set", "lora_scale=0.5",
     ]  # fmt: skip
@@ -100,4 +99,7 @@ def test_generate_batch_command_with_tiny_faceid(tmp_path):
     images = sorted((tmp_path / "out" / "eileen").glob("*.png"))
     assert [p.name for p in images] == ["000_00.png", "000_01.png"]
     assert [read_metadata(p)["seed"] for p in images] == [0, 1]
+    assert read_metadata(images[0])["prompt"] == "a portrait"
+    both = CliRunner().invoke(app, [*args, "--prompts", str(tmp_path / "missing.txt")])
+    assert both.exit_code != 0 and "not both" in str(both.exception)
     assert np.asarray(Image.open(images[0])).shape == (64, 64, 3)

@@ -1,6 +1,7 @@
 """``idportrait generate-batch``: every face in a folder x every prompt in a file, with any method.
 
     idportrait generate-batch --method ipadapter-faceid --faces faces/ --prompts prompts.txt --n 2 --out outputs/batch
+    idportrait generate-batch --method instantid --faces me.jpg --prompt "a photo of a person in a garden"
 
 Resumable: rerunning the same command only makes the images that are missing.
 """
@@ -15,8 +16,11 @@ import typer
 
 def generate_batch(
     faces: Annotated[Path, typer.Option(help="A photo, or a folder: each photo / sub-folder is one identity.")],
-    prompts: Annotated[Path, typer.Option(help="Text file, one prompt per line (# comments skipped).")],
-    method: Annotated[str, typer.Option(help="consistentid, ipadapter-faceid, instantid, plain-sd.")] = "consistentid",
+    prompts: Annotated[Path | None, typer.Option(help="Text file, one prompt per line (# comments skipped).")] = None,
+    prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="A prompt; repeatable (or use --prompts).")] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
+    method: Annotated[
+        str, typer.Option(help="consistentid, consistentid-sdxl, ipadapter-faceid, instantid, plain-sd.")
+    ] = "consistentid",
     base: Annotated[str | None, typer.Option(help="Base model (hub id or folder); default: the method's.")] = None,
     adapter: Annotated[str | None, typer.Option(help="Method checkpoint (file, folder or hub repo).")] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="Images per prompt and identity.")] = 1,
@@ -40,10 +44,13 @@ def generate_batch(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from idportrait.errors import UserError
     from idportrait.generate.batch import identities, parse_options, read_prompts, run_batch
     from idportrait.methods import load_method
 
-    prompt_list = read_prompts(prompts)
+    if (prompts is None) == (not prompt):
+        raise UserError("pass --prompts FILE or one or more --prompt TEXT (not both)")
+    prompt_list = read_prompts(prompts) if prompts is not None else list(prompt)
     people = identities(faces)
     console = Console(stderr=True)
     options = {} if method == "plain-sd" else {"face_backend": face_backend}
