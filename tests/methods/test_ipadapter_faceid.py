@@ -164,3 +164,24 @@ def test_sdxl_variants(tmp_path_factory, photo, variant):
     ).images[0]
     np.testing.assert_allclose(off, expected, atol=1e-5)
     assert np.abs(on - off).mean() > 1e-3
+
+
+def test_released_layouts_at_real_size():
+    """SD1.5: 32 processors, LoRA rank 128 on all, ID projections on the 16 cross-attentions (288 tensors,
+    the same count as ConsistentID's adapter_modules); SDXL: 140 processors (1260 tensors)."""
+    from diffusers import UNet2DConditionModel
+
+    from idportrait.adapters.consistentid.keymap import UNET_CONFIGS
+    from idportrait.adapters.ipadapter_layout import image_proj_layout, ip_adapter_layout
+
+    with torch.device("meta"):
+        sd15 = UNet2DConditionModel.from_config(UNET_CONFIGS["sd15"])
+        sdxl = UNet2DConditionModel.from_config(UNET_CONFIGS["sdxl"])
+    layout = ip_adapter_layout(sd15, 128)
+    assert len(layout) == 288
+    assert layout["31.to_k_ip.weight"] == (1280, 768)
+    assert layout["0.to_q_lora.down.weight"] == (128, 320)
+    assert len(ip_adapter_layout(sdxl, 128)) == 140 * 8 + 70 * 2
+    plus = image_proj_layout(768, 512, clip_dim=1280, heads=12)
+    assert plus["perceiver_resampler.layers.3.0.to_kv.weight"] == (1536, 768)
+    assert plus["proj.2.weight"] == (3072, 1024)
