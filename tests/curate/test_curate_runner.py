@@ -168,3 +168,15 @@ def test_outputs_on_an_fsspec_memory_filesystem(tmp_path):
     assert fs.exists("/curate-runner-test/out/stats/m.json") and fs.exists("/curate-runner-test/out/shards/m.tar")
     assert load_stats(out)[0]["dropped"] == {"missing_caption": 1, "not_english": 1}
     assert run_local([str(tmp_path / "m.parquet")], out, CurateConfig(detector="dlib")).skipped == ["m"]
+
+
+def test_output_shards_read_back_with_webdataset(curated_sample):
+    import webdataset as wds
+
+    shard = str(curated_sample / "shards" / "laion-00001.tar")
+    samples = list(wds.WebDataset(shard, shardshuffle=False).decode("rgb"))
+    assert [s["__key__"] for s in samples] == ["000010000", "000010001"]
+    for s in samples:
+        record = s["json"] if isinstance(s["json"], dict) else json.loads(s["json"])
+        assert s["jpg"].shape == (record["height"], record["width"], 3)
+        assert s["txt"] == record["caption"] and len(record["faces"]) == 1
