@@ -96,6 +96,7 @@ def run(pipe, face, **kwargs):
     ).images
 
 
+@pytest.mark.slow
 def test_scale_zero_is_base_and_each_scale_changes_the_image(pipe, models):
     face = torch.nn.functional.normalize(torch.randn(EMBED_DIM), dim=0)
     off = run(pipe, face, ip_adapter_scale=0.0, controlnet_conditioning_scale=0.0)

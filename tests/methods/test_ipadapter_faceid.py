@@ -134,6 +134,7 @@ def test_prompts_times_seeds_prompt_major(base, photo, tmp_path):
     assert np.abs(batch[0] - batch[1]).mean() > 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["faceid", "faceid-plusv2"])
 def test_sdxl_variants(tmp_path_factory, photo, variant):
     """SDXL FaceID / PlusV2 files (cross-attention 2048 there, 64 here) load strictly and steer the image."""

@@ -38,6 +38,7 @@ def test_upload_checks_name_the_problem(photos):
         check_upload(None)
 
 
+@pytest.mark.slow
 def test_run_generates_images_with_seeds_and_masks(demo, photos):
     images, files, masks, attention, status = run(
         demo, str(photos / "astronaut.png"), "ipadapter-faceid", "a man", "Watercolor", 2, 7, True, True
@@ -51,6 +52,7 @@ def test_run_generates_images_with_seeds_and_masks(demo, photos):
     assert masks is not None and masks.size == (512, 512)
 
 
+@pytest.mark.slow
 def test_attention_view_for_consistentid(demo, photos):
     images, files, _, attention, status = run(
         demo, str(photos / "astronaut.png"), "consistentid", "a woman", "None", 1, 3, False, True
