@@ -11,7 +11,17 @@ import sys
 import typer
 from rich.console import Console
 
+from idportrait.adapters.consistentid.command import convert
+from idportrait.annotate.command import annotate_command
+from idportrait.curate.command import app as curate_app
+from idportrait.demo import demo
 from idportrait.errors import UserError
+from idportrait.evaluation.command import app as evaluate_app
+from idportrait.faces.command import app as faces_app
+from idportrait.generate.command import generate_batch
+from idportrait.pipelines.command import generate
+from idportrait.serve.command import serve
+from idportrait.training.command import app as train_app
 
 app = typer.Typer(
     name="idportrait",
@@ -21,29 +31,16 @@ app = typer.Typer(
     add_completion=False,
 )
 
-from idportrait.demo import demo  # noqa: E402
-from idportrait.evaluation.command import app as evaluate_app  # noqa: E402
-from idportrait.pipelines.command import generate  # noqa: E402
-
-app.command("generate")(generate)
-app.command("demo")(demo)
-
-from idportrait.adapters.consistentid.command import convert  # noqa: E402
-from idportrait.annotate.command import annotate_command  # noqa: E402
-from idportrait.curate.command import app as curate_app  # noqa: E402
-from idportrait.faces.command import app as faces_app  # noqa: E402
-from idportrait.generate.command import generate_batch  # noqa: E402
-from idportrait.serve.command import serve  # noqa: E402
-from idportrait.training.command import app as train_app  # noqa: E402
-
-app.command("annotate")(annotate_command)
 app.add_typer(curate_app, name="curate")
-app.add_typer(evaluate_app, name="evaluate")
+app.command("annotate")(annotate_command)
 app.add_typer(train_app, name="train")
+app.command("generate")(generate)
+app.command("generate-batch")(generate_batch)
+app.add_typer(evaluate_app, name="evaluate")
+app.command("serve")(serve)
+app.command("demo")(demo)
 app.add_typer(faces_app, name="faces")
 app.command("convert")(convert)
-app.command("generate-batch")(generate_batch)
-app.command("serve")(serve)
 
 
 def main() -> None:
