@@ -38,5 +38,6 @@ def annotate_command(
     counts = annotate(inputs, out, analyzer, face_parser, captioner, models, limit=limit)
     Console().print(
         f"annotated {counts['new']} new photos ({counts['skipped']} without a face skipped, "
-        f"{counts['done']} already done); records in {out / 'records.jsonl'}"
+        f"{counts['done']} already done); records in {out / 'records.jsonl'}",
+        soft_wrap=True,
     )
