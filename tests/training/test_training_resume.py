@@ -68,3 +68,15 @@ def test_log_truncation_on_resume_drops_later_steps_and_a_torn_line(tmp_path):
     log.write_text("\n".join(lines))
     _truncate_log(log, 2)
     assert [e["step"] for e in read_log(tmp_path)] == [1, 2]
+
+
+@pytest.mark.slow
+def test_no_resume_starts_over_and_continues_checkpoint_numbering(tmp_path, tiny_base):
+    shard = write_faceid_shard(tmp_path / "shard.tar", n=6)
+    config = _config(tmp_path, shard, tiny_base, "run")
+    config.max_train_steps = 3
+    train(config, FaceIDObjective)
+    config.resume = False
+    train(config, FaceIDObjective)
+    assert [e["step"] for e in read_log(config.output_dir)] == [1, 2, 3]  # the first run's steps are gone
+    assert sorted(p.name for p in (config.output_dir / "checkpoints").iterdir()) == ["checkpoint_0", "checkpoint_1"]

@@ -130,11 +130,12 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     accelerator.register_for_checkpointing(progress)
 
     log_path = output_dir / "train_log.jsonl"
-    if config.resume and _latest_checkpoint(output_dir) is not None:
-        latest = _latest_checkpoint(output_dir)
-        accelerator.load_state(str(latest))
+    latest = _latest_checkpoint(output_dir)
+    if latest is not None:  # new checkpoints continue the numbering (also when starting over)
         accelerator.project_configuration.iteration = int(latest.name.split("_")[-1]) + 1
-        accelerator.print(f"resumed from {latest} at step {progress.global_step}")
+        if config.resume:
+            accelerator.load_state(str(latest))
+            accelerator.print(f"resumed from {latest} at step {progress.global_step}")
     if accelerator.is_main_process:
         _truncate_log(log_path, progress.global_step)
 
