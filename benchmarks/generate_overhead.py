@@ -5,7 +5,8 @@
 
 Rows: ``tiny`` (the demo's random tiny models) and ``sd15`` (random weights at real SD1.5 / CLIP-ViT-H /
 ConsistentID size; the cost does not depend on the weights). Columns: plain s/img, ConsistentID s/img (face
-inputs already prepared), their ratio, and the per-identity preparation (face analysis + parsing + CLIP +
+inputs already prepared) with its LoRA unfused and fused into the base projections (`fuse_lora`, what
+``idportrait generate`` runs), their ratios to plain, and the per-identity preparation (face analysis + parsing + CLIP +
 ID/region tokens) on the first call and from the cache. Face analysis uses the offline dlib backend and
 the landmark parser on the packaged astronaut photo (on the CPU, also when the UNet runs on a GPU).
 """
@@ -60,6 +61,7 @@ class Row:
     pixels: int
     plain: float
     consistentid: float
+    fused: float
     prep_first: float
     prep_cached: float
 
@@ -116,6 +118,7 @@ def timed(fn, device: str) -> float:
 
 
 def measure(size: str, device: str, dtype: torch.dtype, steps: int, pixels: int, repeats: int) -> Row:
+    from idportrait.adapters.consistentid.attention import fuse_lora, unfuse_lora
     from idportrait.demo import demo_photo
     from idportrait.faces import get_face_analyzer, get_face_parser
     from idportrait.methods.consistentid import ConsistentIDMethod
@@ -144,26 +147,31 @@ def measure(size: str, device: str, dtype: torch.dtype, steps: int, pixels: int,
 
     timed(run_plain, device)  # warm-up
     timed(run_cid, device)
-    plain_s, cid_s = [], []
-    for _ in range(repeats):  # interleaved, so drift hits both alike
+    plain_s, cid_s, fused_s = [], [], []
+    for _ in range(repeats):  # interleaved, so drift hits all alike
         plain_s.append(timed(run_plain, device))
         cid_s.append(timed(run_cid, device))
+        fuse_lora(cid.unet)
+        fused_s.append(timed(run_cid, device))
+        unfuse_lora(cid.unet)
     n = len(PROMPTS)
     return Row(size, device, str(dtype).removeprefix("torch."), steps, pixels, min(plain_s) / n, min(cid_s) / n,
-               prep_first, prep_cached)  # fmt: skip
+               min(fused_s) / n, prep_first, prep_cached)  # fmt: skip
 
 
 def print_table(rows: list[Row]) -> None:
     header = (
         f"{'size':<5} {'device':<7} {'dtype':<8} {'steps':>5} {'px':>4} {'plain s/img':>11} "
-        f"{'ConsistentID s/img':>18} {'ratio':>6} {'prep first s':>12} {'prep cached s':>13}"
+        f"{'ConsistentID s/img':>18} {'ratio':>6} {'ConsistentID fused s/img':>24} {'ratio':>6} "
+        f"{'prep first s':>12} {'prep cached s':>13}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
             f"{r.size:<5} {r.device:<7} {r.dtype:<8} {r.steps:>5} {r.pixels:>4} {r.plain:>11.4f} "
-            f"{r.consistentid:>18.4f} {r.consistentid / r.plain:>6.3f} {r.prep_first:>12.4f} {r.prep_cached:>13.6f}"
+            f"{r.consistentid:>18.4f} {r.consistentid / r.plain:>6.3f} {r.fused:>24.4f} {r.fused / r.plain:>6.3f} "
+            f"{r.prep_first:>12.4f} {r.prep_cached:>13.6f}"
         )
 
 
@@ -191,7 +199,8 @@ def main() -> None:
         pixels = args.pixels or (64 if size == "tiny" else 512)
         rows.append(measure(size, device, dtype, steps, pixels, args.repeats))
     print_table(rows)
-    print("ratio = ConsistentID / plain per image (2 prompts per call, CFG 5, Euler); prep = per identity.")
+    print("ratio = ConsistentID (unfused / LoRA fused) / plain per image (2 prompts per call, CFG 5, Euler);")
+    print("prep = per identity.")
 
 
 if __name__ == "__main__":

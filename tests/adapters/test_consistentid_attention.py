@@ -17,9 +17,11 @@ from idportrait.adapters.consistentid.attention import (
     attach_attention_capture,
     consistentid_processors,
     detach_attention_capture,
+    fuse_lora,
     init_ip_from_base,
     install_consistentid_processors,
     set_id_scale,
+    unfuse_lora,
 )
 from idportrait.tiny import tiny_unet
 from recipe import load_manifest, recipe_state_dict
@@ -215,3 +217,30 @@ def test_float32_adapter_on_bfloat16_unet():
         ).sample
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
     assert next(adapter.parameters()).dtype == torch.float32
+
+
+def test_fused_lora_matches_unfused_and_unfuses_exactly(fixtures_dir):
+    """Folding the LoRA into the base projections changes nothing (text and ID branches); unfuse is bit-exact."""
+    unet, adapter = build_unet(fixtures_dir, "tiny")
+    inputs = load_file(fixtures_dir / "unet_tiny_inputs.safetensors")
+    args = (inputs["latents"], inputs["timestep"])
+    ehs = inputs["encoder_hidden_states"]
+    base = {k: v.clone() for k, v in unet.state_dict().items() if "processor" not in k}
+    with torch.no_grad():
+        expected = unet(*args, encoder_hidden_states=ehs).sample
+        assert fuse_lora(unet) == len(adapter)
+        assert fuse_lora(unet) == 0  # already fused: nothing is folded twice
+        attn = unet.mid_block.attentions[0].transformer_blocks[0].attn1
+        assert not torch.equal(attn.to_q.weight, base["mid_block.attentions.0.transformer_blocks.0.attn1.to_q.weight"])
+        fused = unet(*args, encoder_hidden_states=ehs).sample
+        set_id_scale(unet, 0.5)
+        fused_half = unet(*args, encoder_hidden_states=ehs).sample
+        assert unfuse_lora(unet) == len(adapter)
+        unfused_half = unet(*args, encoder_hidden_states=ehs).sample
+        set_id_scale(unet, 1.0)
+        again = unet(*args, encoder_hidden_states=ehs).sample
+    assert (fused - expected).abs().max() < 1e-5
+    assert (fused_half - unfused_half).abs().max() < 1e-5
+    assert not torch.allclose(fused, fused_half, atol=1e-4)  # the ID branch is live in the fused UNet
+    assert all(torch.equal(v, base[k]) for k, v in unet.state_dict().items() if "processor" not in k)
+    assert torch.equal(again, expected)

@@ -6,6 +6,11 @@
   ``h = softmax(q k_text^T) v_text + id_scale * softmax(q k_id^T) v_id`` with ``k_id = to_k_ip(id)``,
   ``v_id = to_v_ip(id)`` (no LoRA), then ``to_out(h) + LoRA_out(h)``.
 
+At inference the LoRA weights are fixed: :func:`fuse_lora` folds ``up @ down`` into ``to_q``/``to_k``/``to_v``/
+``to_out.0`` once and the processors then skip their LoRA matmuls (:func:`unfuse_lora` restores the base weights
+exactly). This is exact for the ID branch too: it shares q (LoRA folded into ``to_q``) and ``to_out`` with the text
+branch and projects the ID tokens with ``to_k_ip``/``to_v_ip``, which never see the base ``to_k``/``to_v``.
+
 Attention runs through ``F.scaled_dot_product_attention``. For training, an :class:`AttentionCapture` attached to
 chosen cross-attention layers (:func:`attach_attention_capture`) records the text-softmax probabilities of chosen
 token columns; only those layers compute their text attention explicitly (probabilities over the text keys, which
@@ -84,16 +89,21 @@ def _prepare_mask(attn: Attention, mask: torch.Tensor | None, n_keys: int, batch
 
 
 def _lora_projections(proc: nn.Module, attn: Attention, x: torch.Tensor, context: torch.Tensor) -> tuple:
-    """q from x, k/v from context, each ``base + LoRA``; returned as [B, heads, N, d]."""
-    q = attn.to_q(x) + proc.to_q_lora(x)
-    k = attn.to_k(context) + proc.to_k_lora(context)
-    v = attn.to_v(context) + proc.to_v_lora(context)
+    """q from x, k/v from context, each ``base + LoRA`` (LoRA already in base when fused); [B, heads, N, d]."""
+    q, k, v = attn.to_q(x), attn.to_k(context), attn.to_v(context)
+    if proc.base_weights is None:
+        q = q + proc.to_q_lora(x)
+        k = k + proc.to_k_lora(context)
+        v = v + proc.to_v_lora(context)
     return _heads(q, attn.heads), _heads(k, attn.heads), _heads(v, attn.heads)
 
 
 def _output(proc: nn.Module, attn: Attention, h: torch.Tensor) -> torch.Tensor:
-    """to_out (+ LoRA) and dropout on [B, N, inner]."""
-    return attn.to_out[1](attn.to_out[0](h) + proc.to_out_lora(h))
+    """to_out (+ LoRA unless fused) and dropout on [B, N, inner]."""
+    out = attn.to_out[0](h)
+    if proc.base_weights is None:
+        out = out + proc.to_out_lora(h)
+    return attn.to_out[1](out)
 
 
 class ConsistentAttnProcessor(nn.Module):
@@ -105,6 +115,7 @@ class ConsistentAttnProcessor(nn.Module):
         self.to_k_lora = LoRALinear(attn.to_k.in_features, attn.to_k.out_features, rank)
         self.to_v_lora = LoRALinear(attn.to_v.in_features, attn.to_v.out_features, rank)
         self.to_out_lora = LoRALinear(attn.to_out[0].in_features, attn.to_out[0].out_features, rank)
+        self.base_weights: dict[str, torch.Tensor] | None = None  # set by fuse_lora: LoRA is in attn's weights
 
     def __call__(
         self,
@@ -142,6 +153,7 @@ class ConsistentIPAttnProcessor(nn.Module):
         self.to_out_lora = LoRALinear(attn.to_out[0].in_features, attn.to_out[0].out_features, rank)
         self.to_k_ip = nn.Linear(attn.to_k.in_features, attn.to_k.out_features, bias=False)
         self.to_v_ip = nn.Linear(attn.to_v.in_features, attn.to_v.out_features, bias=False)
+        self.base_weights: dict[str, torch.Tensor] | None = None  # set by fuse_lora: LoRA is in attn's weights
 
     def _text_attention(
         self, attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
@@ -246,6 +258,51 @@ def init_ip_from_base(unet: nn.Module) -> None:
         if isinstance(proc, ConsistentIPAttnProcessor):
             proc.to_k_ip.weight.copy_(attn.to_k.weight)
             proc.to_v_ip.weight.copy_(attn.to_v.weight)
+
+
+LORA_TARGETS = {"to_q": "to_q_lora", "to_k": "to_k_lora", "to_v": "to_v_lora", "to_out.0": "to_out_lora"}
+"""Attention projection -> the processor's LoRA on it."""
+
+
+@torch.no_grad()
+def fuse_lora(unet: nn.Module) -> int:
+    """Fold every ConsistentID LoRA into its base projection (``W += up @ down``) for inference.
+
+    The processors then skip their LoRA matmuls (4 per attention layer and step). The base weights are kept
+    (on the CPU) so :func:`unfuse_lora` restores them bit for bit. Already fused processors are left alone;
+    unfuse before training or before loading other adapter weights. Returns the number of processors fused.
+    """
+    processors = unet.attn_processors
+    fused = 0
+    for name, attn in _attention_modules(unet).items():
+        proc = processors[name]
+        if not isinstance(proc, ConsistentAttnProcessor | ConsistentIPAttnProcessor) or proc.base_weights is not None:
+            continue
+        base_weights = {}
+        for target, lora_name in LORA_TARGETS.items():
+            linear, lora = attn.get_submodule(target), getattr(proc, lora_name)
+            base_weights[target] = linear.weight.detach().to("cpu", copy=True)
+            delta = lora.up.weight.float() @ lora.down.weight.float()  # [out, rank] @ [rank, in]
+            linear.weight.copy_(linear.weight.float() + delta.to(linear.weight.device))
+        proc.base_weights = base_weights
+        fused += 1
+    return fused
+
+
+@torch.no_grad()
+def unfuse_lora(unet: nn.Module) -> int:
+    """Undo :func:`fuse_lora`: copy the kept base weights back and re-enable the LoRA matmuls."""
+    processors = unet.attn_processors
+    restored = 0
+    for name, attn in _attention_modules(unet).items():
+        proc = processors[name]
+        if getattr(proc, "base_weights", None) is None:
+            continue
+        for target, weight in proc.base_weights.items():
+            attn.get_submodule(target).weight.copy_(weight)
+        proc.base_weights = None
+        restored += 1
+    return restored
 
 
 def attach_attention_capture(
