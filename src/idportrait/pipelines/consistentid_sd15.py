@@ -38,6 +38,7 @@ from idportrait.adapters.consistentid.text import (
     build_facial_prompt,
 )
 from idportrait.errors import CheckpointError, UserError
+from idportrait.pipelines.common import broadcast_prompts, denoise
 from idportrait.pipelines.face_inputs import (
     FaceAnalyzer,
     FaceInputs,
@@ -194,6 +195,46 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
             self._uncond_cache[key] = (uncond_id, zero_regions)
         return self._uncond_cache[key]
 
+    def _resolve_face_inputs(
+        self,
+        face_inputs: FaceInputs | None,
+        face_image: Image.Image | None,
+        face_analyzer: FaceAnalyzer | None,
+        face_parser: FaceParser | None,
+    ) -> FaceInputs:
+        """The call's face inputs: ``face_inputs`` as given, or computed from ``face_image``."""
+        if face_inputs is not None:
+            return face_inputs
+        if face_image is None or face_analyzer is None or face_parser is None:
+            raise ValueError("pass face_inputs, or face_image with face_analyzer and face_parser")
+        return self.prepare_face_inputs(face_image, face_analyzer, face_parser)
+
+    def _id_contexts(
+        self,
+        prompts: list[str],
+        negative_prompt: str | list[str] | None,
+        face: FaceInputs,
+        num_images_per_prompt: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(negative, text-only, augmented) contexts [B, 81, D]: prompt embeddings [P, 77, D] repeated per image,
+        then the ID tokens [1, 4, D] (zero-image tokens for the negative)."""
+        negatives = broadcast_prompts(
+            negative_prompt if negative_prompt is not None else "", len(prompts), "negative_prompt"
+        )
+        self.facial_encoder.to(device, dtype)
+        self.image_proj.to(device, dtype)
+        id_tokens, region_tokens = self._identity_tokens(face, device, dtype)
+        uncond_id, zero_regions = self._uncond_tokens(face.id_embedding.shape[-1], device, dtype)
+        augmented, text_only, negative = self.encode_prompts(prompts, negatives, face, region_tokens, zero_regions)
+
+        def context(text: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            text = text.repeat_interleave(num_images_per_prompt, dim=0)
+            return torch.cat([text.to(dtype), ids.to(dtype).expand(text.shape[0], -1, -1)], dim=1)
+
+        return context(negative, uncond_id), context(text_only, id_tokens), context(augmented, id_tokens)
+
     def _require_adapter(self) -> None:
         if self.facial_encoder is None or self.image_proj is None:
             raise RuntimeError("call load_consistentid(...) before generating")
@@ -276,64 +317,45 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         Returns images (PIL list, or a [B, 3, H, W] tensor in [0, 1] for ``output_type="pt"``).
         """
         self._require_adapter()
-        if face_inputs is None:
-            if face_image is None or face_analyzer is None or face_parser is None:
-                raise ValueError("pass face_inputs, or face_image with face_analyzer and face_parser")
-            face_inputs = self.prepare_face_inputs(face_image, face_analyzer, face_parser)
+        face_inputs = self._resolve_face_inputs(face_inputs, face_image, face_analyzer, face_parser)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        negatives = _broadcast(negative_prompt if negative_prompt is not None else "", len(prompts), "negative_prompt")
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or self.unet.config.sample_size * self.vae_scale_factor
         device = self._execution_device
         dtype = self.unet.dtype
         batch = len(prompts) * num_images_per_prompt
         do_cfg = guidance_scale > 1.0
-        self.facial_encoder.to(device, dtype)
-        self.image_proj.to(device, dtype)
 
         # 1. identity tokens (cached) and text contexts (once per call, not per step)
-        id_tokens, region_tokens = self._identity_tokens(face_inputs, device, dtype)
-        uncond_id, zero_regions = self._uncond_tokens(face_inputs.id_embedding.shape[-1], device, dtype)
-        augmented, text_only, negative = self.encode_prompts(
-            prompts, negatives, face_inputs, region_tokens, zero_regions
+        negative_ctx, early_ctx, late_ctx = self._id_contexts(
+            prompts, negative_prompt, face_inputs, num_images_per_prompt, device, dtype
         )
-
-        def context(text: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-            """[P, 77, D] text + [1, 4, D] ID tokens -> [B, 81, D] (each prompt repeated per image)."""
-            text = text.repeat_interleave(num_images_per_prompt, dim=0)
-            return torch.cat([text.to(dtype), ids.to(dtype).expand(text.shape[0], -1, -1)], dim=1)
-
-        negative_ctx = context(negative, uncond_id)
-        early_ctx, late_ctx = context(text_only, id_tokens), context(augmented, id_tokens)
         if do_cfg:
             early_ctx = torch.cat([negative_ctx, early_ctx])
             late_ctx = torch.cat([negative_ctx, late_ctx])
         set_id_scale(self.unet, id_scale)
 
-        # 2. latents and timesteps
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-        latents = self.prepare_latents(
-            batch, self.unet.config.in_channels, height, width, dtype, device, generator, latents
+        # 2. denoising with delayed merge
+        def predict_noise(i: int, t: torch.Tensor, model_in: torch.Tensor) -> torch.Tensor:
+            ctx = early_ctx if i <= start_merge_step else late_ctx
+            return self.unet(model_in, t, encoder_hidden_states=ctx).sample
+
+        latents = denoise(
+            self,
+            predict_noise,
+            batch=batch,
+            height=height,
+            width=width,
+            dtype=dtype,
+            device=device,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            generator=generator,
+            latents=latents,
+            callback=callback,
         )
-        extra = self.prepare_extra_step_kwargs(generator, 0.0)
 
-        # 3. denoising with delayed merge
-        with self.progress_bar(total=len(timesteps)) as bar:
-            for i, t in enumerate(timesteps):
-                ctx = early_ctx if i <= start_merge_step else late_ctx
-                model_in = torch.cat([latents] * 2) if do_cfg else latents
-                model_in = self.scheduler.scale_model_input(model_in, t)
-                noise = self.unet(model_in, t, encoder_hidden_states=ctx).sample
-                if do_cfg:
-                    uncond, cond = noise.chunk(2)
-                    noise = uncond + guidance_scale * (cond - uncond)
-                latents = self.scheduler.step(noise, t, latents, **extra).prev_sample
-                bar.update()
-                if callback is not None:
-                    callback(i + 1, len(timesteps))
-
-        # 4. decode
+        # 3. decode
         if output_type == "latent":
             image = latents
         else:
@@ -356,12 +378,3 @@ def check_face_inputs(face: FaceInputs, config: dict[str, Any]) -> None:
             f"{face.source}: CLIP features of width {clip_dim}, but the adapter expects {config['clip_dim']} "
             "(face inputs made with another image encoder)"
         )
-
-
-def _broadcast(value: str | list[str], n: int, name: str) -> list[str]:
-    """One string for every prompt, or a list with one per prompt."""
-    if isinstance(value, str):
-        return [value] * n
-    if len(value) != n:
-        raise ValueError(f"{name}: got {len(value)} values for {n} prompts")
-    return list(value)

@@ -31,12 +31,12 @@ from PIL import Image
 
 from idportrait.adapters.consistentid.attention import set_id_scale
 from idportrait.adapters.consistentid.text import add_consistentid_tokens
+from idportrait.pipelines.common import decode_sdxl, denoise, sdxl_time_ids
 from idportrait.pipelines.consistentid_sd15 import (
     DEFAULT_GUIDANCE,
     DEFAULT_MERGE_STEP,
     DEFAULT_STEPS,
     ConsistentIDPipeline,
-    _broadcast,
 )
 from idportrait.pipelines.face_inputs import FaceAnalyzer, FaceInputs, FaceParser
 from idportrait.registry import CONSISTENTID_REPO, CONSISTENTID_SDXL_FILE
@@ -58,7 +58,9 @@ class ConsistentIDSDXLPipeline(StableDiffusionXLPipeline):
     _identity_tokens = _SHARED._identity_tokens
     _uncond_tokens = _SHARED._uncond_tokens
     _require_adapter = _SHARED._require_adapter
+    _resolve_face_inputs = _SHARED._resolve_face_inputs
     encode_prompts = _SHARED.encode_prompts
+    _id_contexts = _SHARED._id_contexts
 
     def load_consistentid(
         self,
@@ -113,77 +115,49 @@ class ConsistentIDSDXLPipeline(StableDiffusionXLPipeline):
         Same arguments as `ConsistentIDPipeline.__call__`; ``id_scale`` 0 switches the ID attention off.
         """
         self._require_adapter()
-        if face_inputs is None:
-            if face_image is None or face_analyzer is None or face_parser is None:
-                raise ValueError("pass face_inputs, or face_image with face_analyzer and face_parser")
-            face_inputs = self.prepare_face_inputs(face_image, face_analyzer, face_parser)
+        face_inputs = self._resolve_face_inputs(face_inputs, face_image, face_analyzer, face_parser)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        negatives = _broadcast(negative_prompt if negative_prompt is not None else "", len(prompts), "negative_prompt")
         height = height or self.default_sample_size * self.vae_scale_factor
         width = width or self.default_sample_size * self.vae_scale_factor
         device, dtype = self._execution_device, self.unet.dtype
         batch = len(prompts) * num_images_per_prompt
         do_cfg = guidance_scale > 1.0
-        self.facial_encoder.to(device, dtype)
-        self.image_proj.to(device, dtype)
 
         # 1. identity tokens (cached), text contexts and their pooled embeddings
-        id_tokens, region_tokens = self._identity_tokens(face_inputs, device, dtype)
-        uncond_id, zero_regions = self._uncond_tokens(face_inputs.id_embedding.shape[-1], device, dtype)
-        augmented, text_only, negative = self.encode_prompts(
-            prompts, negatives, face_inputs, region_tokens, zero_regions
+        negative_ctx, early_ctx, late_ctx = self._id_contexts(
+            prompts, negative_prompt, face_inputs, num_images_per_prompt, device, dtype
         )
         pooled = self._pooled.to(dtype).repeat_interleave(num_images_per_prompt, dim=0).split(batch)
         pooled_augmented, pooled_text_only, pooled_negative = pooled
-
-        def context(text: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-            """[P, 77, D] text + [1, 4, D] ID tokens -> [B, 81, D] (each prompt repeated per image)."""
-            text = text.repeat_interleave(num_images_per_prompt, dim=0)
-            return torch.cat([text.to(dtype), ids.to(dtype).expand(text.shape[0], -1, -1)], dim=1)
-
-        early = (context(text_only, id_tokens), pooled_text_only)
-        late = (context(augmented, id_tokens), pooled_augmented)
-        negative_ctx = (context(negative, uncond_id), pooled_negative)
+        early = (early_ctx, pooled_text_only)
+        late = (late_ctx, pooled_augmented)
+        negative = (negative_ctx, pooled_negative)
         if do_cfg:
-            early = tuple(torch.cat([a, b]) for a, b in zip(negative_ctx, early, strict=True))
-            late = tuple(torch.cat([a, b]) for a, b in zip(negative_ctx, late, strict=True))
-        time_ids = self._get_add_time_ids(
-            (height, width), (0, 0), (height, width), dtype, self.text_encoder_2.config.projection_dim
-        ).to(device)
-        time_ids = time_ids.repeat(early[0].shape[0], 1)
+            early = tuple(torch.cat([a, b]) for a, b in zip(negative, early, strict=True))
+            late = tuple(torch.cat([a, b]) for a, b in zip(negative, late, strict=True))
+        time_ids = sdxl_time_ids(self, height, width, dtype, device).repeat(early[0].shape[0], 1)
         set_id_scale(self.unet, id_scale)
 
-        # 2. latents and timesteps
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-        latents = self.prepare_latents(
-            batch, self.unet.config.in_channels, height, width, dtype, device, generator, latents
+        # 2. denoising with delayed merge
+        def predict_noise(i: int, t: torch.Tensor, model_in: torch.Tensor) -> torch.Tensor:
+            ctx, text_embeds = early if i <= start_merge_step else late
+            added = {"text_embeds": text_embeds, "time_ids": time_ids}
+            return self.unet(model_in, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
+
+        latents = denoise(
+            self,
+            predict_noise,
+            batch=batch,
+            height=height,
+            width=width,
+            dtype=dtype,
+            device=device,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            generator=generator,
+            latents=latents,
+            callback=callback,
         )
-        extra = self.prepare_extra_step_kwargs(generator, 0.0)
 
-        # 3. denoising with delayed merge
-        with self.progress_bar(total=len(timesteps)) as bar:
-            for i, t in enumerate(timesteps):
-                ctx, text_embeds = early if i <= start_merge_step else late
-                model_in = torch.cat([latents] * 2) if do_cfg else latents
-                model_in = self.scheduler.scale_model_input(model_in, t)
-                added = {"text_embeds": text_embeds, "time_ids": time_ids}
-                noise = self.unet(model_in, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
-                if do_cfg:
-                    uncond, cond = noise.chunk(2)
-                    noise = uncond + guidance_scale * (cond - uncond)
-                latents = self.scheduler.step(noise, t, latents, **extra).prev_sample
-                bar.update()
-                if callback is not None:
-                    callback(i + 1, len(timesteps))
-
-        # 4. decode (the VAE in float32 when it asks for it, as SDXL's own pipeline does)
-        if output_type == "latent":
-            return StableDiffusionXLPipelineOutput(images=latents)
-        if self.vae.dtype == torch.float16 and self.vae.config.force_upcast:
-            self.upcast_vae()
-        latents = latents.to(next(self.vae.post_quant_conv.parameters()).dtype)
-        image = self.vae.decode(latents / self.vae.config.scaling_factor).sample
-        image = self.image_processor.postprocess(image, output_type=output_type)
-        self.maybe_free_model_hooks()
-        return StableDiffusionXLPipelineOutput(images=image)
+        # 3. decode
+        return decode_sdxl(self, latents, output_type)

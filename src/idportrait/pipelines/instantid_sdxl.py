@@ -27,6 +27,7 @@ from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOut
 from PIL import Image
 
 from idportrait.adapters.instantid.checkpoint import check_instantid_checkpoint, load_instantid_checkpoint
+from idportrait.pipelines.common import decode_sdxl, denoise, sdxl_time_ids
 
 
 class InstantIDPipeline(StableDiffusionXLControlNetPipeline):
@@ -84,13 +85,11 @@ class InstantIDPipeline(StableDiffusionXLControlNetPipeline):
             raw = torch.cat([torch.zeros_like(raw), raw])
         raw = raw.to(device, dtype)
         tokens = self.face_tokens(raw)
-        time_ids = self._get_add_time_ids(
-            (height, width), (0, 0), (height, width), dtype, self.text_encoder_2.config.projection_dim
-        ).to(device)
+        time_ids = sdxl_time_ids(self, height, width, dtype, device)
         added = {"text_embeds": pooled, "time_ids": time_ids.repeat(text.shape[0], 1)}
         self.set_ip_adapter_scale(ip_adapter_scale)
 
-        # 2. control image, latents, timesteps
+        # 2. control image
         control = self.prepare_image(
             kps_image,
             width=width,
@@ -101,48 +100,40 @@ class InstantIDPipeline(StableDiffusionXLControlNetPipeline):
             dtype=self.controlnet.dtype,
             do_classifier_free_guidance=do_cfg,
         )
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-        latents = self.prepare_latents(
-            batch, self.unet.config.in_channels, height, width, dtype, device, generator, latents
-        )
-        extra = self.prepare_extra_step_kwargs(generator, 0.0)
 
         # 3. denoising: IdentityNet sees the face tokens only, the UNet the text (+ face via its IP attention)
-        with self.progress_bar(total=len(timesteps)) as bar:
-            for t in timesteps:
-                model_in = torch.cat([latents] * 2) if do_cfg else latents
-                model_in = self.scheduler.scale_model_input(model_in, t)
-                down, mid = self.controlnet(
-                    model_in,
-                    t,
-                    encoder_hidden_states=tokens,
-                    controlnet_cond=control,
-                    conditioning_scale=controlnet_conditioning_scale,
-                    added_cond_kwargs=added,
-                    return_dict=False,
-                )
-                noise = self.unet(
-                    model_in,
-                    t,
-                    encoder_hidden_states=text,
-                    added_cond_kwargs={**added, "image_embeds": [raw[:, None, None]]},
-                    down_block_additional_residuals=down,
-                    mid_block_additional_residual=mid,
-                ).sample
-                if do_cfg:
-                    uncond, cond = noise.chunk(2)
-                    noise = uncond + guidance_scale * (cond - uncond)
-                latents = self.scheduler.step(noise, t, latents, **extra).prev_sample
-                bar.update()
+        def predict_noise(i: int, t: torch.Tensor, model_in: torch.Tensor) -> torch.Tensor:
+            down, mid = self.controlnet(
+                model_in,
+                t,
+                encoder_hidden_states=tokens,
+                controlnet_cond=control,
+                conditioning_scale=controlnet_conditioning_scale,
+                added_cond_kwargs=added,
+                return_dict=False,
+            )
+            return self.unet(
+                model_in,
+                t,
+                encoder_hidden_states=text,
+                added_cond_kwargs={**added, "image_embeds": [raw[:, None, None]]},
+                down_block_additional_residuals=down,
+                mid_block_additional_residual=mid,
+            ).sample
+
+        latents = denoise(
+            self,
+            predict_noise,
+            batch=batch,
+            height=height,
+            width=width,
+            dtype=dtype,
+            device=device,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            generator=generator,
+            latents=latents,
+        )
 
         # 4. decode
-        if output_type == "latent":
-            return StableDiffusionXLPipelineOutput(images=latents)
-        if self.vae.dtype == torch.float16 and self.vae.config.force_upcast:
-            self.upcast_vae()
-        latents = latents.to(next(self.vae.post_quant_conv.parameters()).dtype)
-        image = self.vae.decode(latents / self.vae.config.scaling_factor).sample
-        image = self.image_processor.postprocess(image, output_type=output_type)
-        self.maybe_free_model_hooks()
-        return StableDiffusionXLPipelineOutput(images=image)
+        return decode_sdxl(self, latents, output_type)

@@ -1,0 +1,91 @@
+"""Pieces the identity pipelines share: per-prompt argument lists, the CFG denoising loop, SDXL conditioning.
+
+Inside a pipeline's ``__call__``::
+
+    latents = denoise(pipe, predict_noise, batch=B, ...)           # predict_noise(i, t, model_in) -> eps
+    time_ids = sdxl_time_ids(pipe, height, width, dtype, device)   # [1, 6] SDXL added conditioning
+    return decode_sdxl(pipe, latents, output_type)                 # StableDiffusionXLPipelineOutput
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOutput
+
+NoisePredictor = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+"""(step index i, timestep t, model input [B or 2B, 4, h, w]) -> noise prediction of the same shape."""
+
+
+def broadcast_prompts(value: str | list[str], n: int, name: str) -> list[str]:
+    """One string for every prompt, or a list with one per prompt."""
+    if isinstance(value, str):
+        return [value] * n
+    if len(value) != n:
+        raise ValueError(f"{name}: got {len(value)} values for {n} prompts")
+    return list(value)
+
+
+def denoise(
+    pipe: Any,
+    predict_noise: NoisePredictor,
+    *,
+    batch: int,
+    height: int,
+    width: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    num_inference_steps: int,
+    guidance_scale: float,
+    generator: torch.Generator | list[torch.Generator] | None,
+    latents: torch.Tensor | None,
+    callback: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Sample latents [batch, 4, height/f, width/f] with ``pipe.scheduler`` and classifier-free guidance.
+
+    With ``guidance_scale > 1`` the model input is [latents; latents] and ``predict_noise`` returns
+    [uncond; cond] (the contexts it uses are batched [negative, positive]). ``callback(step, total)`` after
+    each step.
+    """
+    do_cfg = guidance_scale > 1.0
+    pipe.scheduler.set_timesteps(num_inference_steps, device=device)
+    timesteps = pipe.scheduler.timesteps
+    latents = pipe.prepare_latents(
+        batch, pipe.unet.config.in_channels, height, width, dtype, device, generator, latents
+    )
+    extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
+    with pipe.progress_bar(total=len(timesteps)) as bar:
+        for i, t in enumerate(timesteps):
+            model_in = torch.cat([latents] * 2) if do_cfg else latents
+            model_in = pipe.scheduler.scale_model_input(model_in, t)
+            noise = predict_noise(i, t, model_in)
+            if do_cfg:
+                uncond, cond = noise.chunk(2)
+                noise = uncond + guidance_scale * (cond - uncond)
+            latents = pipe.scheduler.step(noise, t, latents, **extra).prev_sample
+            bar.update()
+            if callback is not None:
+                callback(i + 1, len(timesteps))
+    return latents
+
+
+def sdxl_time_ids(pipe: Any, height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """SDXL's added time ids [1, 6]: original size (height, width), crop (0, 0), target size (height, width)."""
+    return pipe._get_add_time_ids(
+        (height, width), (0, 0), (height, width), dtype, pipe.text_encoder_2.config.projection_dim
+    ).to(device)
+
+
+def decode_sdxl(pipe: Any, latents: torch.Tensor, output_type: str) -> StableDiffusionXLPipelineOutput:
+    """Latents -> images (the VAE in float32 when it asks for it, as SDXL's own pipeline does)."""
+    if output_type == "latent":
+        return StableDiffusionXLPipelineOutput(images=latents)
+    if pipe.vae.dtype == torch.float16 and pipe.vae.config.force_upcast:
+        pipe.upcast_vae()
+    latents = latents.to(next(pipe.vae.post_quant_conv.parameters()).dtype)
+    image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
+    image = pipe.image_processor.postprocess(image, output_type=output_type)
+    pipe.maybe_free_model_hooks()
+    return StableDiffusionXLPipelineOutput(images=image)
