@@ -8,9 +8,9 @@
         every checkpointing_steps optimizer steps: save_state (oldest beyond checkpoints_total_limit deleted)
     export the adapter (safetensors that `idportrait generate` loads)
 
-Checkpoints live in ``<output_dir>/checkpoints/checkpoint_<n>``. ``train_log.jsonl`` gets one line per
-optimizer step (step, epoch, loss terms averaged over processes, the main process's sample keys); on resume,
-lines past the checkpoint are dropped so the log never holds a step twice.
+Checkpoints live in ``<output_dir>/checkpoints/checkpoint_<n>``; resuming loads the newest complete one.
+``train_log.jsonl`` gets one line per optimizer step (step, epoch, loss terms averaged over processes, the main
+process's sample keys); on resume, lines past the checkpoint are dropped so the log never holds a step twice.
 Multi-GPU: ``accelerate launch -m idportrait.cli train ...``.
 """
 
@@ -83,6 +83,9 @@ class Progress:
         self.batches_seen = int(state["batches_seen"])
 
 
+COMPLETE = "idportrait_complete"
+"""Written into a checkpoint folder once ``save_state`` returned; a folder without it (killed mid-save) is skipped."""
+
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -130,12 +133,13 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     accelerator.register_for_checkpointing(progress)
 
     log_path = output_dir / "train_log.jsonl"
-    latest = _latest_checkpoint(output_dir)
-    if latest is not None:  # new checkpoints continue the numbering (also when starting over)
-        accelerator.project_configuration.iteration = int(latest.name.split("_")[-1]) + 1
-        if config.resume:
-            accelerator.load_state(str(latest))
-            accelerator.print(f"resumed from {latest} at step {progress.global_step}")
+    folders = _checkpoints(output_dir)
+    if folders:  # new checkpoints continue the numbering (also when starting over)
+        accelerator.project_configuration.iteration = _number(folders[-1]) + 1
+    complete = [f for f in folders if (f / COMPLETE).is_file()]
+    if config.resume and complete:
+        accelerator.load_state(str(complete[-1]))
+        accelerator.print(f"resumed from {complete[-1]} at step {progress.global_step}")
     if accelerator.is_main_process:
         _truncate_log(log_path, progress.global_step)
 
@@ -171,7 +175,9 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
                 step_keys = []
                 bar.update(task, completed=progress.global_step, description=f"training loss {logs['loss']:.4f}")
                 if progress.global_step % config.checkpointing_steps == 0:
-                    accelerator.save_state()
+                    saved = Path(accelerator.save_state())
+                    if accelerator.is_main_process:
+                        (saved / COMPLETE).touch()
                 if progress.global_step >= config.max_train_steps:
                     break
 
@@ -184,9 +190,13 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     return out
 
 
-def _latest_checkpoint(output_dir: Path) -> Path | None:
-    folders = [p for p in (output_dir / "checkpoints").glob("checkpoint_*") if p.is_dir()]
-    return max(folders, key=lambda p: int(p.name.split("_")[-1])) if folders else None
+def _number(folder: Path) -> int:
+    return int(folder.name.split("_")[-1])
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    """Checkpoint folders, oldest first."""
+    return sorted((p for p in (output_dir / "checkpoints").glob("checkpoint_*") if p.is_dir()), key=_number)
 
 
 def _append_log(path: Path, entry: dict[str, Any]) -> None:
