@@ -72,3 +72,34 @@ def test_annotate_cli_writes_schema_and_resumes(tmp_path, tiny_llava, astronaut_
     image = Image.open(astronaut_photos / "astronaut_mirror.png").convert("RGB")
     assert record["caption"] == captioner.caption(image, OVERALL_PROMPT)
     assert record["facial_caption_raw"] == captioner.caption(image, FACIAL_PROMPT)
+
+
+@pytest.mark.slow
+def test_curated_shard_input_reuses_its_face_embedding(tmp_path, tiny_llava, astronaut_photos):
+    import io
+    import tarfile
+
+    from idportrait.annotate.annotate import annotate
+    from idportrait.annotate.captioner import load_captioner
+    from idportrait.faces import get_face_parser
+
+    buf = io.BytesIO()
+    Image.open(astronaut_photos / "astronaut.png").convert("RGB").save(buf, format="JPEG")
+    embedding = np.random.default_rng(0).standard_normal(512).tolist()
+    face = {"bbox": [60, 60, 150, 150], "kps": [[90, 100], [120, 100], [105, 115], [92, 130], [118, 130]],
+            "score": 0.9, "embedding": embedding}  # fmt: skip
+    members = {"000001.jpg": buf.getvalue(), "000001.txt": b"an astronaut",
+               "000001.json": json.dumps({"key": "k", "faces": [face]}).encode()}  # fmt: skip
+    with tarfile.open(tmp_path / "shard-000000.tar", "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+    out = tmp_path / "fgid"
+    captioner = load_captioner(str(tiny_llava), max_new_tokens=4)
+    counts = annotate([tmp_path / "shard-000000.tar"], out, None, get_face_parser("landmarks"), captioner, {})
+    assert counts["new"] == 1
+    (record,) = schema.read_records(out)
+    assert record["key"] == "shard-000000_000001"
+    assert record["face"]["embedding"] == pytest.approx(embedding)  # no face analyzer needed

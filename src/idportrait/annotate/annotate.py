@@ -92,9 +92,10 @@ def _iter_shard(path: Path) -> Iterator[InputPhoto]:
             continue
         meta = json.loads(files["json"]) if "json" in files else {}
         faces = meta.get("faces") or []
-        face = Face(**{k: faces[0][k] for k in ("bbox", "kps", "score", "embedding")}) if faces else None
-        if face is not None and face.embedding is None:
-            face = None
+        first = faces[0] if faces else {}
+        face = None
+        if first.get("embedding") is not None:
+            face = Face(bbox=first["bbox"], kps=first["kps"], score=first["score"], embedding=first["embedding"])
         name = f"{path.name}:{key}"
         yield InputPhoto(
             safe_key(f"{path.stem}_{key}"), name, lambda d=files[image_ext], n=name: decode_image(d, n), face
