@@ -2,7 +2,7 @@
 
 Inside a pipeline's ``__call__``::
 
-    latents = denoise(pipe, predict_noise, batch=B, ...)           # predict_noise(i, t, model_in) -> eps
+    latents = denoise(pipe, predict_noise, (B, H, W), steps, ...)  # predict_noise(i, t, model_in) -> eps
     time_ids = sdxl_time_ids(pipe, height, width, dtype, device)   # [1, 6] SDXL added conditioning
     return decode_sdxl(pipe, latents, output_type)                 # StableDiffusionXLPipelineOutput
 """
@@ -31,24 +31,21 @@ def broadcast_prompts(value: str | list[str], n: int, name: str) -> list[str]:
 def denoise(
     pipe: Any,
     predict_noise: NoisePredictor,
-    *,
-    batch: int,
-    height: int,
-    width: int,
-    dtype: torch.dtype,
-    device: torch.device,
+    size: tuple[int, int, int],
     num_inference_steps: int,
     guidance_scale: float,
     generator: torch.Generator | list[torch.Generator] | None,
     latents: torch.Tensor | None,
     callback: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """Sample latents [batch, 4, height/f, width/f] with ``pipe.scheduler`` and classifier-free guidance.
+    """Sample latents [B, 4, H/f, W/f] for ``size`` (B, H, W) with ``pipe.scheduler`` and classifier-free guidance.
 
     With ``guidance_scale > 1`` the model input is [latents; latents] and ``predict_noise`` returns
     [uncond; cond] (the contexts it uses are batched [negative, positive]). ``callback(step, total)`` after
     each step.
     """
+    batch, height, width = size
+    device, dtype = pipe._execution_device, pipe.unet.dtype
     do_cfg = guidance_scale > 1.0
     pipe.scheduler.set_timesteps(num_inference_steps, device=device)
     timesteps = pipe.scheduler.timesteps

@@ -340,20 +340,8 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
             ctx = early_ctx if i <= start_merge_step else late_ctx
             return self.unet(model_in, t, encoder_hidden_states=ctx).sample
 
-        latents = denoise(
-            self,
-            predict_noise,
-            batch=batch,
-            height=height,
-            width=width,
-            dtype=dtype,
-            device=device,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            generator=generator,
-            latents=latents,
-            callback=callback,
-        )
+        size = (batch, height, width)
+        latents = denoise(self, predict_noise, size, num_inference_steps, guidance_scale, generator, latents, callback)
 
         # 3. decode
         if output_type == "latent":

@@ -144,20 +144,8 @@ class ConsistentIDSDXLPipeline(StableDiffusionXLPipeline):
             added = {"text_embeds": text_embeds, "time_ids": time_ids}
             return self.unet(model_in, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
 
-        latents = denoise(
-            self,
-            predict_noise,
-            batch=batch,
-            height=height,
-            width=width,
-            dtype=dtype,
-            device=device,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            generator=generator,
-            latents=latents,
-            callback=callback,
-        )
+        size = (batch, height, width)
+        latents = denoise(self, predict_noise, size, num_inference_steps, guidance_scale, generator, latents, callback)
 
         # 3. decode
         return decode_sdxl(self, latents, output_type)

@@ -121,19 +121,8 @@ class InstantIDPipeline(StableDiffusionXLControlNetPipeline):
                 mid_block_additional_residual=mid,
             ).sample
 
-        latents = denoise(
-            self,
-            predict_noise,
-            batch=batch,
-            height=height,
-            width=width,
-            dtype=dtype,
-            device=device,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            generator=generator,
-            latents=latents,
-        )
+        size = (batch, height, width)
+        latents = denoise(self, predict_noise, size, num_inference_steps, guidance_scale, generator, latents)
 
         # 4. decode
         return decode_sdxl(self, latents, output_type)
