@@ -46,7 +46,7 @@ def test_two_steps_via_cli_export_loads(tmp_path, tiny_base, fgid_folder):
     args = ["train", "consistentid", "--data", str(fgid_folder), "--output-dir", str(out), "--base", str(tiny_base),
             "--image-encoder", str(tiny_base / "image_encoder"), "--resolution", "64", "--batch-size", "2",
             "--max-steps", "2", "--checkpointing-steps", "2", "--lora-rank", "4",
-            "--adapter-size", "small"]  # fmt: skip
+            "--adapter-size", "small", "--mixed-precision", "bf16"]  # fmt: skip
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
