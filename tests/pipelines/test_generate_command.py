@@ -116,3 +116,80 @@ def test_demo_runs_offline(monkeypatch, capsys, tmp_path):
     for name in ["reference.png", "parsing.png", "regions.png", *settings["images"]]:
         assert (out / name).is_file() and str(out / name) in stdout
     assert (out / "models" / "tiny-sd15" / "model_index.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def tiny_faceid(tmp_path_factory):
+    """(tiny SD1.5 base folder, tiny released-layout IP-Adapter-FaceID checkpoint for 128-D dlib embeddings)."""
+    from idportrait.adapters.ipadapter_layout import random_faceid_checkpoint
+    from idportrait.tiny import save_tiny_sd15, tiny_unet
+
+    folder = tmp_path_factory.mktemp("tiny-faceid")
+    base = save_tiny_sd15(folder / "sd15")
+    ckpt = folder / "ip-adapter-faceid_sd15.bin"
+    torch.save(random_faceid_checkpoint(tiny_unet(), id_dim=128), ckpt)
+    return base, ckpt
+
+
+def faceid_args(tiny_faceid, out) -> list[str]:
+    base, ckpt = tiny_faceid
+    return [
+        "--method", "ipadapter-faceid", "--base", str(base), "--adapter", str(ckpt), "--face-backend", "dlib",
+        "--set", "variant=faceid", "--set", "scale=20", "--steps", "1", "--height", "32", "--width", "32",
+        "--device", "cpu", "--out", str(out),
+    ]  # fmt: skip
+
+
+def test_generate_ipadapter_faceid_averages_several_faces(monkeypatch, capsys, tiny_faceid, photos, tmp_path):
+    mirrored = tmp_path / "mirrored.png"
+    Image.open(photos / "astronaut.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
+    faces = ["--face", str(photos / "astronaut.png"), "--face", str(mirrored)]
+    out = tmp_path / "two"
+    code, stdout, err = run_cli(monkeypatch, capsys, "generate", *faces, "-p", "a hat", "--n", "2",
+                                *faceid_args(tiny_faceid, out))  # fmt: skip
+    assert code == 0, err
+    assert str(out) in stdout
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == ["p00_s0.png", "p00_s1.png"]
+    assert not (out / "face_inputs.safetensors").exists()  # only ConsistentID has saveable face inputs
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["method"] == "ipadapter-faceid" and settings["variant"] == "faceid"
+    assert settings["face"] == [str(photos / "astronaut.png"), str(mirrored)] and settings["images"] == names
+    image = Image.open(out / "p00_s1.png")
+    assert image.size == (32, 32) and image.text["prompt"] == "a hat" and image.text["seed"] == "1"
+    assert json.loads(image.text["idportrait"]) == {"seed": 1, "prompt": "a hat", "method": "ipadapter-faceid"}
+
+    one = tmp_path / "one"
+    code, _, err = run_cli(monkeypatch, capsys, "generate", "--face", str(photos / "astronaut.png"), "-p", "a hat",
+                           *faceid_args(tiny_faceid, one))  # fmt: skip
+    assert code == 0, err
+    averaged = torch.tensor(list(Image.open(out / "p00_s0.png").getdata()), dtype=torch.float32)
+    single = torch.tensor(list(Image.open(one / "p00_s0.png").getdata()), dtype=torch.float32)
+    assert (averaged - single).abs().max() > 1  # the mirrored photo moved the mean embedding
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "photomaker"], "unknown method 'photomaker'; available: consistentid"),
+        (["--method", "plain-sd"], "--adapter does not apply to plain-sd"),
+        (["--method", "ipadapter-faceid", "--merge-step", "3"], "--merge-step and --id-scale apply to ConsistentID"),
+        (["--face", "coffee.png"], "consistentid takes one reference photo, got 2 (astronaut.png, coffee.png)"),
+    ],
+)
+def test_generate_bad_method_options_one_line_exit_2(
+    monkeypatch, capsys, tiny_models, photos, tmp_path, extra, message
+):
+    base, adapter = tiny_models
+    extra = [str(photos / e) if e.endswith(".png") else e for e in extra]
+    args = ["generate", "--face", str(photos / "astronaut.png"), "-p", "x", "--base", str(base), "--adapter",
+            str(adapter), "--face-backend", "dlib", "--steps", "1", "--device", "cpu",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    if "--method" not in extra:  # ConsistentID without the BiSeNet hub download
+        args += ["--parser", "landmarks"]
+    code, _, err = run_cli(monkeypatch, capsys, *args, *extra)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()

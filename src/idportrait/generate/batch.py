@@ -1,15 +1,18 @@
-"""Batch generation: every identity in a folder x every prompt in a file, resumable.
+"""Batch generation: every identity in a folder x every prompt in a file, resumable; and the image writing
+that ``idportrait generate`` shares (`prepare_references`, `write_images`, `write_settings`).
 
 Identities: each image file directly in ``faces_dir`` is one identity; each sub-folder is one identity
 whose photos are all passed to ``method.prepare`` (averaged where the method allows). Output:
 ``out_dir/<identity>/<prompt index:03d>_<k:02d>.png``, written atomically with the prompt, seed, method
 and reference names in the PNG text metadata. A rerun skips files that exist, so an interrupted batch
 resumes without duplicating or losing images. Seeds: ``seed + prompt_index * per_prompt + k``, the same
-for every identity.
+for every identity. With run settings, every PNG also carries them and ``out_dir/settings.json`` lists them
+with every image of the batch.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,16 +22,26 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from idportrait.errors import ImageError, UserError
-from idportrait.imageio import atomic_open, load_image
+from idportrait.imageio import atomic_open, load_image, write_json
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 METADATA_KEY = "idportrait"
 
 
-def save_with_seed(path: str | Path, image: Image.Image, seed: int, **info: Any) -> None:
-    """Write a PNG atomically with ``{"seed": seed, **info}`` as JSON in its ``idportrait`` text chunk."""
+def save_with_seed(
+    path: str | Path, image: Image.Image, seed: int, settings: dict[str, Any] | None = None, **info: Any
+) -> None:
+    """Write a PNG atomically with ``{"seed": seed, **info}`` as JSON in its ``idportrait`` text chunk.
+
+    Plain text chunks for other viewers: ``seed``, ``prompt`` (when in ``info``) and ``settings`` (JSON, when given).
+    """
     meta = PngImagePlugin.PngInfo()
     meta.add_text(METADATA_KEY, json.dumps({"seed": int(seed), **info}, ensure_ascii=False))
+    meta.add_text("seed", str(int(seed)))
+    if "prompt" in info:
+        meta.add_text("prompt", info["prompt"])
+    if settings is not None:
+        meta.add_text("settings", json.dumps(settings, ensure_ascii=False))
     with atomic_open(path, "wb") as f:
         image.save(f, format="PNG", pnginfo=meta)
 
@@ -103,6 +116,79 @@ def jobs_for(out_dir: Path, identity: str, prompts: list[str], per_prompt: int, 
             yield Job(out_dir / identity / f"{i:03d}_{k:02d}.png", prompt, seed + i * per_prompt + k)
 
 
+def loader_options(method_name: str, given: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+    """Keywords for ``load_method(method_name, ...)``: the ``given`` options that are set (not None or False) plus
+    the ``--set KEY=VALUE`` pairs. Raises `UserError` for an unknown method or an option its loader does not take.
+    """
+    from idportrait.methods import METHODS
+
+    if method_name not in METHODS:
+        raise UserError(f"unknown method {method_name!r}; available: {', '.join(sorted(METHODS))}")
+    params = inspect.signature(METHODS[method_name]).parameters
+    options = {}
+    for key, value in given.items():
+        if value is None or value is False:
+            continue
+        if key not in params:
+            raise UserError(f"--{key.replace('_', '-')} does not apply to {method_name}")
+        options[key] = value
+    return options | parse_options(pairs)
+
+
+def takes_several_references(method: Any) -> bool:
+    """Whether ``method.prepare`` averages a list of photos: its first parameter is unannotated or names ``list``."""
+    reference = next(iter(inspect.signature(method.prepare).parameters.values()))
+    return reference.annotation is inspect.Parameter.empty or "list" in str(reference.annotation)
+
+
+def prepare_references(method: Any, method_name: str, photos: list[Path], images: list[Image.Image]) -> Any:
+    """``method.prepare`` of the loaded ``images`` of ``photos``: one as is, several as a list (the method averages).
+
+    Raises `UserError` when several photos go to a method that takes one.
+    """
+    if len(images) > 1 and not takes_several_references(method):
+        names = ", ".join(p.name for p in photos)
+        raise UserError(f"{method_name} takes one reference photo, got {len(photos)} ({names})")
+    if len(images) > 1:
+        return method.prepare(images)
+    takes_source = "source" in inspect.signature(method.prepare).parameters
+    return method.prepare(images[0], source=str(photos[0])) if takes_source else method.prepare(images[0])
+
+
+def write_images(
+    method: Any,
+    prepared: Any,
+    jobs: list[Job],
+    options: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    info: dict[str, Any] | None = None,
+    on_image: Callable[[Path], None] = lambda path: None,
+) -> list[Path]:
+    """Generate every job (one ``method.generate`` call per prompt, all its seeds) and write it with `save_with_seed`.
+
+    ``options`` go to ``method.generate``; ``settings`` and ``info`` (method, references...) into each PNG.
+    """
+    by_prompt: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_prompt.setdefault(job.prompt, []).append(job)
+    paths = []
+    for prompt, group in by_prompt.items():
+        images = method.generate(prepared, [prompt], [j.seed for j in group], **(options or {}))
+        for job, image in zip(group, images, strict=True):
+            job.path.parent.mkdir(parents=True, exist_ok=True)
+            save_with_seed(job.path, image, job.seed, settings=settings, prompt=prompt, **(info or {}))
+            paths.append(job.path)
+            on_image(job.path)
+    return paths
+
+
+def write_settings(out_dir: Path, settings: dict[str, Any], images: list[Path]) -> Path:
+    """``out_dir/settings.json``: the run settings and its images (paths relative to ``out_dir``)."""
+    path = out_dir / "settings.json"
+    write_json(path, {**settings, "images": [p.relative_to(out_dir).as_posix() for p in images]})
+    return path
+
+
 def run_batch(
     method: Any,
     method_name: str,
@@ -113,32 +199,33 @@ def run_batch(
     seed: int = 0,
     options: dict[str, Any] | None = None,
     on_image: Callable[[Path], None] = lambda path: None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """Generate the missing images of the batch; returns counts ``{"written", "skipped", "identities"}``.
 
     ``method`` has ``prepare(photo or list of photos) -> prepared`` and ``generate(prepared, prompts, seeds, **options)
-    -> images`` (one per prompt x seed). ``on_image`` is called with every path written or found.
+    -> images`` (one per prompt x seed). ``on_image`` is called with every path written or found. ``settings``
+    (optional) go into each PNG and, with every image of the batch, into ``out_dir/settings.json``.
     """
     out_dir = Path(out_dir)
     written = skipped = 0
     people = identities(faces_dir)
+    every: list[Path] = []
     for name, photos in people.items():
-        todo: dict[str, list[Job]] = {}
+        todo = []
         for job in jobs_for(out_dir, name, prompts, per_prompt, seed):
+            every.append(job.path)
             if job.path.is_file():
                 skipped += 1
                 on_image(job.path)
             else:
-                todo.setdefault(job.prompt, []).append(job)
+                todo.append(job)
         if not todo:
             continue
-        images = [load_image(p) for p in photos]
-        prepared = method.prepare(images[0] if len(images) == 1 else images)
+        prepared = prepare_references(method, method_name, photos, [load_image(p) for p in photos])
         refs = [p.name for p in photos]
-        for prompt, jobs in todo.items():
-            images = method.generate(prepared, [prompt], [j.seed for j in jobs], **(options or {}))
-            for job, image in zip(jobs, images, strict=True):
-                save_with_seed(job.path, image, job.seed, prompt=prompt, method=method_name, references=refs)
-                written += 1
-                on_image(job.path)
+        info = {"method": method_name, "references": refs}
+        written += len(write_images(method, prepared, todo, options, settings, info, on_image))
+    if settings is not None:
+        write_settings(out_dir, settings, every)
     return {"written": written, "skipped": skipped, "identities": len(people)}

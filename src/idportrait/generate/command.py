@@ -27,9 +27,9 @@ def generate_batch(
     seed: Annotated[int, typer.Option(help="First seed; image k of prompt i uses seed + i * n + k.")] = 0,
     steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 30,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 5.0,
-    face_backend: Annotated[str, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib.")] = (
-        "insightface:buffalo_l"
-    ),
+    face_backend: Annotated[
+        str | None, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib (default: the method's).")
+    ] = None,
     set_: Annotated[
         list[str],
         typer.Option("--set", help="Method option KEY=VALUE (e.g. variant=faceid-plusv2, sdxl=true); repeatable."),
@@ -40,12 +40,12 @@ def generate_batch(
         "outputs/batch"
     ),
 ) -> None:
-    """Generate portraits for many identities and prompts; seeds and prompts go into the PNG metadata."""
+    """Generate portraits for many identities and prompts; seeds, prompts and settings go into the PNG metadata."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from idportrait.errors import UserError
-    from idportrait.generate.batch import identities, parse_options, read_prompts, run_batch
+    from idportrait.generate.batch import identities, loader_options, read_prompts, run_batch
     from idportrait.methods import load_method
 
     if (prompts is None) == (not prompt):
@@ -53,13 +53,13 @@ def generate_batch(
     prompt_list = read_prompts(prompts) if prompts is not None else list(prompt)
     people = identities(faces)
     console = Console(stderr=True)
-    options = {} if method == "plain-sd" else {"face_backend": face_backend}
-    if adapter is not None:
-        options["adapter"] = adapter
-    options |= parse_options(set_)
+    options = loader_options(method, {"face_backend": face_backend, "adapter": adapter}, set_)
     with console.status(f"loading {method}"):
         loaded = load_method(method, base=base, device=device, dtype=dtype, **options)
     total = len(people) * len(prompt_list) * n
+    call_options = {"num_inference_steps": steps, "guidance_scale": guidance}
+    settings = {"method": method, "base": base, "faces": str(faces), "prompts": prompt_list, "seed": seed,
+                "n": n, "device": device, "dtype": dtype, **options, **call_options}  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("generating", total=total)
@@ -71,10 +71,11 @@ def generate_batch(
             out,
             per_prompt=n,
             seed=seed,
-            options={"num_inference_steps": steps, "guidance_scale": guidance},
+            options=call_options,
             on_image=lambda path: progress.advance(task),
+            settings=settings,
         )
     console.print(
         f"{counts['written']} images written, {counts['skipped']} already there, "
-        f"{counts['identities']} identities -> {out}"
+        f"{counts['identities']} identities -> {out} (settings.json lists them)"
     )

@@ -1,120 +1,139 @@
-"""``idportrait generate``: portraits of the person in one photo, from one or more prompts.
+"""``idportrait generate``: portraits of the person in one or more photos, from one or more prompts, with any method.
 
     idportrait generate --face me.jpg --prompt "a photo of a person as an astronaut" --n 4 --out outputs/me
+    idportrait generate --method ipadapter-faceid --face me1.jpg --face me2.jpg -p "a portrait" --set variant=faceid
 
 Writes ``<out>/p<prompt>_s<seed>.png`` (prompt, seed and settings in the PNG text chunks), ``settings.json``
-and ``face_inputs.safetensors`` (reuse it with ``--face-inputs`` to skip face analysis).
+and, for ConsistentID, ``face_inputs.safetensors`` (reuse it with ``--face-inputs`` to skip face analysis).
+Several ``--face`` photos are averaged by the methods that allow it (IP-Adapter-FaceID, InstantID).
+ConsistentID runs with its LoRA fused into the base weights (`fuse_lora`; ``--no-fuse-lora`` keeps it separate).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from idportrait import registry
-
 DEFAULT_NEGATIVE = "monochrome, lowres, bad anatomy, worst quality, low quality, blurry"
+CONSISTENTID_METHODS = ("consistentid", "consistentid-sdxl")
 
 
 def generate(
     prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="Prompt; repeat for several.")],
-    face: Annotated[Path | None, typer.Option(help="Reference photo of one person.")] = None,
+    face: Annotated[
+        list[Path], typer.Option(help="Reference photo of one person; repeat to average several (where allowed).")
+    ] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
     face_inputs: Annotated[
-        Path | None, typer.Option(help="face_inputs.safetensors from an earlier run (skips face analysis).")
+        Path | None, typer.Option(help="ConsistentID face_inputs.safetensors of an earlier run (skips face analysis).")
     ] = None,
+    method: Annotated[
+        str, typer.Option(help="consistentid, consistentid-sdxl, ipadapter-faceid, instantid, plain-sd.")
+    ] = "consistentid",
     n: Annotated[int, typer.Option("--n", min=1, help="Images per prompt (seeds S, S+1, ...).")] = 1,
     seed: Annotated[int, typer.Option(help="First seed.")] = 0,
     steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 50,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 5.0,
     merge_step: Annotated[
-        int, typer.Option(help="Steps 0..merge-step use the plain prompt, later ones the fused facial prompt.")
-    ] = 30,
-    id_scale: Annotated[float, typer.Option(help="Strength of the ID attention branch (0 = off).")] = 1.0,
+        int | None,
+        typer.Option(help="ConsistentID: steps 0..merge-step use the plain prompt, later ones the facial prompt [30]."),
+    ] = None,
+    id_scale: Annotated[
+        float | None, typer.Option(help="ConsistentID: strength of the ID attention branch (0 = off) [1.0].")
+    ] = None,
     negative: Annotated[str, typer.Option(help="Negative prompt.")] = DEFAULT_NEGATIVE,
-    height: Annotated[int, typer.Option(help="Image height in pixels (multiple of 8).")] = 512,
-    width: Annotated[int, typer.Option(help="Image width in pixels (multiple of 8).")] = 512,
+    height: Annotated[
+        int | None, typer.Option(help="Image height in pixels, multiple of 8 (default: the base's; not instantid).")
+    ] = None,
+    width: Annotated[int | None, typer.Option(help="Image width in pixels, multiple of 8 (as --height).")] = None,
     base: Annotated[
-        str, typer.Option(help="SD1.5-family base: hub id or local diffusers folder.")
-    ] = registry.SD15_BASE,
+        str | None, typer.Option(help="Base model: hub id or local diffusers folder (default: the method's).")
+    ] = None,
     adapter: Annotated[
-        str, typer.Option(help="ConsistentID checkpoint: hub repo, folder or file.")
-    ] = registry.CONSISTENTID_REPO,
+        str | None, typer.Option(help="Method checkpoint: hub repo, folder or file (default: the method's release).")
+    ] = None,
     image_encoder: Annotated[
-        str | None, typer.Option(help=f"CLIP vision tower (default: the base's, else {registry.CLIP_VIT_H}).")
+        str | None, typer.Option(help="CLIP vision tower (ConsistentID, FaceID-Plus; default: the method's).")
     ] = None,
     vae: Annotated[str | None, typer.Option(help="External VAE (default: sd-vae-ft-mse for the noVAE base).")] = None,
-    face_backend: Annotated[str, typer.Option(help="insightface:buffalo_l or dlib (offline).")] = (
-        f"insightface:{registry.INSIGHTFACE_CONSISTENTID}"
-    ),
-    parser: Annotated[str, typer.Option(help="Face parser: bisenet or landmarks (offline).")] = "bisenet",
+    face_backend: Annotated[
+        str | None, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib (default: the method's).")
+    ] = None,
+    parser: Annotated[
+        str | None, typer.Option(help="ConsistentID face parser: bisenet or landmarks [bisenet].")
+    ] = None,
     parser_weights: Annotated[
         str | None, typer.Option(help="BiSeNet face_parsing.pth (default: from the ConsistentID hub repo).")
     ] = None,
+    set_: Annotated[
+        list[str],
+        typer.Option("--set", help="Method option KEY=VALUE (e.g. variant=faceid-plusv2, sdxl=true); repeatable."),
+    ] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
+    fuse_lora: Annotated[
+        bool, typer.Option(help="ConsistentID: fold the LoRA into the base weights once (faster, same images).")
+    ] = True,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), float32, float16, bfloat16.")] = "auto",
     offload: Annotated[bool, typer.Option(help="Keep models on the CPU until they run (low GPU memory).")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/generate"),
 ) -> None:
-    """Generate portraits of the person in --face with ConsistentID (SD1.5)."""
+    """Generate portraits of the person in --face with ConsistentID (default) or any other --method."""
     from rich.console import Console
 
     from idportrait.errors import UserError
+    from idportrait.generate.batch import loader_options, prepare_references
     from idportrait.imageio import load_image
-    from idportrait.methods.consistentid import load_consistentid_method
-    from idportrait.pipelines.face_inputs import FaceInputs
+    from idportrait.methods import load_method
 
-    if (face is None) == (face_inputs is None):
-        raise UserError("pass exactly one of --face PHOTO or --face-inputs FILE")
-    photo = load_image(face) if face is not None else None
-    loaded_inputs = FaceInputs.load(face_inputs) if face_inputs is not None else None
+    given = {"adapter": adapter, "image_encoder": image_encoder, "vae": vae, "face_backend": face_backend}
+    given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
+    load_options = loader_options(method, given, set_)
+    if (not face) == (face_inputs is None):
+        raise UserError("pass --face PHOTO (repeatable) or --face-inputs FILE, not both")
+    photos = [load_image(path) for path in face]
+    options: dict[str, Any] = {"num_inference_steps": steps, "guidance_scale": guidance, "negative_prompt": negative}
+    consistentid_only = {"start_merge_step": merge_step, "id_scale": id_scale}
+    sizes = {"height": height, "width": width}
+    if method not in CONSISTENTID_METHODS and any(v is not None for v in consistentid_only.values()):
+        raise UserError(f"--merge-step and --id-scale apply to ConsistentID, not {method}")
+    if method == "instantid" and any(v is not None for v in sizes.values()):
+        raise UserError("instantid takes its size from the reference photo; use --set size=[WIDTH,HEIGHT]")
+    options |= {k: v for k, v in {**consistentid_only, **sizes}.items() if v is not None}
+    loaded_inputs = None
+    if face_inputs is not None:
+        if method != "consistentid":
+            raise UserError(f"--face-inputs is a ConsistentID file; use --face with {method}")
+        from idportrait.pipelines.face_inputs import FaceInputs
+
+        loaded_inputs = FaceInputs.load(face_inputs)
+        load_options["face_models"] = False
 
     quiet_library_progress()
     console = Console(stderr=True)
-    with console.status("loading models"):
-        method = load_consistentid_method(
-            base=base,
-            adapter=adapter,
-            image_encoder=image_encoder,
-            vae=vae,
-            face_backend=face_backend,
-            parser=parser,
-            parser_weights=parser_weights,
-            device=device,
-            dtype=dtype,
-            offload=offload,
-            face_models=loaded_inputs is None,
-        )
+    with console.status(f"loading {method}"):
+        loaded = load_method(method, base=base, device=device, dtype=dtype, **load_options)
+        if fuse_lora and method in CONSISTENTID_METHODS:
+            from idportrait.adapters.consistentid.attention import fuse_lora as fuse
+
+            fuse(loaded.pipe.unet)
     with console.status("analysing the face"):
-        prepared = loaded_inputs or method.prepare(photo, source=str(face))
-    options = {
-        "num_inference_steps": steps,
-        "guidance_scale": guidance,
-        "start_merge_step": merge_step,
-        "id_scale": id_scale,
-        "negative_prompt": negative,
-        "height": height,
-        "width": width,
-    }
+        prepared = loaded_inputs or prepare_references(loaded, method, face, photos)
     settings = {
-        "method": "consistentid",
-        "face": str(face or face_inputs),
+        "method": method,
+        "face": str(face_inputs) if face_inputs is not None else [str(p) for p in face],
         "base": base,
-        "adapter": adapter,
-        "image_encoder": image_encoder,
-        "vae": vae,
-        "face_backend": face_backend,
-        "parser": parser,
         "device": device,
         "dtype": dtype,
+        "lora_fused": fuse_lora and method in CONSISTENTID_METHODS,
+        **load_options,
         "prompts": prompt,
         "seeds": [seed + k for k in range(n)],
         **options,
     }
-    paths = write_generations(method, prepared, settings, options, out, console)
-    console.print(f"wrote {len(paths)} images, settings.json and face_inputs.safetensors to {out}")
+    paths = write_generations(loaded, prepared, settings, options, out, console)
+    extra = " and face_inputs.safetensors" if hasattr(prepared, "save") else ""
+    console.print(f"wrote {len(paths)} images, settings.json{extra} to {out}")
     typer.echo(str(out))
 
 
@@ -132,37 +151,25 @@ def write_generations(
 ) -> list[Path]:
     """Generate every (prompt, seed) of ``settings`` with a progress bar; write PNGs, settings.json, face inputs.
 
-    PNG text chunks: ``prompt``, ``seed``, ``settings`` (JSON). Files are written atomically.
+    ``<out>/p<prompt index:02d>_s<seed>.png`` through the batch writer (`idportrait.generate.batch.write_images`:
+    PNG text chunks ``prompt``, ``seed``, ``settings`` and ``idportrait``), ``face_inputs.safetensors`` when
+    ``prepared`` can be saved (ConsistentID). Files are written atomically.
     """
-    from PIL.PngImagePlugin import PngInfo
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from idportrait.imageio import save_image, write_json
+    from idportrait.generate.batch import Job, write_images, write_settings
 
     out.mkdir(parents=True, exist_ok=True)
-    prompts, seeds, steps = settings["prompts"], settings["seeds"], options["num_inference_steps"]
-    method.pipe.set_progress_bar_config(disable=True)
-    paths: list[Path] = []
+    prompts, seeds = settings["prompts"], settings["seeds"]
+    jobs = [Job(out / f"p{i:02d}_s{s}.png", text, s) for i, text in enumerate(prompts) for s in seeds]
+    if hasattr(method, "pipe"):
+        method.pipe.set_progress_bar_config(disable=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task("generating", total=len(prompts) * steps)
-        for p_idx, text in enumerate(prompts):
-            done = p_idx * steps
-            images = method.generate(
-                prepared,
-                [text],
-                seeds,
-                callback=lambda step, _total, done=done: progress.update(task, completed=done + step),
-                **options,
-            )
-            for seed, image in zip(seeds, images, strict=True):
-                info = PngInfo()
-                info.add_text("prompt", text)
-                info.add_text("seed", str(seed))
-                info.add_text("settings", json.dumps(settings))
-                path = out / f"p{p_idx:02d}_s{seed}.png"
-                save_image(path, image, pnginfo=info)
-                paths.append(path)
-    prepared.save(out / "face_inputs.safetensors")
-    write_json(out / "settings.json", {**settings, "images": [p.name for p in paths]})
+        task = progress.add_task("generating", total=len(jobs))
+        info = {"method": settings["method"]}
+        paths = write_images(method, prepared, jobs, options, settings, info, lambda _: progress.advance(task))
+    if hasattr(prepared, "save"):
+        prepared.save(out / "face_inputs.safetensors")
+    write_settings(out, settings, paths)
     return paths
