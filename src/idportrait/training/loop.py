@@ -95,11 +95,13 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     ``on_step(step, model, objective)``, when given, is called on the main process after each optimizer step.
     """
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
     from rich.progress import Progress as Bar
 
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    AcceleratorState._reset_state()  # a previous run in this process may have used another mixed precision
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
