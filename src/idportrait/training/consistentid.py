@@ -60,6 +60,7 @@ from idportrait.training.data import read_fgid_records, square_resize, to_pixel_
 from idportrait.training.localization_loss import localization_loss_from_token_maps
 from idportrait.training.loop import TrainConfig
 from idportrait.training.models import FrozenSD15, add_noise, load_frozen_sd15
+from idportrait.training.steps import stack_collate
 
 DROP_PROB = 0.1
 TOKEN_PAIRING = "token"
@@ -229,9 +230,7 @@ class ConsistentIDObjective:
         )
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "key"}
-        batch["keys"] = [it["key"] for it in items]
-        return batch
+        return stack_collate(items)
 
     def predict(
         self, model: nn.Module, batch: dict[str, Any], noisy: torch.Tensor, t: torch.Tensor, drop: torch.Tensor
@@ -255,7 +254,7 @@ class ConsistentIDObjective:
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         frozen = self.frozen
         latents = frozen.encode_latents(batch["pixel_values"]).to(frozen.unet.dtype)
-        noisy, noise, t = add_noise(frozen, latents)
+        noisy, noise, t = add_noise(frozen.noise_scheduler, latents)
         b = latents.shape[0]
         drop = torch.rand(b, device=latents.device) < DROP_PROB
         pred, maps, token_mask = self.predict(model, batch, noisy, t, drop)

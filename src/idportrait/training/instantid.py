@@ -34,6 +34,8 @@ from idportrait.adapters.instantid.kps import draw_kps
 from idportrait.errors import ModelNotFoundError
 from idportrait.training.data import decode_sample_image, face_embedding, read_faceid_shards, to_pixel_values
 from idportrait.training.loop import TrainConfig
+from idportrait.training.models import add_noise, encode_latents
+from idportrait.training.steps import sample_drops, stack_collate, tokenize
 
 DROP_FACE, DROP_TEXT, DROP_BOTH = 0.05, 0.05, 0.05
 CONTROL_CHANNELS = (16, 32, 96, 256)
@@ -52,11 +54,9 @@ class FrozenSDXL:
     tokenizer_2: Any
     noise_scheduler: Any
 
-    @torch.no_grad()
     def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixels [B, 3, H, W] in [-1, 1] -> scaled latents [B, 4, H/f, W/f]."""
-        dist = self.vae.encode(pixel_values.to(self.vae.dtype)).latent_dist
-        return dist.sample() * self.vae.config.scaling_factor
+        return encode_latents(self.vae, pixel_values)
 
     @torch.no_grad()
     def encode_text(self, ids: torch.Tensor, ids_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +170,7 @@ class InstantIDShardDataset(torch.utils.data.Dataset):
         square = image.crop((left, top, left + side, top + side)).resize((res, res), resample=3)
         kps = (np.asarray(sample["json"]["faces"][0]["kps"], np.float32) - [left, top]) * (res / side)
         control = torch.from_numpy(np.asarray(draw_kps((res, res), kps), np.float32) / 255.0).permute(2, 0, 1)
-        ids = [_tokenize(tok, sample["txt"]) for tok in self.tokenizers]
+        ids = [tokenize(tok, sample["txt"]) for tok in self.tokenizers]
         return {
             "key": f"{sample['source']}:{sample['key']}",
             "pixel_values": to_pixel_values(square),
@@ -179,11 +179,6 @@ class InstantIDShardDataset(torch.utils.data.Dataset):
             "input_ids_2": ids[1],
             "id_embeds": face_embedding(sample["json"]),
         }
-
-
-def _tokenize(tokenizer: Any, text: str) -> torch.Tensor:
-    ids = tokenizer(text, max_length=tokenizer.model_max_length, padding="max_length", truncation=True).input_ids
-    return torch.tensor(ids, dtype=torch.long)
 
 
 class InstantIDObjective:
@@ -210,25 +205,19 @@ class InstantIDObjective:
         self.model = InstantIDModel(unet, resampler, ip_processors, identitynet.float().train()).to(device)
         self.dataset = InstantIDShardDataset(config.data, self.frozen, config.resolution)
         self.resolution = config.resolution
-        self.empty_ids = (_tokenize(self.frozen.tokenizer, ""), _tokenize(self.frozen.tokenizer_2, ""))
+        self.empty_ids = (tokenize(self.frozen.tokenizer, ""), tokenize(self.frozen.tokenizer_2, ""))
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "key"}
-        batch["keys"] = [it["key"] for it in items]
-        return batch
+        return stack_collate(items)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         frozen = self.frozen
         device = batch["pixel_values"].device
         latents = frozen.encode_latents(batch["pixel_values"]).to(frozen.unet.dtype)
-        noise = torch.randn_like(latents)
-        t = torch.randint(0, frozen.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=device)
-        noisy = frozen.noise_scheduler.add_noise(latents, noise, t)
-        r = torch.rand(latents.shape[0], device=device)
-        drop_face = (r < DROP_FACE) | ((r >= DROP_FACE + DROP_TEXT) & (r < DROP_FACE + DROP_TEXT + DROP_BOTH))
-        drop_text = ((r >= DROP_FACE) & (r < DROP_FACE + DROP_TEXT + DROP_BOTH))[:, None]
-        ids = torch.where(drop_text, self.empty_ids[0].to(device), batch["input_ids"])
-        ids_2 = torch.where(drop_text, self.empty_ids[1].to(device), batch["input_ids_2"])
+        noisy, noise, t = add_noise(frozen.noise_scheduler, latents)
+        drop_face, drop_text = sample_drops(latents.shape[0], device, DROP_FACE, DROP_TEXT, DROP_BOTH)
+        ids = torch.where(drop_text[:, None], self.empty_ids[0].to(device), batch["input_ids"])
+        ids_2 = torch.where(drop_text[:, None], self.empty_ids[1].to(device), batch["input_ids_2"])
         text, pooled = frozen.encode_text(ids, ids_2)
         res = self.resolution
         time_ids = torch.tensor([[res, res, 0, 0, res, res]], device=device, dtype=text.dtype)

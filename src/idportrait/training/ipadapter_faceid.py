@@ -32,6 +32,7 @@ from idportrait.training.data import (
 )
 from idportrait.training.loop import TrainConfig
 from idportrait.training.models import FrozenSD15, add_noise, load_frozen_sd15
+from idportrait.training.steps import sample_drops, stack_collate, tokenize
 
 DROP_ID, DROP_TEXT, DROP_BOTH = 0.05, 0.05, 0.05
 
@@ -79,7 +80,7 @@ class FaceIDShardDataset(torch.utils.data.Dataset):
         item = {
             "key": f"{sample['source']}:{sample['key']}",
             "pixel_values": to_pixel_values(square_resize(image, self.resolution)),
-            "input_ids": _tokenize(self.tokenizer, sample["txt"]),
+            "input_ids": tokenize(self.tokenizer, sample["txt"]),
             "id_embeds": face_embedding(sample["json"]),
         }
         if self.plus:
@@ -89,12 +90,6 @@ class FaceIDShardDataset(torch.utils.data.Dataset):
             face = norm_crop(np.asarray(image), kps, 224)
             item["clip_pixels"] = self.processor(images=face, return_tensors="pt").pixel_values[0]
         return item
-
-
-def _tokenize(tokenizer: Any, text: str) -> torch.Tensor:
-    """Caption -> ids [77] (truncated, padded)."""
-    ids = tokenizer(text, max_length=tokenizer.model_max_length, padding="max_length", truncation=True).input_ids
-    return torch.tensor(ids, dtype=torch.long)
 
 
 class FaceIDObjective:
@@ -114,21 +109,17 @@ class FaceIDObjective:
         init_ip_from_base(unet)
         self.model = FaceIDModel(unet, image_proj, adapter_modules.float(), self.plus).to(device)
         self.dataset = FaceIDShardDataset(config.data, self.frozen, config.resolution, self.plus)
-        self.empty_ids = _tokenize(self.frozen.tokenizer, "")
+        self.empty_ids = tokenize(self.frozen.tokenizer, "")
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "key"}
-        batch["keys"] = [it["key"] for it in items]
-        return batch
+        return stack_collate(items)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         frozen = self.frozen
         device = batch["pixel_values"].device
         latents = frozen.encode_latents(batch["pixel_values"]).to(frozen.unet.dtype)
-        noisy, noise, t = add_noise(frozen, latents)
-        r = torch.rand(latents.shape[0], device=device)
-        drop_id = (r < DROP_ID) | ((r >= DROP_ID + DROP_TEXT) & (r < DROP_ID + DROP_TEXT + DROP_BOTH))
-        drop_text = (r >= DROP_ID) & (r < DROP_ID + DROP_TEXT + DROP_BOTH)
+        noisy, noise, t = add_noise(frozen.noise_scheduler, latents)
+        drop_id, drop_text = sample_drops(latents.shape[0], device, DROP_ID, DROP_TEXT, DROP_BOTH)
         input_ids = torch.where(drop_text[:, None], self.empty_ids.to(device), batch["input_ids"])
         text = frozen.encode_text(input_ids)
         id_embeds = batch["id_embeds"] * (~drop_id)[:, None]

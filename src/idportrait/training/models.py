@@ -24,11 +24,9 @@ class FrozenSD15:
     image_encoder: CLIPVisionModelWithProjection | None
     image_processor: CLIPImageProcessor
 
-    @torch.no_grad()
     def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixels [B, 3, H, W] in [-1, 1] -> scaled latents [B, 4, H/f, W/f] (a sample of the posterior)."""
-        dist = self.vae.encode(pixel_values.to(self.vae.dtype)).latent_dist
-        return dist.sample() * self.vae.config.scaling_factor
+        return encode_latents(self.vae, pixel_values)
 
     @torch.no_grad()
     def encode_text(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -73,8 +71,15 @@ def load_frozen_sd15(
     return FrozenSD15(unet, vae, text_encoder, tokenizer, noise_scheduler, encoder, clip_image_processor())
 
 
-def add_noise(frozen: FrozenSD15, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """DDPM forward process with t ~ U{0..T-1}: returns (noisy latents, noise, timesteps)."""
+@torch.no_grad()
+def encode_latents(vae: AutoencoderKL, pixel_values: torch.Tensor) -> torch.Tensor:
+    """pixels [B, 3, H, W] in [-1, 1] -> scaled latents [B, 4, H/f, W/f] (a sample of the VAE posterior)."""
+    dist = vae.encode(pixel_values.to(vae.dtype)).latent_dist
+    return dist.sample() * vae.config.scaling_factor
+
+
+def add_noise(noise_scheduler: DDPMScheduler, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DDPM forward process with t ~ U{0..T-1}: returns (noisy latents, noise, timesteps [B])."""
     noise = torch.randn_like(latents)
-    t = torch.randint(0, frozen.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
-    return frozen.noise_scheduler.add_noise(latents, noise, t), noise, t
+    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+    return noise_scheduler.add_noise(latents, noise, t), noise, t
