@@ -3,6 +3,8 @@ and the ``generate-batch`` command end to end with IP-Adapter-FaceID on a tiny S
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,30 @@ def test_batch_writes_seeds_and_resumes(faces, tmp_path):
     assert not list(out.rglob("*.tmp"))
 
 
+class OnePhotoMethod(CountingMethod):
+    """Like ConsistentID: ``prepare`` takes a single image."""
+
+    def prepare(self, reference: Image.Image, source: str = "<image>"):
+        self.sources = [*getattr(self, "sources", []), source]
+        return super().prepare(reference)
+
+
+def test_batch_settings_json_and_one_photo_methods(faces, tmp_path):
+    out = tmp_path / "out"
+    settings = {"method": "fake", "steps": 3}
+    run_batch(CountingMethod(), "fake", faces, ["p0"], out, settings=settings)
+    listed = json.loads((out / "settings.json").read_text())
+    assert listed == {**settings, "images": ["alice/000_00.png", "bob/000_00.png"]}
+    image = Image.open(out / "bob" / "000_00.png")
+    assert json.loads(image.text["settings"]) == settings and image.text["prompt"] == "p0"
+
+    one = OnePhotoMethod()
+    run_batch(one, "one", faces / "alice.png", ["p0"], tmp_path / "alice")
+    assert one.sources == [str(faces / "alice.png")]  # the file name reaches the method's error messages
+    with pytest.raises(UserError, match=r"one takes one reference photo, got 2 \(a.png, b.jpg\)"):
+        run_batch(OnePhotoMethod(), "one", faces, ["p0"], tmp_path / "both")
+
+
 def test_generate_batch_command_with_tiny_faceid(tmp_path):
     base = save_tiny_sd15(tmp_path / "sd15")
     ckpt = tmp_path / "ip-adapter-faceid_sd15.bin"
@@ -100,6 +126,9 @@ def test_generate_batch_command_with_tiny_faceid(tmp_path):
     assert [p.name for p in images] == ["000_00.png", "000_01.png"]
     assert [read_metadata(p)["seed"] for p in images] == [0, 1]
     assert read_metadata(images[0])["prompt"] == "a portrait"
+    settings = json.loads((tmp_path / "out" / "settings.json").read_text())
+    assert settings["images"] == ["eileen/000_00.png", "eileen/000_01.png"]
+    assert settings["method"] == "ipadapter-faceid" and settings["lora_scale"] == 0.5
     both = CliRunner().invoke(app, [*args, "--prompts", str(tmp_path / "missing.txt")])
     assert both.exit_code != 0 and "not both" in str(both.exception)
     assert np.asarray(Image.open(images[0])).shape == (64, 64, 3)
