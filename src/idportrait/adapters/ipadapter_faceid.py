@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from idportrait.adapters.consistentid.image_proj import ProjPlusModel
+from idportrait.adapters.consistentid.image_proj import ProjPlusModel, id_projection
 from idportrait.errors import CheckpointError
 
 FACEID_VARIANTS = ("faceid", "faceid-plus")
@@ -30,18 +30,14 @@ FACEID_VARIANTS = ("faceid", "faceid-plus")
 class MLPProjModel(nn.Module):
     """IP-Adapter-FaceID projector: id [B, id_dim] -> ``norm(proj(id))`` reshaped to [B, num_tokens, cross_dim].
 
-    ``proj`` = Linear(id_dim -> 2 id_dim), GELU, Linear(2 id_dim -> cross_dim * num_tokens); ``norm`` LayerNorm.
+    ``proj`` = `id_projection` (the same MLP as `ProjPlusModel`'s); ``norm`` LayerNorm.
     """
 
     def __init__(self, cross_attention_dim: int = 768, id_embeddings_dim: int = 512, num_tokens: int = 4) -> None:
         super().__init__()
         self.cross_attention_dim = cross_attention_dim
         self.num_tokens = num_tokens
-        self.proj = nn.Sequential(
-            nn.Linear(id_embeddings_dim, id_embeddings_dim * 2),
-            nn.GELU(),
-            nn.Linear(id_embeddings_dim * 2, cross_attention_dim * num_tokens),
-        )
+        self.proj = id_projection(id_embeddings_dim, cross_attention_dim, num_tokens)
         self.norm = nn.LayerNorm(cross_attention_dim)
 
     def forward(self, id_embeds: torch.Tensor) -> torch.Tensor:

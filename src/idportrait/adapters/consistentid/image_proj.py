@@ -8,6 +8,15 @@ from torch import nn
 from idportrait.adapters.consistentid.resampler import PerceiverResampler
 
 
+def id_projection(id_embeddings_dim: int, cross_attention_dim: int, num_tokens: int) -> nn.Sequential:
+    """The FaceID ``proj`` MLP: Linear(id_dim -> 2 id_dim), GELU, Linear(2 id_dim -> cross_dim * num_tokens)."""
+    return nn.Sequential(
+        nn.Linear(id_embeddings_dim, id_embeddings_dim * 2),
+        nn.GELU(),
+        nn.Linear(id_embeddings_dim * 2, cross_attention_dim * num_tokens),
+    )
+
+
 class ProjPlusModel(nn.Module):
     """Face embedding [B, id_dim] and whole-photo CLIP hidden states [B, 257, clip_dim] -> [B, num_tokens, cross_dim].
 
@@ -28,11 +37,7 @@ class ProjPlusModel(nn.Module):
         super().__init__()
         self.cross_attention_dim = cross_attention_dim
         self.num_tokens = num_tokens
-        self.proj = nn.Sequential(
-            nn.Linear(id_embeddings_dim, id_embeddings_dim * 2),
-            nn.GELU(),
-            nn.Linear(id_embeddings_dim * 2, cross_attention_dim * num_tokens),
-        )
+        self.proj = id_projection(id_embeddings_dim, cross_attention_dim, num_tokens)
         self.norm = nn.LayerNorm(cross_attention_dim)
         self.perceiver_resampler = PerceiverResampler(
             dim=cross_attention_dim,
