@@ -68,39 +68,23 @@ def block35(scale: float = 0.17) -> ResidualBlock:
     )
 
 
+def factorized_branch(in_channels: int, channels: int, k: int) -> nn.Sequential:
+    """1x1 conv to ``channels``, then a k x k conv factorised as 1 x k and k x 1 (same padding)."""
+    return nn.Sequential(
+        BasicConv2d(in_channels, channels, 1),
+        BasicConv2d(channels, channels, (1, k), padding=(0, k // 2)),
+        BasicConv2d(channels, channels, (k, 1), padding=(k // 2, 0)),
+    )
+
+
 def block17(scale: float = 0.10) -> ResidualBlock:
     """17x17 block on 896 channels."""
-    return ResidualBlock(
-        [
-            BasicConv2d(896, 128, 1),
-            nn.Sequential(
-                BasicConv2d(896, 128, 1),
-                BasicConv2d(128, 128, (1, 7), padding=(0, 3)),
-                BasicConv2d(128, 128, (7, 1), padding=(3, 0)),
-            ),
-        ],
-        256,
-        896,
-        scale,
-    )
+    return ResidualBlock([BasicConv2d(896, 128, 1), factorized_branch(896, 128, 7)], 256, 896, scale)
 
 
 def block8(scale: float = 0.20, relu: bool = True) -> ResidualBlock:
     """8x8 block on 1792 channels."""
-    return ResidualBlock(
-        [
-            BasicConv2d(1792, 192, 1),
-            nn.Sequential(
-                BasicConv2d(1792, 192, 1),
-                BasicConv2d(192, 192, (1, 3), padding=(0, 1)),
-                BasicConv2d(192, 192, (3, 1), padding=(1, 0)),
-            ),
-        ],
-        384,
-        1792,
-        scale,
-        relu,
-    )
+    return ResidualBlock([BasicConv2d(1792, 192, 1), factorized_branch(1792, 192, 3)], 384, 1792, scale, relu)
 
 
 class Concat(nn.Module):
