@@ -15,3 +15,22 @@ def fixtures_dir() -> Path:
     """../shared/fixtures/consistentid (parity fixtures; never edited)."""
     assert FIXTURES.is_dir(), f"parity fixtures not found at {FIXTURES}"
     return FIXTURES
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one thread (and do not fight other test processes for cores)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """(base folder, adapter safetensors) of the demo: tiny SD1.5 + tiny ConsistentID, written to disk."""
+    from idportrait.demo import build_demo_models
+
+    return build_demo_models(tmp_path_factory.mktemp("tiny-models"))

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from idportrait.errors import UserError
 from idportrait.methods import METHODS, load_method
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    from idportrait.demo import build_demo_models
-
-    return build_demo_models(tmp_path_factory.mktemp("tiny-models"))
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_names():

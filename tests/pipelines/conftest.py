@@ -5,20 +5,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread (and do not fight other test processes for cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    """(base folder, adapter safetensors) of the demo: tiny SD1.5 + tiny ConsistentID, written to disk."""
-    from idportrait.demo import build_demo_models
-
-    return build_demo_models(tmp_path_factory.mktemp("tiny-models"))
+def pipeline_tests_on_one_thread(one_torch_thread):
+    """Every test here runs with the root conftest's `one_torch_thread`."""
 
 
 @pytest.fixture(scope="session")
