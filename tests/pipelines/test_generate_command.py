@@ -79,6 +79,16 @@ def test_generate_writes_images_settings_and_face_inputs(monkeypatch, capsys, ti
     first = torch.tensor(list(Image.open(out / "p01_s8.png").getdata()), dtype=torch.float32)
     second = torch.tensor(list(Image.open(again / "p00_s8.png").getdata()), dtype=torch.float32)
     assert (first - second).abs().max() <= 1  # same identity, prompt and seed -> same image
+    assert settings["lora_fused"] is True
+
+    unfused = tmp_path / "unfused"
+    face_inputs = ["--face-inputs", str(out / "face_inputs.safetensors"), "-p", "a beach"]
+    args = ["generate", *face_inputs, "--seed", "8", "--no-fuse-lora", *tiny_args(tiny_models, unfused)]
+    code, _, _ = run_cli(monkeypatch, capsys, *args)
+    assert code == 0
+    third = torch.tensor(list(Image.open(unfused / "p00_s8.png").getdata()), dtype=torch.float32)
+    assert (first - third).abs().max() <= 1  # fusing the LoRA does not change the image
+    assert json.loads((unfused / "settings.json").read_text())["lora_fused"] is False
 
 
 @pytest.mark.parametrize(
