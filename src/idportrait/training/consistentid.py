@@ -59,7 +59,7 @@ from idportrait.imageio import load_image
 from idportrait.training.data import read_fgid_records, square_resize, to_pixel_values
 from idportrait.training.localization_loss import localization_loss_from_token_maps
 from idportrait.training.loop import TrainConfig
-from idportrait.training.models import FrozenSD15, add_noise, load_frozen_sd15
+from idportrait.training.models import FrozenSD15, load_frozen_sd15, noised_latents
 from idportrait.training.steps import stack_collate
 
 DROP_PROB = 0.1
@@ -229,8 +229,7 @@ class ConsistentIDObjective:
             self.frozen.tokenizer("", max_length=MAX_TOKENS, padding="max_length", truncation=True).input_ids
         )
 
-    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        return stack_collate(items)
+    collate = staticmethod(stack_collate)
 
     def predict(
         self, model: nn.Module, batch: dict[str, Any], noisy: torch.Tensor, t: torch.Tensor, drop: torch.Tensor
@@ -253,8 +252,7 @@ class ConsistentIDObjective:
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         frozen = self.frozen
-        latents = frozen.encode_latents(batch["pixel_values"]).to(frozen.unet.dtype)
-        noisy, noise, t = add_noise(frozen.noise_scheduler, latents)
+        latents, noisy, noise, t = noised_latents(frozen, batch["pixel_values"])
         b = latents.shape[0]
         drop = torch.rand(b, device=latents.device) < DROP_PROB
         pred, maps, token_mask = self.predict(model, batch, noisy, t, drop)

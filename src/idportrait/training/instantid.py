@@ -34,7 +34,7 @@ from idportrait.adapters.instantid.kps import draw_kps
 from idportrait.errors import ModelNotFoundError
 from idportrait.training.data import decode_sample_image, face_embedding, read_faceid_shards, to_pixel_values
 from idportrait.training.loop import TrainConfig
-from idportrait.training.models import add_noise, encode_latents
+from idportrait.training.models import encode_latents, noised_latents
 from idportrait.training.steps import sample_drops, stack_collate, tokenize
 
 DROP_FACE, DROP_TEXT, DROP_BOTH = 0.05, 0.05, 0.05
@@ -207,14 +207,12 @@ class InstantIDObjective:
         self.resolution = config.resolution
         self.empty_ids = (tokenize(self.frozen.tokenizer, ""), tokenize(self.frozen.tokenizer_2, ""))
 
-    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        return stack_collate(items)
+    collate = staticmethod(stack_collate)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         frozen = self.frozen
         device = batch["pixel_values"].device
-        latents = frozen.encode_latents(batch["pixel_values"]).to(frozen.unet.dtype)
-        noisy, noise, t = add_noise(frozen.noise_scheduler, latents)
+        latents, noisy, noise, t = noised_latents(frozen, batch["pixel_values"])
         drop_face, drop_text = sample_drops(latents.shape[0], device, DROP_FACE, DROP_TEXT, DROP_BOTH)
         ids = torch.where(drop_text[:, None], self.empty_ids[0].to(device), batch["input_ids"])
         ids_2 = torch.where(drop_text[:, None], self.empty_ids[1].to(device), batch["input_ids_2"])

@@ -31,7 +31,7 @@ from idportrait.training.data import (
     to_pixel_values,
 )
 from idportrait.training.loop import TrainConfig
-from idportrait.training.models import FrozenSD15, add_noise, load_frozen_sd15
+from idportrait.training.models import FrozenSD15, load_frozen_sd15, noised_latents
 from idportrait.training.steps import sample_drops, stack_collate, tokenize
 
 DROP_ID, DROP_TEXT, DROP_BOTH = 0.05, 0.05, 0.05
@@ -111,14 +111,12 @@ class FaceIDObjective:
         self.dataset = FaceIDShardDataset(config.data, self.frozen, config.resolution, self.plus)
         self.empty_ids = tokenize(self.frozen.tokenizer, "")
 
-    def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        return stack_collate(items)
+    collate = staticmethod(stack_collate)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         frozen = self.frozen
         device = batch["pixel_values"].device
-        latents = frozen.encode_latents(batch["pixel_values"]).to(frozen.unet.dtype)
-        noisy, noise, t = add_noise(frozen.noise_scheduler, latents)
+        latents, noisy, noise, t = noised_latents(frozen, batch["pixel_values"])
         drop_id, drop_text = sample_drops(latents.shape[0], device, DROP_ID, DROP_TEXT, DROP_BOTH)
         input_ids = torch.where(drop_text[:, None], self.empty_ids.to(device), batch["input_ids"])
         text = frozen.encode_text(input_ids)

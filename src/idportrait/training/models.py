@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -83,3 +84,14 @@ def add_noise(noise_scheduler: DDPMScheduler, latents: torch.Tensor) -> tuple[to
     noise = torch.randn_like(latents)
     t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
     return noise_scheduler.add_noise(latents, noise, t), noise, t
+
+
+def noised_latents(
+    frozen: Any, pixel_values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training step's diffusion inputs from pixels [B, 3, H, W] (``frozen``: `FrozenSD15` or SDXL's).
+
+    Returns (latents, noisy latents, noise, timesteps [B]); latents in the UNet's dtype.
+    """
+    latents = frozen.encode_latents(pixel_values).to(frozen.unet.dtype)
+    return (latents, *add_noise(frozen.noise_scheduler, latents))
