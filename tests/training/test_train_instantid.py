@@ -7,8 +7,8 @@ import pytest
 import torch
 from diffusers import ControlNetModel
 from safetensors.torch import load_file
+from training_shards import write_faceid_shard
 
-from conftest import write_faceid_shard
 from idportrait.adapters.instantid.kps import draw_kps
 from idportrait.training.instantid import InstantIDObjective
 from idportrait.training.loop import TrainConfig, read_log, train

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from safetensors import safe_open
+from training_shards import write_faceid_shard
 
-from conftest import write_faceid_shard
 from idportrait.training.loop import read_log
 
 

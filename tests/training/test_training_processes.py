@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_shards import write_faceid_shard
 
-from conftest import write_faceid_shard
 from idportrait.training.loop import read_log
 
 

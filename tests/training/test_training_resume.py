@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_shards import write_faceid_shard
 
-from conftest import write_faceid_shard
 from idportrait.training.ipadapter_faceid import FaceIDObjective
 from idportrait.training.loop import TrainConfig, read_log, train
 
