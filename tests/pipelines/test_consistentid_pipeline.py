@@ -184,3 +184,63 @@ def test_unconditional_tokens_follow_the_spec(tiny_pipe, astronaut_inputs):
     expected = tiny_pipe.image_proj(astronaut_inputs.id_embedding[None], astronaut_inputs.clip_embeds[None])
     torch.testing.assert_close(id_tokens, expected)
     assert id_tokens.shape == (1, 4, 32)
+
+
+def _with_pairing(adapter, pairing: str, out):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(adapter), "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+        metadata = {**f.metadata(), "pairing": pairing}
+    save_file(tensors, str(out), metadata=metadata)
+    return out
+
+
+def test_token_pairing_checkpoint_fuses_each_class_word_with_its_own_region(
+    tiny_models, tiny_pipe, astronaut_inputs, tmp_path
+):
+    from idportrait.adapters.consistentid.text import token_order
+    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
+    from idportrait.pipelines.loading import load_sd15_pipeline
+
+    base, adapter = tiny_models
+    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
+    pipe.load_consistentid(str(_with_pairing(adapter, "token", tmp_path / "token.safetensors")))
+    assert pipe.consistentid_config["pairing"] == "token"
+
+    device, dtype = torch.device("cpu"), torch.float32
+    _, region_tokens = tiny_pipe._identity_tokens(astronaut_inputs, device, dtype)
+    _, zero_regions = tiny_pipe._uncond_tokens(astronaut_inputs.id_embedding.shape[-1], device, dtype)
+    args = (["a woman"], ["blurry"], astronaut_inputs, region_tokens, zero_regions)
+    release, token = tiny_pipe.encode_prompts(*args)[0], pipe.encode_prompts(*args)[0]
+
+    facial = build_facial_prompt(tiny_pipe.tokenizer, "a woman", astronaut_inputs.region_names)
+    positions = facial.class_token_positions  # caption order: face, ears, eyes, nose, mouth
+    regions = astronaut_inputs.region_names  # region order: Face, Left_Eye, Left_Ear, Nose, Upper_Lip
+    assert token_order(regions) == ["Face", "Left_Ear", "Left_Eye", "Nose", "Upper_Lip"]
+    same = [positions[i] for i in (0, 3, 4)]  # face, nose, mouth get the same crop under both pairings
+    swapped = [positions[i] for i in (1, 2)]  # ears/eyes swap crops
+    torch.testing.assert_close(token[0, same], release[0, same])
+    assert (token[0, swapped] - release[0, swapped]).abs().max() > 1e-4
+    torch.testing.assert_close(
+        token[0, positions[1]],
+        tiny_pipe.facial_encoder.fuse(
+            tiny_pipe.text_encoder(torch.tensor([facial.input_ids]))[0],
+            region_tokens[:, [0, 2, 1, 3, 4]],
+            torch.tensor([facial.class_tokens_mask]),
+            torch.tensor([facial.facial_token_idx_mask]),
+        )[0, positions[1]],
+    )
+
+
+def test_unknown_pairing_is_a_checkpoint_error(tiny_models, tmp_path):
+    from idportrait.errors import CheckpointError
+    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
+    from idportrait.pipelines.loading import load_sd15_pipeline
+
+    base, adapter = tiny_models
+    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
+    bad = _with_pairing(adapter, "diagonal", tmp_path / "bad.safetensors")
+    with pytest.raises(CheckpointError, match="pairing 'diagonal'"):
+        pipe.load_consistentid(str(bad))

@@ -7,7 +7,8 @@ import json
 import pytest
 from safetensors import safe_open
 
-from idportrait.training.consistentid import first_sentence, token_order, training_text
+from idportrait.adapters.consistentid.text import token_order
+from idportrait.training.consistentid import first_sentence, training_text
 from idportrait.training.loop import read_log
 
 

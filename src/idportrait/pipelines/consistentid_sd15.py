@@ -33,9 +33,10 @@ from PIL import Image
 from idportrait.adapters.consistentid.attention import install_consistentid_processors, set_id_scale
 from idportrait.adapters.consistentid.text import (
     FACIAL_CAPTION,
-    RELEASE_PAIRING,
+    PAIRINGS,
     add_consistentid_tokens,
     build_facial_prompt,
+    token_regions,
 )
 from idportrait.errors import CheckpointError, UserError
 from idportrait.pipelines.common import broadcast_prompts, denoise
@@ -92,8 +93,10 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
                 f"UNet has {cross_dim} (SD1.5 needs 768; SDXL checkpoints need an SDXL base)",
                 path,
             )
-        if config["pairing"] != RELEASE_PAIRING:
-            raise CheckpointError(f"region/token pairing {config['pairing']!r} is not supported here", path)
+        if config["pairing"] not in PAIRINGS:
+            raise CheckpointError(
+                f"unknown region/token pairing {config['pairing']!r} (expected one of {PAIRINGS})", path
+            )
         processors = install_consistentid_processors(
             self.unet, rank=config["rank"], num_tokens=config["num_tokens"], scale=1.0
         )
@@ -256,8 +259,9 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(augmented, text_only, negative) prompt embeddings, each [P, 77, D], in one text-encoder call.
 
-        Release pairing: the k-th flagged class token of a prompt is fused with the k-th region kept by caption
-        marking; flags lost to truncation drop their regions. The negative prompt gets the zero image's region
+        The checkpoint's pairing decides which region each flagged class token is fused with (release: the k-th
+        region kept by caption marking; token: the class word's own region); flags lost to truncation drop their
+        regions. The negative prompt gets the zero image's region
         tokens at the positive prompt's flags.
         """
         caption = self.consistentid_config.get("caption", FACIAL_CAPTION)
@@ -281,7 +285,8 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         valid = torch.tensor([f.facial_token_idx_mask for f in facial], device=embeds.device)
         regions = zero_region_tokens.expand(n, -1, -1).clone()
         for k, f in enumerate(facial):
-            rows = [face.region_names.index(key) for key in f.regions][: int(valid[k].sum())]
+            keys = token_regions(f.regions, int(valid[k].sum()), self.consistentid_config["pairing"])
+            rows = [face.region_names.index(key) for key in keys]
             regions[k, : len(rows)] = region_tokens[0, rows]
         augmented = self.facial_encoder.fuse(augmented, regions, flags, valid)
         negative = self.facial_encoder.fuse(negative, zero_region_tokens.expand(n, -1, -1), flags, valid)

@@ -61,7 +61,7 @@ def consistentid(
     mask_loss_prob: float = typer.Option(0.5, help="Probability of restricting the MSE to the person mask."),
     adapter_size: str = typer.Option("release", help="FacialEncoder/ID projector size: release or small (tiny bases)"),
     region_pairing: str = typer.Option(
-        "release", help="release (k-th region -> k-th class token; what generate loads) or token (own region per word)"
+        "release", help="release (k-th region -> k-th class token) or token (own region per word); generate follows it"
     ),
 ) -> None:
     """ConsistentID: eps-MSE + facial_weight x localization loss on the facial tokens' cross-attention."""

@@ -44,12 +44,12 @@ from idportrait.adapters.consistentid.attention import (
 from idportrait.adapters.consistentid.facial_encoder import FacialEncoder
 from idportrait.adapters.consistentid.image_proj import ProjPlusModel
 from idportrait.adapters.consistentid.text import (
-    KEYWORDS,
     MAX_TOKENS,
-    REGION_KEYWORDS,
+    PAIRINGS,
     RELEASE_PAIRING,
     add_consistentid_tokens,
     facial_token_index,
+    token_regions,
     tokenize_with_markers,
 )
 from idportrait.faces.labels import MAX_REGIONS
@@ -63,9 +63,6 @@ from idportrait.training.models import FrozenSD15, load_frozen_sd15, noised_late
 from idportrait.training.steps import stack_collate
 
 DROP_PROB = 0.1
-TOKEN_PAIRING = "token"
-"""Pairing where each flagged class word is fused with (and localized to) its own region."""
-PAIRINGS = (RELEASE_PAIRING, TOKEN_PAIRING)
 
 _FIRST_SENTENCE = re.compile(r"^.*?[.!?](?=\s|$)", re.S)
 
@@ -83,11 +80,6 @@ def training_text(tokenizer: Any, overall: str, marked_facial: str) -> str:
     if len(tokenizer(text, truncation=False).input_ids) > MAX_TOKENS:
         text = "Detail:" + marked_facial + " Caption:" + overall
     return text
-
-
-def token_order(regions: list[str]) -> list[str]:
-    """Regions sorted by their class word's caption position (face, ears, eyes, nose, mouth)."""
-    return sorted(regions, key=lambda key: KEYWORDS.index(REGION_KEYWORDS[key]))
 
 
 def resize_mask(mask: np.ndarray, image_size: tuple[int, int], size: int) -> torch.Tensor:
@@ -122,8 +114,7 @@ class FGIDDataset(torch.utils.data.Dataset):
         text = training_text(self.tokenizer, record["caption"], record["marked_facial_caption"])
         ids, positions = tokenize_with_markers(self.tokenizer, text)
         token_idx, token_mask = facial_token_index(positions)
-        kept = record["marked_regions"]
-        regions = (token_order(kept) if self.pairing == TOKEN_PAIRING else kept)[: sum(token_mask)]
+        regions = token_regions(record["marked_regions"], sum(token_mask), self.pairing)
         ordered = Parsing(parsing.labels, {k: parsing.regions[k] for k in regions}, parsing.person_mask)
 
         size = self.resolution

@@ -38,13 +38,14 @@ from idportrait.adapters.consistentid.keymap import (
     identify,
     unflatten,
 )
-from idportrait.adapters.consistentid.text import FACIAL_CAPTION, RELEASE_PAIRING
+from idportrait.adapters.consistentid.text import FACIAL_CAPTION, RELEASE_PAIRING, TOKEN_PAIRING
 from idportrait.errors import CheckpointError
 
 RELEASE_DIM_HEAD = 64
 PAIRING_DESCRIPTIONS = {
     RELEASE_PAIRING: "k-th region (Face, Eye, Ear, Nose, Lip) -> k-th class token (face, ears, eyes, nose, mouth): "
     "the ears token receives the eye crop and the eyes token the ear crop",
+    TOKEN_PAIRING: "each class token (face, ears, eyes, nose, mouth) receives its own region's crop",
 }
 _LIST_LIMIT = 8
 

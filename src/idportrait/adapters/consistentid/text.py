@@ -46,6 +46,9 @@ REGION_KEYWORDS: dict[str, str] = {
 
 RELEASE_PAIRING = "release"
 """Pairing name for checkpoints: k-th region (region order) -> k-th class token (caption order)."""
+TOKEN_PAIRING = "token"
+"""Pairing where each flagged class word is fused with (and localized to) its own region."""
+PAIRINGS = (RELEASE_PAIRING, TOKEN_PAIRING)
 
 _PIECES = re.compile(r"\b\w+\b|[.,;!?]")
 _CLAUSE_END = ",.;"
@@ -172,9 +175,19 @@ def add_consistentid_tokens(tokenizer) -> int:
     return tokenizer.convert_tokens_to_ids(FACIAL_TOKEN)
 
 
-def token_regions(regions: list[str], n_tokens: int) -> list[str]:
-    """Region key fused into each flagged token, in token order (release pairing: the k-th region)."""
-    return regions[:n_tokens]
+def token_order(regions: list[str]) -> list[str]:
+    """Regions sorted by their class word's caption position (face, ears, eyes, nose, mouth)."""
+    return sorted(regions, key=lambda key: KEYWORDS.index(REGION_KEYWORDS[key]))
+
+
+def token_regions(regions: list[str], n_tokens: int, pairing: str = RELEASE_PAIRING) -> list[str]:
+    """Region key fused into each of the first ``n_tokens`` flagged tokens, in token order.
+
+    ``release``: the k-th region in region order; ``token``: each class word's own region.
+    """
+    if pairing not in PAIRINGS:
+        raise ValueError(f"unknown region pairing {pairing!r}; expected one of {PAIRINGS}")
+    return (token_order(regions) if pairing == TOKEN_PAIRING else regions)[:n_tokens]
 
 
 @dataclass
