@@ -71,7 +71,6 @@ def build_pipelines(size: str, device: str, dtype: torch.dtype, tokenizer_dir: s
     from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from idportrait.adapters.consistentid.text import RELEASE_PAIRING
     from idportrait.demo import TINY_ADAPTER, random_consistentid
     from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
     from idportrait.tiny import clip_image_processor, clip_tokenizer_from_bpe, tiny_scheduler, tiny_sd15
@@ -101,7 +100,7 @@ def build_pipelines(size: str, device: str, dtype: torch.dtype, tokenizer_dir: s
     cid_unet = copy.deepcopy(unet)
     facial_encoder, image_proj, _ = random_consistentid(cid_unet, **adapter)
     cid = ConsistentIDPipeline(unet=cid_unet, image_encoder=image_encoder, **parts).to(device, dtype)
-    cid.set_consistentid(facial_encoder, image_proj, {"image_proj_shortcut": False, "pairing": RELEASE_PAIRING})
+    cid.set_consistentid(facial_encoder, image_proj, {"image_proj_shortcut": False})
     for pipe in (plain, cid):
         pipe.set_progress_bar_config(disable=True)
     return plain, cid

@@ -34,6 +34,7 @@ from idportrait.adapters.consistentid.attention import install_consistentid_proc
 from idportrait.adapters.consistentid.text import (
     FACIAL_CAPTION,
     PAIRINGS,
+    RELEASE_PAIRING,
     add_consistentid_tokens,
     build_facial_prompt,
     token_regions,
@@ -284,8 +285,9 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         flags = torch.tensor([f.class_tokens_mask for f in facial], device=embeds.device)
         valid = torch.tensor([f.facial_token_idx_mask for f in facial], device=embeds.device)
         regions = zero_region_tokens.expand(n, -1, -1).clone()
+        pairing = self.consistentid_config.get("pairing", RELEASE_PAIRING)
         for k, f in enumerate(facial):
-            keys = token_regions(f.regions, int(valid[k].sum()), self.consistentid_config["pairing"])
+            keys = token_regions(f.regions, int(valid[k].sum()), pairing)
             rows = [face.region_names.index(key) for key in keys]
             regions[k, : len(rows)] = region_tokens[0, rows]
         augmented = self.facial_encoder.fuse(augmented, regions, flags, valid)
