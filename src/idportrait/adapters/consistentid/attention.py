@@ -106,15 +106,20 @@ def _output(proc: nn.Module, attn: Attention, h: torch.Tensor) -> torch.Tensor:
     return attn.to_out[1](out)
 
 
+def _add_lora_layers(processor: nn.Module, attn: Attention, rank: int) -> None:
+    """Register ``to_{q,k,v,out}_lora`` (in the release's key order) sized like ``attn``'s projections."""
+    processor.to_q_lora = LoRALinear(attn.to_q.in_features, attn.to_q.out_features, rank)
+    processor.to_k_lora = LoRALinear(attn.to_k.in_features, attn.to_k.out_features, rank)
+    processor.to_v_lora = LoRALinear(attn.to_v.in_features, attn.to_v.out_features, rank)
+    processor.to_out_lora = LoRALinear(attn.to_out[0].in_features, attn.to_out[0].out_features, rank)
+
+
 class ConsistentAttnProcessor(nn.Module):
     """Self-attention with LoRA on q/k/v/out. Keys: ``to_{q,k,v,out}_lora.{down,up}.weight``."""
 
     def __init__(self, attn: Attention, rank: int = 128) -> None:
         super().__init__()
-        self.to_q_lora = LoRALinear(attn.to_q.in_features, attn.to_q.out_features, rank)
-        self.to_k_lora = LoRALinear(attn.to_k.in_features, attn.to_k.out_features, rank)
-        self.to_v_lora = LoRALinear(attn.to_v.in_features, attn.to_v.out_features, rank)
-        self.to_out_lora = LoRALinear(attn.to_out[0].in_features, attn.to_out[0].out_features, rank)
+        _add_lora_layers(self, attn, rank)
         self.base_weights: dict[str, torch.Tensor] | None = None  # set by fuse_lora: LoRA is in attn's weights
 
     def __call__(
@@ -147,10 +152,7 @@ class ConsistentIPAttnProcessor(nn.Module):
         self.scale = scale
         self.name = ""
         self.capture: AttentionCapture | None = None
-        self.to_q_lora = LoRALinear(attn.to_q.in_features, attn.to_q.out_features, rank)
-        self.to_k_lora = LoRALinear(attn.to_k.in_features, attn.to_k.out_features, rank)
-        self.to_v_lora = LoRALinear(attn.to_v.in_features, attn.to_v.out_features, rank)
-        self.to_out_lora = LoRALinear(attn.to_out[0].in_features, attn.to_out[0].out_features, rank)
+        _add_lora_layers(self, attn, rank)
         self.to_k_ip = nn.Linear(attn.to_k.in_features, attn.to_k.out_features, bias=False)
         self.to_v_ip = nn.Linear(attn.to_v.in_features, attn.to_v.out_features, bias=False)
         self.base_weights: dict[str, torch.Tensor] | None = None  # set by fuse_lora: LoRA is in attn's weights
