@@ -47,19 +47,22 @@ class EpochSampler(torch.utils.data.Sampler[int]):
         return iter(torch.randperm(self.n, generator=g).tolist())
 
 
+def centre_square(width: int, height: int) -> tuple[int, int, int]:
+    """The centred square crop of a ``width`` x ``height`` image: (left, top, side) in pixels."""
+    side = min(width, height)
+    return (width - side) // 2, (height - side) // 2, side
+
+
 def square_resize(image: Image.Image, size: int) -> Image.Image:
     """Centre crop to a square, then resize to ``size`` x ``size`` (bicubic)."""
-    w, h = image.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
+    left, top, s = centre_square(*image.size)
     return image.crop((left, top, left + s, top + s)).resize((size, size), Image.BICUBIC)
 
 
 def square_resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
     """bool [H, W] -> float [size, size] in [0, 1], centre-cropped like `square_resize` (bilinear)."""
     h, w = mask.shape
-    s = min(w, h)
-    top, left = (h - s) // 2, (w - s) // 2
+    left, top, s = centre_square(w, h)
     crop = Image.fromarray(mask[top : top + s, left : left + s].astype(np.uint8) * 255)
     return torch.from_numpy(np.asarray(crop.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0)
 

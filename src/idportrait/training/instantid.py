@@ -32,7 +32,14 @@ from idportrait.adapters.consistentid.resampler import PerceiverResampler
 from idportrait.adapters.instantid.checkpoint import NUM_TOKENS, RELEASE_RESAMPLER
 from idportrait.adapters.instantid.kps import draw_kps
 from idportrait.errors import ModelNotFoundError
-from idportrait.training.data import decode_sample_image, face_embedding, read_faceid_shards, to_pixel_values
+from idportrait.training.data import (
+    centre_square,
+    decode_sample_image,
+    face_embedding,
+    read_faceid_shards,
+    square_resize,
+    to_pixel_values,
+)
 from idportrait.training.loop import TrainConfig
 from idportrait.training.models import encode_latents, noised_latents
 from idportrait.training.steps import sample_drops, stack_collate, tokenize
@@ -164,10 +171,9 @@ class InstantIDShardDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
         image = decode_sample_image(sample)
-        w, h = image.size
-        side, res = min(w, h), self.resolution
-        left, top = (w - side) // 2, (h - side) // 2
-        square = image.crop((left, top, left + side, top + side)).resize((res, res), resample=3)
+        res = self.resolution
+        left, top, side = centre_square(*image.size)
+        square = square_resize(image, res)
         kps = (np.asarray(sample["json"]["faces"][0]["kps"], np.float32) - [left, top]) * (res / side)
         control = torch.from_numpy(np.asarray(draw_kps((res, res), kps), np.float32) / 255.0).permute(2, 0, 1)
         ids = [tokenize(tok, sample["txt"]) for tok in self.tokenizers]
