@@ -11,6 +11,8 @@ from PIL import Image
 
 from idportrait.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["idportrait", *args])
