@@ -36,10 +36,10 @@ def serve(
     """Serve the web demo: upload a photo, pick a method and a style, download portraits."""
     from rich.console import Console
 
-    from idportrait.app import MAX_UPLOAD_MB, Demo, build_app
     from idportrait.errors import UserError
     from idportrait.generate.batch import parse_options
     from idportrait.methods import METHODS, load_method
+    from idportrait.serve.app import MAX_UPLOAD_MB, Demo, build_app
 
     unknown = [m for m in method if m not in METHODS]
     if unknown:
