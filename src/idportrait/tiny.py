@@ -29,6 +29,8 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from idportrait.pipelines.clip_processor import clip_image_processor
+
 TINY_TEXT_DIM = 32
 TINY_VISION_DIM = 32
 SD15_SCHEDULER_CONFIG = {
@@ -128,18 +130,6 @@ def tiny_image_encoder(hidden_size: int = TINY_VISION_DIM, seed: int = 0) -> CLI
         projection_dim=hidden_size,
     )
     return CLIPVisionModelWithProjection(config).eval()
-
-
-def clip_image_processor() -> CLIPImageProcessor:
-    """The OpenAI CLIP preprocessing: shortest side 224 (bicubic), centre crop 224, OpenAI mean/std."""
-    return CLIPImageProcessor(
-        size={"shortest_edge": 224},
-        crop_size={"height": 224, "width": 224},
-        image_mean=[0.48145466, 0.4578275, 0.40821073],
-        image_std=[0.26862954, 0.26130258, 0.27577711],
-        resample=3,
-        do_convert_rgb=True,
-    )
 
 
 def tiny_unet(cross_attention_dim: int = TINY_TEXT_DIM, sdxl: bool = False, seed: int = 0) -> UNet2DConditionModel:

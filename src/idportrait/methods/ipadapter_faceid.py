@@ -200,7 +200,7 @@ def load_ipadapter_faceid(
         raise CheckpointError(f"this checkpoint does not hold an IP-Adapter-{variant} projection", checkpoint)
     pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
     if variant != "faceid" and pipe.feature_extractor is None:  # SDXL bases ship without one
-        from idportrait.tiny import clip_image_processor
+        from idportrait.pipelines.clip_processor import clip_image_processor
 
         pipe.register_modules(feature_extractor=clip_image_processor())
     pipe.to(device)

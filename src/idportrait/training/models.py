@@ -10,7 +10,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from idportrait.errors import ModelNotFoundError
-from idportrait.tiny import clip_image_processor
+from idportrait.pipelines.clip_processor import clip_image_processor
 
 
 @dataclass
