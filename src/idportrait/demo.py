@@ -33,7 +33,7 @@ def demo(
     """Offline end-to-end ConsistentID generation with tiny random models (CPU, about a minute)."""
     from rich.console import Console
 
-    from idportrait.generate.single_command import quiet_library_progress
+    from idportrait.generate.outputs import quiet_library_progress
 
     quiet_library_progress()
     console = Console(stderr=True)
@@ -67,7 +67,7 @@ def demo_photo() -> Any:
 
 def run_demo(out: Path, base: Path, adapter: Path, steps: int, size: int, console: Any) -> dict[str, Any]:
     """Load the tiny models through the real loaders, analyse the photo, generate, write everything."""
-    from idportrait.generate.single_command import write_generations
+    from idportrait.generate.outputs import write_generations
     from idportrait.imageio import save_image
     from idportrait.methods.consistentid import load_consistentid_method
 
