@@ -130,7 +130,7 @@ def measure(size: str, device: str, dtype: torch.dtype, steps: int, pixels: int,
 
     def prepare():
         face = method.prepare(photo)
-        cid._identity_tokens(face, cid._execution_device, dtype)
+        cid.identity_tokens(face, cid._execution_device, dtype)
         return face
 
     prep_first = timed(prepare, device)
