@@ -32,6 +32,8 @@ FACENET_VGGFACE2_URL = (  # FaceSim (ConsistentID/PhotoMaker): facenet-pytorch I
 # --- Face analysis (insightface model zoo pack names) ----------------------------------------
 INSIGHTFACE_CONSISTENTID = "buffalo_l"  # ConsistentID, IP-Adapter-FaceID
 INSIGHTFACE_FACEID6M = "antelopev2"  # FaceID-6M curation, InstantID
+FACE_BACKEND_CONSISTENTID = f"insightface:{INSIGHTFACE_CONSISTENTID}"  # their `idportrait.faces` analyzer names
+FACE_BACKEND_FACEID6M = f"insightface:{INSIGHTFACE_FACEID6M}"
 
 # --- Other methods ---------------------------------------------------------------------------
 IP_ADAPTER_FACEID_REPO = "h94/IP-Adapter-FaceID"

@@ -23,6 +23,7 @@ from PIL import Image
 from idportrait.errors import NoFaceError
 from idportrait.faces.image import as_rgb_array
 from idportrait.faces.types import Face, Parsing
+from idportrait.registry import FACE_BACKEND_CONSISTENTID
 
 
 class FaceBackend(Protocol):
@@ -74,7 +75,7 @@ class FaceAnalyzer:
 
 
 def get_face_analyzer(
-    name: str = "insightface:buffalo_l",
+    name: str = FACE_BACKEND_CONSISTENTID,
     model_dir: str | Path | None = None,
     device: str = "cpu",
     det_size: int = 640,

@@ -81,7 +81,7 @@ def load_instantid_method(
     base: str | None = None,
     adapter: str | None = None,
     identitynet: str | None = None,
-    face_backend: str = f"insightface:{registry.INSIGHTFACE_FACEID6M}",
+    face_backend: str = registry.FACE_BACKEND_FACEID6M,
     detect: Any = None,
     size: tuple[int, int] | None = None,
     device: str = "auto",

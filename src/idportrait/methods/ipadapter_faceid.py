@@ -150,7 +150,7 @@ def load_ipadapter_faceid(
     sdxl: bool = False,
     adapter: str | Path | None = None,
     image_encoder: str | Path | None = None,
-    face_backend: str = f"insightface:{registry.INSIGHTFACE_CONSISTENTID}",
+    face_backend: str = registry.FACE_BACKEND_CONSISTENTID,
     detect: FaceDetector | None = None,
     device: str = "auto",
     dtype: str = "auto",

@@ -12,15 +12,17 @@ from typing import Annotated
 
 import typer
 
+from idportrait import registry
+
 
 def serve(
     method: Annotated[
         list[str], typer.Option("--method", "-m", help="Method offered in the demo; repeat for several.")
     ] = ["consistentid"],  # noqa: B006 (typer reads the default, nothing mutates it)
     base: Annotated[str | None, typer.Option(help="Base model (hub id or folder); default: each method's.")] = None,
-    face_backend: Annotated[str, typer.Option(help="insightface:buffalo_l or dlib (offline).")] = (
-        "insightface:buffalo_l"
-    ),
+    face_backend: Annotated[
+        str, typer.Option(help="insightface:buffalo_l or dlib (offline).")
+    ] = registry.FACE_BACKEND_CONSISTENTID,
     masks: Annotated[
         str, typer.Option(help="Parser for the mask view: landmarks (offline), bisenet or none.")
     ] = "landmarks",
