@@ -44,8 +44,8 @@ IP_ADAPTER_FACEID_FILES = {  # (variant, sdxl) -> file in IP_ADAPTER_FACEID_REPO
     ("faceid-plusv2", False): "ip-adapter-faceid-plusv2_sd15.bin",
     ("faceid-plusv2", True): "ip-adapter-faceid-plusv2_sdxl.bin",
 }
-INSTANTID_ADAPTER_FILE = "ip-adapter.bin"  # in INSTANTID_REPO; IdentityNet is its "ControlNetModel" folder
-INSTANTID_CONTROLNET_SUBFOLDER = "ControlNetModel"
+INSTANTID_ADAPTER_FILE = "ip-adapter.bin"  # in INSTANTID_REPO
+INSTANTID_CONTROLNET_SUBFOLDER = "ControlNetModel"  # IdentityNet in INSTANTID_REPO and in `train instantid` output
 INSTANTID_REPO = "InstantX/InstantID"
 
 # --- Captioning -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from idportrait import registry
 from idportrait.adapters.consistentid.resampler import PerceiverResampler
 from idportrait.adapters.instantid.checkpoint import NUM_TOKENS, RELEASE_RESAMPLER
 from idportrait.adapters.instantid.kps import draw_kps
@@ -180,7 +181,8 @@ class InstantIDObjective:
         return loss, {"loss": loss.item(), "mse": loss.item()}
 
     def export(self, model: nn.Module, path: Path) -> Path:
-        """``path``: the face adapter in the released layout; IdentityNet in ``path.parent / "ControlNetModel"``."""
+        """``path``: the face adapter in the released layout; IdentityNet beside it in the release's folder name
+        (``path.parent / registry.INSTANTID_CONTROLNET_SUBFOLDER``)."""
         from safetensors.torch import save
 
         from idportrait.imageio import atomic_open
@@ -191,5 +193,5 @@ class InstantIDObjective:
             flat[f"ip_adapter.{i}.to_v_ip.weight"] = proc.to_v_ip[0].weight.detach().cpu().contiguous()
         with atomic_open(path, "wb") as f:
             f.write(save(flat, metadata={"format": "instantid-ip-adapter", "num_tokens": str(NUM_TOKENS)}))
-        model.identitynet.save_pretrained(Path(path).parent / "ControlNetModel")
+        model.identitynet.save_pretrained(Path(path).parent / registry.INSTANTID_CONTROLNET_SUBFOLDER)
         return Path(path)
