@@ -8,8 +8,9 @@ from typing import Any
 from PIL import Image
 
 from idportrait import registry
+from idportrait.devices import resolve_device
 from idportrait.errors import UserError
-from idportrait.methods.base import image_key, resolve_device, seed_generators
+from idportrait.methods.base import image_key, seed_generators
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from idportrait import registry
-from idportrait.methods.base import resolve_device
+from idportrait.devices import resolve_device
 from idportrait.methods.consistentid import ConsistentIDMethod, load_face_models
 
 

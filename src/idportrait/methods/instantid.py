@@ -96,7 +96,7 @@ def load_instantid_method(
     """
     from diffusers import ControlNetModel
 
-    from idportrait.methods.base import resolve_device
+    from idportrait.devices import resolve_device
     from idportrait.pipelines.instantid_sdxl import InstantIDPipeline
     from idportrait.pipelines.loading import fetch, hub_file
 

@@ -167,7 +167,7 @@ def load_ipadapter_faceid(
     from transformers import CLIPVisionModelWithProjection
 
     from idportrait.adapters.ipadapter_faceid import load_faceid_adapter
-    from idportrait.methods.base import resolve_device
+    from idportrait.devices import resolve_device
     from idportrait.pipelines.loading import fetch, hub_file
 
     if variant not in VARIANTS:
