@@ -29,9 +29,8 @@ from idportrait.annotate import schema
 from idportrait.annotate.prompts import FACIAL_PROMPT, OVERALL_PROMPT, normalise_facial_caption
 from idportrait.errors import NoFaceError, UserError
 from idportrait.faces.types import Face, Parsing
-from idportrait.imageio import decode_image, load_image
+from idportrait.imageio import IMAGE_SUFFIXES, decode_image, load_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 SKIPPED = "skipped.jsonl"
 
 

@@ -19,9 +19,8 @@ import numpy as np
 from PIL import Image
 
 from idportrait.errors import ImageError, NoFaceError, UserError
-from idportrait.imageio import load_image
+from idportrait.imageio import IMAGE_SUFFIXES, load_image
 
-ALLOWED_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MAX_UPLOAD_MB = 15.0
 MAX_UPLOAD_PIXELS = 40_000_000
 MAX_IMAGES = 8
@@ -68,7 +67,7 @@ def check_upload(path: str | Path | None) -> Image.Image:
     if not path:
         raise ImageError("Please upload a photo first.")
     path = Path(path)
-    if path.suffix.lower() not in ALLOWED_SUFFIXES:
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ImageError(f"'{path.suffix or path.name}' is not a supported photo type; use JPG, PNG or WebP.")
     size_mb = path.stat().st_size / 2**20
     if size_mb > MAX_UPLOAD_MB:
