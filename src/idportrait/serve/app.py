@@ -13,13 +13,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from idportrait.errors import ImageError, NoFaceError, UserError
 from idportrait.imageio import IMAGE_SUFFIXES, load_image
+from idportrait.methods.base import Method
 
 MAX_UPLOAD_MB = 15.0
 MAX_UPLOAD_PIXELS = 40_000_000
@@ -33,14 +34,6 @@ STYLES = {
     "Anime": "anime illustration of {prompt}, clean line art, vibrant colors",
     "None": "{prompt}",
 }
-
-
-class Method(Protocol):
-    """What the demo needs from a generation method (see `idportrait.methods`)."""
-
-    def prepare(self, reference: Image.Image) -> Any: ...
-
-    def generate(self, prepared: Any, prompts: list[str], seeds: list[int]) -> list[Image.Image]: ...
 
 
 @dataclass
