@@ -165,7 +165,7 @@ def load_ipadapter_faceid(
 
     from idportrait.adapters.ipadapter_faceid import load_faceid_adapter
     from idportrait.devices import resolve_device
-    from idportrait.pipelines.loading import fetch, hub_file
+    from idportrait.hub import fetch, hub_file
 
     if variant not in VARIANTS:
         raise CheckpointError(f"unknown IP-Adapter-FaceID variant {variant!r}; choose one of {', '.join(VARIANTS)}")
