@@ -1,4 +1,4 @@
-"""Default model ids: the one place where real models are named.
+"""Default model ids: the one place where real models are named (and the release demos' negative prompt).
 
 Everything else refers to these constants; tests never load them (they build tiny models,
 save them to a temp dir and pass the local path instead).
@@ -47,6 +47,9 @@ IP_ADAPTER_FACEID_FILES = {  # (variant, sdxl) -> file in IP_ADAPTER_FACEID_REPO
 INSTANTID_ADAPTER_FILE = "ip-adapter.bin"  # in INSTANTID_REPO
 INSTANTID_CONTROLNET_SUBFOLDER = "ControlNetModel"  # IdentityNet in INSTANTID_REPO and in `train instantid` output
 INSTANTID_REPO = "InstantX/InstantID"
+
+# --- Release demo defaults -------------------------------------------------------------------
+DEFAULT_NEGATIVE_PROMPT = "monochrome, lowres, bad anatomy, worst quality, low quality, blurry"  # ConsistentID, FaceID
 
 # --- Captioning -----------------------------------------------------------------------------
 LLAVA = "llava-hf/llava-1.5-7b-hf"

@@ -19,13 +19,15 @@ from idportrait.tiny import random_faceid_checkpoint, save_tiny_sd15, tiny_unet
 
 
 class CountingMethod:
-    """Colours each image by its seed and records every call."""
+    """Colours each image by its seed and records every call; takes several photos of one person."""
+
+    multi_reference = True
 
     def __init__(self) -> None:
         self.prepared: list[int] = []
         self.generated: list[tuple[str, int]] = []
 
-    def prepare(self, reference):
+    def prepare(self, reference, source: str = "<image>"):
         refs = reference if isinstance(reference, list) else [reference]
         self.prepared.append(len(refs))
         return len(refs)
@@ -84,7 +86,9 @@ def test_batch_writes_seeds_and_resumes(faces, tmp_path):
 
 
 class OnePhotoMethod(CountingMethod):
-    """Like ConsistentID: ``prepare`` takes a single image."""
+    """Like ConsistentID: declares that ``prepare`` takes a single image."""
+
+    multi_reference = False
 
     def prepare(self, reference: Image.Image, source: str = "<image>"):
         self.sources = [*getattr(self, "sources", []), source]

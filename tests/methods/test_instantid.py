@@ -123,7 +123,7 @@ def test_method_on_the_astronaut(models):
         adapter=str(adapter),
         identitynet=str(identitynet),
         face_backend="dlib",
-        size=(64, 64),
+        size=(64, 32),
         device="cpu",
         dtype="float32",
         num_inference_steps=1,
@@ -131,6 +131,6 @@ def test_method_on_the_astronaut(models):
     photo = Image.fromarray(data.astronaut())
     prepared = method.prepare([photo, photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
     assert prepared.face_embedding.shape == (EMBED_DIM,)
-    assert prepared.kps_image.size == (64, 64)
+    assert prepared.kps_image.size == (64, 32)  # size is (width, height), as PIL's
     images = method.generate(prepared, ["a portrait", "a painting"], [0])
-    assert [im.size for im in images] == [(64, 64), (64, 64)]
+    assert [im.size for im in images] == [(64, 32), (64, 32)]

@@ -11,7 +11,7 @@ from PIL import Image
 
 from idportrait.errors import CheckpointError, NoFaceError
 from idportrait.faces.types import Face
-from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid
+from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid_method
 from idportrait.tiny import TINY_VISION_DIM, random_faceid_checkpoint, save_tiny_sd15, tiny_unet
 
 ID_DIM = 512
@@ -63,8 +63,8 @@ def base_output(base, prompt, seed):
 def test_scale_zero_is_base_and_scale_changes_output(base, photo, tmp_path, variant):
     ckpt = tmp_path / "ip-adapter.bin"
     synth_checkpoint(ckpt, plus=variant != "faceid")
-    method = load_ipadapter_faceid(
-        base, variant, adapter=ckpt, image_encoder=base / "image_encoder", detect=fake_detect, steps=2
+    method = load_ipadapter_faceid_method(
+        base, variant, adapter=ckpt, image_encoder=base / "image_encoder", detect=fake_detect, num_inference_steps=2
     )
     prepared = method.prepare([photo])
     assert prepared.id_embeds.shape == (1, 1, ID_DIM)
@@ -87,7 +87,7 @@ def test_scale_zero_is_base_and_scale_changes_output(base, photo, tmp_path, vari
 def test_checkpoint_loads_strictly(base, tmp_path):
     ckpt = tmp_path / "ip-adapter.bin"
     state = synth_checkpoint(ckpt, plus=False)
-    method = load_ipadapter_faceid(base, "faceid", adapter=ckpt, detect=fake_detect)
+    method = load_ipadapter_faceid_method(base, "faceid", adapter=ckpt, detect=fake_detect)
     unet = method.pipe.unet
     procs = list(unet.attn_processors.values())
     assert torch.equal(procs[1].to_k_ip[0].weight, state["ip_adapter"]["1.to_k_ip.weight"])
@@ -99,35 +99,36 @@ def test_checkpoint_loads_strictly(base, tmp_path):
     del state["ip_adapter"]["3.to_v_ip.weight"]
     torch.save(state, ckpt)
     with pytest.raises(CheckpointError, match=r"missing \['3.to_v_ip.weight'\]"):
-        load_ipadapter_faceid(base, "faceid", adapter=ckpt, detect=fake_detect)
+        load_ipadapter_faceid_method(base, "faceid", adapter=ckpt, detect=fake_detect)
     state = synth_checkpoint(ckpt, plus=True)
     state["image_proj"]["perceiver_resampler.layers.2.0.to_q.weight"] = torch.zeros(64, 8)
     torch.save(state, ckpt)
     with pytest.raises(CheckpointError, match=r"layers.2.0.to_q.weight has shape \(64, 8\)"):
-        load_ipadapter_faceid(base, "faceid-plus", adapter=ckpt, image_encoder=base / "image_encoder")
+        load_ipadapter_faceid_method(base, "faceid-plus", adapter=ckpt, image_encoder=base / "image_encoder")
 
 
 def test_several_references_are_averaged_and_no_face_is_an_error(base, tmp_path, photo):
     ckpt = tmp_path / "ip-adapter.bin"
     synth_checkpoint(ckpt, plus=False, lora_rank=None)
-    method = load_ipadapter_faceid(base, "faceid", adapter=ckpt, detect=fake_detect)
+    method = load_ipadapter_faceid_method(base, "faceid", adapter=ckpt, detect=fake_detect)
     other = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     a, b = method.prepare(photo).id_embeds, method.prepare(other).id_embeds
     torch.testing.assert_close(method.prepare([photo, other]).id_embeds, (a + b) / 2)
     method.detect = lambda image: []
-    with pytest.raises(NoFaceError):
-        method.prepare(photo)
+    with pytest.raises(NoFaceError, match=r"me\.jpg: no face found"):
+        method.prepare(photo, source="me.jpg")
 
 
 def test_prompts_times_seeds_prompt_major(base, photo, tmp_path):
     ckpt = tmp_path / "ip-adapter.bin"
     synth_checkpoint(ckpt, plus=True)
-    method = load_ipadapter_faceid(
-        base, "faceid-plusv2", adapter=ckpt, image_encoder=base / "image_encoder", detect=fake_detect, steps=2
-    )
+    method = load_ipadapter_faceid_method(
+        base, "faceid-plusv2", adapter=ckpt, image_encoder=base / "image_encoder", detect=fake_detect,
+        num_inference_steps=2, size=(64, 32),
+    )  # fmt: skip
     prepared = method.prepare(photo)
     batch = method.generate(prepared, ["a portrait", "a painting"], [1, 2], output_type="np")
-    assert len(batch) == 4
+    assert len(batch) == 4 and batch[0].shape == (32, 64, 3)  # size (width, height) -> arrays [H, W, 3]
     single = method.generate(prepared, ["a painting"], [1], output_type="np")[0]
     np.testing.assert_allclose(batch[2], single, atol=1e-4)
     assert np.abs(batch[0] - batch[1]).mean() > 1e-3
@@ -144,9 +145,10 @@ def test_sdxl_variants(tmp_path_factory, photo, variant):
     clip_dim = TINY_VISION_DIM if variant != "faceid" else None
     ckpt = tmp_path_factory.mktemp("ckpt") / "ip-adapter.bin"
     torch.save(random_faceid_checkpoint(unet, ID_DIM, clip_dim, heads=1, lora_rank=LORA_RANK), ckpt)
-    method = load_ipadapter_faceid(
-        base, variant, sdxl=True, adapter=ckpt, image_encoder=base / "image_encoder", detect=fake_detect, steps=2
-    )
+    method = load_ipadapter_faceid_method(
+        base, variant, sdxl=True, adapter=ckpt, image_encoder=base / "image_encoder", detect=fake_detect,
+        num_inference_steps=2,
+    )  # fmt: skip
     prepared = method.prepare(photo)
     method.scale, method.lora_scale = 0.0, 0.0
     off = method.generate(prepared, ["a portrait"], [3], output_type="np")[0]
@@ -156,9 +158,9 @@ def test_sdxl_variants(tmp_path_factory, photo, variant):
     reference.set_progress_bar_config(disable=True)
     expected = reference(
         "a portrait",
-        negative_prompt=method.negative_prompt,
+        negative_prompt=method.defaults["negative_prompt"],
         num_inference_steps=2,
-        guidance_scale=method.guidance_scale,
+        guidance_scale=method.defaults["guidance_scale"],
         generator=torch.Generator().manual_seed(3),
         output_type="np",
     ).images[0]

@@ -10,8 +10,15 @@ from idportrait.methods import METHODS, load_method
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_registry_names():
-    assert {"consistentid", "plain-sd"} <= set(METHODS)
+def test_registry_names_and_declared_capabilities():
+    assert set(METHODS) == {"consistentid", "consistentid-sdxl", "instantid", "ipadapter-faceid", "plain-sd"}
+    from idportrait.methods.consistentid import ConsistentIDMethod
+    from idportrait.methods.instantid import InstantIDMethod
+    from idportrait.methods.ipadapter_faceid import IPAdapterFaceIDMethod
+    from idportrait.methods.plain_sd import PlainSDMethod
+
+    assert not ConsistentIDMethod.multi_reference and not PlainSDMethod.multi_reference
+    assert InstantIDMethod.multi_reference and IPAdapterFaceIDMethod.multi_reference
     with pytest.raises(UserError, match="unknown method 'nope'"):
         load_method("nope")
 
@@ -22,13 +29,13 @@ def test_consistentid_prepare_cached_and_generate(tiny_models):
     base, adapter = tiny_models
     method = load_method(
         "consistentid", base=str(base), adapter=str(adapter), face_backend="dlib", parser="landmarks",
-        device="cpu", num_inference_steps=2, height=32, width=32,
+        device="cpu", num_inference_steps=2, size=(64, 32),
     )  # fmt: skip
     photo = demo_photo()
     prepared = method.prepare(photo)
     assert method.prepare(photo.copy()) is prepared  # same pixels -> cached per identity
     images = method.generate(prepared, ["a hat", "a beach"], [0, 1])
-    assert len(images) == 4 and images[0].size == (32, 32)
+    assert len(images) == 4 and images[0].size == (64, 32)  # size is (width, height), as PIL's
     again = method.generate(prepared, ["a beach"], [1])
     assert list(again[0].getdata()) == list(images[3].getdata())  # prompt-major, per-image seeds
 
@@ -36,10 +43,10 @@ def test_consistentid_prepare_cached_and_generate(tiny_models):
 def test_plain_sd_ignores_the_reference(tiny_models):
     from idportrait.demo import demo_photo
 
-    method = load_method("plain-sd", base=str(tiny_models[0]), device="cpu", num_inference_steps=2, height=32, width=32)
+    method = load_method("plain-sd", base=str(tiny_models[0]), device="cpu", num_inference_steps=2, size=(64, 32))
     assert method.prepare(demo_photo()) is None
     images = method.generate(None, ["a hat"], [0, 1])
-    assert len(images) == 2 and images[0].size == (32, 32)
+    assert len(images) == 2 and images[0].size == (64, 32)
     assert list(images[0].getdata()) != list(images[1].getdata())
 
 

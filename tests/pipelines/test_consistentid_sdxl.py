@@ -149,7 +149,8 @@ def test_method_on_the_astronaut(base, tmp_path):
         device="cpu",
         dtype="float32",
         num_inference_steps=1,
+        size=(64, 32),
     )
     images = method.generate(method.prepare(Image.fromarray(data.astronaut())), ["a portrait"], [0, 1])
-    assert [im.size for im in images] == [(64, 64), (64, 64)]
+    assert [im.size for im in images] == [(64, 32), (64, 32)]  # size is (width, height), as PIL's
     assert np.abs(np.asarray(images[0], np.float32) - np.asarray(images[1], np.float32)).mean() > 0.5

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from idportrait.faces import get_face_analyzer, get_face_parser
-from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid
+from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid_method
 from idportrait.serve.app import Demo
 from idportrait.tiny import random_faceid_checkpoint, save_tiny_sd15, tiny_unet
 
@@ -37,7 +37,7 @@ def tiny_demo(root: Path) -> Demo:
                 dtype="float32",
                 num_inference_steps=2,
             )
-        return load_ipadapter_faceid(base, "faceid", adapter=ckpt, detect=analyzer.detect, steps=2)
+        return load_ipadapter_faceid_method(base, "faceid", adapter=ckpt, detect=analyzer.detect, num_inference_steps=2)
 
     methods = ["ipadapter-faceid", "consistentid"]
     return Demo(methods=methods, load=load, parse=get_face_parser("landmarks").parse, out_dir=root / "out")

@@ -58,9 +58,9 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, tiny_base):
         assert torch.allclose(want[key], got[key], atol=1e-6), key
     assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in got.items() if "up.weight" in k)  # LoRA trained
 
-    from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid
+    from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid_method
 
-    method = load_ipadapter_faceid(tiny_base, "faceid", adapter=resumed, detect=lambda image: [], device="cpu")
+    method = load_ipadapter_faceid_method(tiny_base, "faceid", adapter=resumed, detect=lambda image: [], device="cpu")
     assert "faceid_0" in method.pipe.unet.peft_config  # the released layout, LoRA included, loads for generation
 
 

@@ -17,12 +17,15 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, PngImagePlugin
 
 from idportrait.errors import ImageError, UserError
 from idportrait.imageio import IMAGE_SUFFIXES, atomic_open, load_image, write_json
+
+if TYPE_CHECKING:
+    from idportrait.methods.base import Method
 
 METADATA_KEY = "idportrait"
 
@@ -134,24 +137,15 @@ def loader_options(method_name: str, given: dict[str, Any], pairs: list[str]) ->
     return options | parse_options(pairs)
 
 
-def takes_several_references(method: Any) -> bool:
-    """Whether ``method.prepare`` averages a list of photos: its first parameter is unannotated or names ``list``."""
-    reference = next(iter(inspect.signature(method.prepare).parameters.values()))
-    return reference.annotation is inspect.Parameter.empty or "list" in str(reference.annotation)
-
-
-def prepare_references(method: Any, method_name: str, photos: list[Path], images: list[Image.Image]) -> Any:
+def prepare_references(method: Method, method_name: str, photos: list[Path], images: list[Image.Image]) -> Any:
     """``method.prepare`` of the loaded ``images`` of ``photos``: one as is, several as a list (the method averages).
 
-    Raises `UserError` when several photos go to a method that takes one.
+    Raises `UserError` when several photos go to a method that takes one (``method.multi_reference`` False).
     """
-    if len(images) > 1 and not takes_several_references(method):
-        names = ", ".join(p.name for p in photos)
+    names = ", ".join(p.name for p in photos)
+    if len(images) > 1 and not method.multi_reference:
         raise UserError(f"{method_name} takes one reference photo, got {len(photos)} ({names})")
-    if len(images) > 1:
-        return method.prepare(images)
-    takes_source = "source" in inspect.signature(method.prepare).parameters
-    return method.prepare(images[0], source=str(photos[0])) if takes_source else method.prepare(images[0])
+    return method.prepare(images if len(images) > 1 else images[0], source=names if len(photos) > 1 else str(photos[0]))
 
 
 def write_images(

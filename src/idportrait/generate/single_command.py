@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-DEFAULT_NEGATIVE = "monochrome, lowres, bad anatomy, worst quality, low quality, blurry"
+from idportrait import registry
+
 CONSISTENTID_METHODS = ("consistentid", "consistentid-sdxl")
 
 
@@ -42,7 +43,7 @@ def generate(
     id_scale: Annotated[
         float | None, typer.Option(help="ConsistentID: strength of the ID attention branch (0 = off) [1.0].")
     ] = None,
-    negative: Annotated[str, typer.Option(help="Negative prompt.")] = DEFAULT_NEGATIVE,
+    negative: Annotated[str, typer.Option(help="Negative prompt.")] = registry.DEFAULT_NEGATIVE_PROMPT,
     height: Annotated[
         int | None, typer.Option(help="Image height in pixels, multiple of 8 (default: the base's; not instantid).")
     ] = None,

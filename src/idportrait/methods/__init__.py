@@ -17,14 +17,14 @@ from idportrait.methods.base import Method
 from idportrait.methods.consistentid import load_consistentid_method
 from idportrait.methods.consistentid_sdxl import load_consistentid_sdxl_method
 from idportrait.methods.instantid import load_instantid_method
-from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid
+from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid_method
 from idportrait.methods.plain_sd import load_plain_sd_method
 
 METHODS: dict[str, Callable[..., Method]] = {
     "consistentid": load_consistentid_method,
     "consistentid-sdxl": load_consistentid_sdxl_method,
     "instantid": load_instantid_method,
-    "ipadapter-faceid": load_ipadapter_faceid,
+    "ipadapter-faceid": load_ipadapter_faceid_method,
     "plain-sd": load_plain_sd_method,
 }
 

@@ -13,19 +13,35 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
+SizeWH = tuple[int, int]
+"""An image size as (width, height) in pixels, PIL's order: every method's ``size`` option."""
+
 
 class Method(Protocol):
-    """An identity-conditioned generator: ``prepare`` once per reference, ``generate`` many times."""
+    """An identity-conditioned generator: ``prepare`` once per reference, ``generate`` many times.
+
+    ``multi_reference``: whether ``prepare`` takes a list of photos of one person (and averages them).
+    """
 
     name: str
+    multi_reference: bool
 
-    def prepare(self, reference: Image.Image) -> Any:
-        """Per-identity inputs of one reference photo (cached: the same photo is analysed once)."""
+    def prepare(self, reference: Image.Image | list[Image.Image], source: str = "<image>") -> Any:
+        """Per-identity inputs of the reference photo(s) (cached: the same photo is analysed once); ``source``
+        names them in errors."""
         ...
 
     def generate(self, prepared: Any, prompts: list[str], seeds: list[int], **options: Any) -> list[Image.Image]:
         """One image per (prompt, seed), prompt-major: ``[p0 s0, p0 s1, ..., p1 s0, ...]``."""
         ...
+
+
+def size_options(size: SizeWH | None) -> dict[str, int]:
+    """Pipeline call keywords of a (width, height) ``size``; {} for None (the pipeline's default size)."""
+    if size is None:
+        return {}
+    width, height = size
+    return {"width": int(width), "height": int(height)}
 
 
 def image_key(image: Image.Image) -> str:

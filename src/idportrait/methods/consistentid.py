@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image
 
 from idportrait import registry
 from idportrait.devices import resolve_device
 from idportrait.errors import UserError
-from idportrait.methods.base import image_key, seed_generators
+from idportrait.methods.base import SizeWH, image_key, seed_generators, size_options
 
 
 @dataclass
 class ConsistentIDMethod:
-    """Wraps a loaded `ConsistentIDPipeline` with its face analyzer and parser."""
+    """Wraps a loaded `ConsistentIDPipeline` with its face analyzer and parser (one reference photo)."""
 
     pipe: Any
     face_analyzer: Any
     face_parser: Any
     name: str = "consistentid"
+    size: SizeWH | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
     _prepared: dict[str, Any] = field(default_factory=dict, repr=False)
+    multi_reference: ClassVar[bool] = False
 
     def prepare(self, reference: Image.Image, source: str = "<image>") -> Any:
         """`FaceInputs` of the reference (face embedding, parsing, CLIP features), cached by image content."""
@@ -33,7 +35,7 @@ class ConsistentIDMethod:
 
     def generate(self, prepared: Any, prompts: list[str], seeds: list[int], **options: Any) -> list[Image.Image]:
         """One image per (prompt, seed); ``options`` are `ConsistentIDPipeline.__call__` keywords."""
-        kwargs = {**self.defaults, **options}
+        kwargs = {**size_options(self.size), **self.defaults, **options}
         out = self.pipe(
             prompts,
             face_inputs=prepared,
@@ -68,6 +70,7 @@ def load_consistentid_method(
     dtype: str = "auto",
     offload: bool = False,
     face_models: bool = True,
+    size: SizeWH | None = None,
     **defaults: Any,
 ) -> ConsistentIDMethod:
     """Load base + ConsistentID + face models; ``None`` means the registry default (real hub ids).
@@ -92,4 +95,4 @@ def load_consistentid_method(
     analyzer, face_parser = (
         load_face_models(face_backend, parser, parser_weights, device) if face_models else (None, None)
     )
-    return ConsistentIDMethod(pipe=pipe, face_analyzer=analyzer, face_parser=face_parser, defaults=defaults)
+    return ConsistentIDMethod(pipe=pipe, face_analyzer=analyzer, face_parser=face_parser, size=size, defaults=defaults)

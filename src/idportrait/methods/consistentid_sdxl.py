@@ -6,6 +6,7 @@ from typing import Any
 
 from idportrait import registry
 from idportrait.devices import resolve_device
+from idportrait.methods.base import SizeWH
 from idportrait.methods.consistentid import ConsistentIDMethod, load_face_models
 
 
@@ -18,6 +19,7 @@ def load_consistentid_sdxl_method(
     parser_weights: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    size: SizeWH | None = None,
     **defaults: Any,
 ) -> ConsistentIDMethod:
     """Load an SDXL base + ``ConsistentID_SDXL-v1.bin`` + face models; ``None`` means the registry default.
@@ -40,5 +42,10 @@ def load_consistentid_sdxl_method(
     pipe.load_consistentid(adapter or CONSISTENTID_REPO, image_encoder=image_encoder)
     analyzer, face_parser = load_face_models(face_backend, parser, parser_weights, device)
     return ConsistentIDMethod(
-        pipe=pipe, face_analyzer=analyzer, face_parser=face_parser, name="consistentid-sdxl", defaults=defaults
+        pipe=pipe,
+        face_analyzer=analyzer,
+        face_parser=face_parser,
+        name="consistentid-sdxl",
+        size=size,
+        defaults=defaults,
     )

@@ -8,7 +8,7 @@ generate: `InstantIDPipeline` with one CPU generator per (prompt, seed), prompt-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -16,15 +16,16 @@ from PIL import Image
 
 from idportrait import registry
 from idportrait.adapters.instantid.kps import draw_kps
-from idportrait.errors import NoFaceError
+from idportrait.faces.analyzer import FaceDetector
 from idportrait.faces.types import Face
-from idportrait.methods.base import seed_generators
+from idportrait.methods.base import SizeWH, seed_generators
+from idportrait.methods.references import as_photo_list, largest_faces, mean_identity
 
 SDXL_PIXELS = 1024 * 1024
 
 
-def output_size(width: int, height: int, pixels: int = SDXL_PIXELS, multiple: int = 64) -> tuple[int, int]:
-    """The reference's aspect ratio at about ``pixels`` pixels, both sides multiples of ``multiple``."""
+def output_size(width: int, height: int, pixels: int = SDXL_PIXELS, multiple: int = 64) -> SizeWH:
+    """(width, height): the reference's aspect ratio at about ``pixels`` pixels, both multiples of ``multiple``."""
     scale = (pixels / (width * height)) ** 0.5
     return max(multiple, round(width * scale / multiple) * multiple), max(
         multiple, round(height * scale / multiple) * multiple
@@ -42,24 +43,23 @@ class InstantIDReference:
 
 @dataclass
 class InstantIDMethod:
-    """A loaded `InstantIDPipeline` with its face detector (faces with embeddings, largest first)."""
+    """A loaded `InstantIDPipeline` with its face detector (faces with embeddings, largest first).
+
+    ``size``: the output (width, height); None keeps the first reference's aspect ratio at SDXL's pixel count.
+    """
 
     pipe: Any
-    detect: Any
+    detect: FaceDetector
     name: str = "instantid"
-    size: tuple[int, int] | None = None
+    size: SizeWH | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    multi_reference: ClassVar[bool] = True
 
-    def prepare(self, reference: Image.Image | list[Image.Image]) -> InstantIDReference:
+    def prepare(self, reference: Image.Image | list[Image.Image], source: str = "<image>") -> InstantIDReference:
         """Face embedding averaged over the photos; keypoints (pose) from the first one."""
-        photos = [reference] if isinstance(reference, Image.Image) else list(reference)
-        faces = []
-        for i, photo in enumerate(photos):
-            found = self.detect(photo)
-            if not found or found[0].embedding is None:
-                raise NoFaceError("no face (with an identity embedding) found in the reference photo", f"#{i}")
-            faces.append(found[0])
-        embedding = torch.from_numpy(np.stack([f.normed_embedding for f in faces]).mean(0))
+        photos = as_photo_list(reference)
+        faces = largest_faces(self.detect, photos, source)
+        embedding = mean_identity(faces)
         width, height = self.size or output_size(*photos[0].size)
         kps = faces[0].kps * np.array([width / photos[0].width, height / photos[0].height], dtype=np.float32)
         return InstantIDReference(face_embedding=embedding, kps_image=draw_kps((width, height), kps), faces=faces)
@@ -82,8 +82,8 @@ def load_instantid_method(
     adapter: str | None = None,
     identitynet: str | None = None,
     face_backend: str = registry.FACE_BACKEND_FACEID6M,
-    detect: Any = None,
-    size: tuple[int, int] | None = None,
+    detect: FaceDetector | None = None,
+    size: SizeWH | None = None,
     device: str = "auto",
     dtype: str = "auto",
     **defaults: Any,

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from PIL import Image
 
 from idportrait import registry
 from idportrait.adapters.ipadapter_layout import check_faceid_checkpoint
-from idportrait.errors import CheckpointError, NoFaceError
+from idportrait.errors import CheckpointError
 from idportrait.faces.analyzer import FaceDetector
 from idportrait.faces.types import Face
+from idportrait.methods.base import SizeWH, seed_generators, size_options
+from idportrait.methods.references import as_photo_list, largest_faces, mean_identity
 
 VARIANTS = ("faceid", "faceid-plus", "faceid-plusv2")
 
@@ -40,7 +41,7 @@ def released_file(variant: str, sdxl: bool) -> str:
 
 @dataclass
 class FaceIDReference:
-    """What `IPAdapterFaceID.prepare` extracts from the reference photo(s).
+    """What `IPAdapterFaceIDMethod.prepare` extracts from the reference photo(s).
 
     id_embeds: [1, 1, 512] mean normed ArcFace embedding; clip_embeds: [1, 1, 257, D] mean CLIP
     penultimate states of the aligned face crops (Plus variants only); faces: the face used per photo.
@@ -51,12 +52,16 @@ class FaceIDReference:
     faces: list[Face] = field(default_factory=list)
 
 
+DEFAULTS = {"num_inference_steps": 30, "guidance_scale": 7.5, "negative_prompt": registry.DEFAULT_NEGATIVE_PROMPT}
+"""Default pipeline call keywords (the release demo's)."""
+
+
 @dataclass
-class IPAdapterFaceID:
+class IPAdapterFaceIDMethod:
     """A diffusers SD1.5/SDXL pipeline with a FaceID adapter loaded, plus the face detector it needs.
 
     ``scale`` weights the identity attention; ``lora_scale`` the adapter's LoRA (the release uses 1.0).
-    Both at 0 give the base model's output exactly.
+    Both at 0 give the base model's output exactly. ``defaults``: pipeline call keywords.
     """
 
     pipe: Any
@@ -65,33 +70,24 @@ class IPAdapterFaceID:
     name: str = "ipadapter-faceid"
     scale: float = 1.0
     lora_scale: float = 1.0
-    steps: int = 30
-    guidance_scale: float = 7.5
-    negative_prompt: str = "monochrome, lowres, bad anatomy, worst quality, low quality, blurry"
-    size: tuple[int, int] | None = None
+    size: SizeWH | None = None
+    defaults: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS))
+    multi_reference: ClassVar[bool] = True
 
     @property
     def plus(self) -> bool:
         return self.variant != "faceid"
 
-    def prepare(self, references: list[Image.Image] | Image.Image) -> FaceIDReference:
+    def prepare(self, reference: Image.Image | list[Image.Image], source: str = "<image>") -> FaceIDReference:
         """Detect the largest face in each photo and average their embeddings (several photos allowed)."""
         from idportrait.faces import norm_crop
 
-        references = [references] if isinstance(references, Image.Image) else list(references)
-        faces, crops = [], []
-        for i, image in enumerate(references):
-            found = self.detect(image)
-            if not found:
-                raise NoFaceError("no face found in the reference photo", getattr(image, "filename", None) or f"#{i}")
-            if found[0].embedding is None:
-                raise NoFaceError("the face analyzer returned no identity embedding", f"#{i}")
-            faces.append(found[0])
-            if self.plus:
-                crops.append(norm_crop(image, found[0].kps, 224))
-        id_embeds = torch.from_numpy(np.stack([f.normed_embedding for f in faces]).mean(0))[None, None]
+        photos = as_photo_list(reference)
+        faces = largest_faces(self.detect, photos, source)
+        id_embeds = mean_identity(faces)[None, None]
         clip_embeds = None
         if self.plus:
+            crops = [norm_crop(photo, face.kps, 224) for photo, face in zip(photos, faces, strict=True)]
             pixels = self.pipe.feature_extractor(images=crops, return_tensors="pt").pixel_values
             clip_embeds = self._clip_hidden_states(pixels).mean(0, keepdim=True)[:, None]
         return FaceIDReference(id_embeds=id_embeds, clip_embeds=clip_embeds, faces=faces)
@@ -105,8 +101,6 @@ class IPAdapterFaceID:
 
     def generate(self, prepared: FaceIDReference, prompts: list[str], seeds: list[int], **options) -> list[Image.Image]:
         """One image per (prompt, seed), prompt-major; ``options`` go to the diffusers pipeline call."""
-        from idportrait.methods.base import seed_generators
-
         pipe = self.pipe
         n = len(prompts) * len(seeds)
         device, dtype = pipe.unet.device, pipe.unet.dtype
@@ -121,16 +115,9 @@ class IPAdapterFaceID:
             clip = torch.cat([uncond.expand(n, -1, -1, -1), prepared.clip_embeds.expand(n, -1, -1, -1)])
             layer.clip_embeds = clip.to(device, dtype)
             layer.shortcut = self.variant == "faceid-plusv2"
-        height, width = self.size or (None, None)
-        kwargs = {
-            "num_inference_steps": self.steps,
-            "guidance_scale": self.guidance_scale,
-            "negative_prompt": self.negative_prompt,
-            "height": height,
-            "width": width,
-            **options,
-        }
-        kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * len(prompts)
+        kwargs = {**size_options(self.size), **self.defaults, **options}
+        if kwargs.get("negative_prompt") is not None:
+            kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * len(prompts)
         out = pipe(
             prompt=list(prompts),
             num_images_per_prompt=len(seeds),
@@ -141,7 +128,7 @@ class IPAdapterFaceID:
         return out.images
 
 
-def load_ipadapter_faceid(
+def load_ipadapter_faceid_method(
     base: str | Path | None = None,
     variant: str = "faceid",
     sdxl: bool = False,
@@ -149,16 +136,20 @@ def load_ipadapter_faceid(
     image_encoder: str | Path | None = None,
     face_backend: str = registry.FACE_BACKEND_CONSISTENTID,
     detect: FaceDetector | None = None,
+    scale: float = 1.0,
+    lora_scale: float = 1.0,
+    size: SizeWH | None = None,
     device: str = "auto",
     dtype: str = "auto",
-    **settings,
-) -> IPAdapterFaceID:
+    **defaults: Any,
+) -> IPAdapterFaceIDMethod:
     """Load the base pipeline, the FaceID checkpoint and the face analyzer; ``None`` = registry default.
 
     base: diffusers folder or hub id (default SD1.5 / SDXL base). adapter: checkpoint file, folder holding the
     released file, or hub repo (default `registry.IP_ADAPTER_FACEID_REPO`). image_encoder: CLIP vision tower
     of the Plus variants (default `registry.CLIP_VIT_H`). detect: overrides ``face_backend`` (an analyzer
-    whose faces carry identity embeddings). ``settings`` are `IPAdapterFaceID` fields (scale, steps...).
+    whose faces carry identity embeddings). ``scale`` / ``lora_scale`` / ``size``: see `IPAdapterFaceIDMethod`;
+    ``defaults`` become default pipeline call keywords over `DEFAULTS` (e.g. ``num_inference_steps``).
     """
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from transformers import CLIPVisionModelWithProjection
@@ -206,4 +197,12 @@ def load_ipadapter_faceid(
         from idportrait.faces import get_face_analyzer
 
         detect = get_face_analyzer(face_backend, device=device).detect
-    return IPAdapterFaceID(pipe=pipe, detect=detect, variant=variant, **settings)
+    return IPAdapterFaceIDMethod(
+        pipe=pipe,
+        detect=detect,
+        variant=variant,
+        scale=scale,
+        lora_scale=lora_scale,
+        size=size,
+        defaults={**DEFAULTS, **defaults},
+    )

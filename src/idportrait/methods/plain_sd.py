@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image
 
 from idportrait.devices import resolve_device
-from idportrait.methods.base import seed_generators
+from idportrait.methods.base import SizeWH, seed_generators, size_options
+
+DEFAULTS = {"num_inference_steps": 50, "guidance_scale": 5.0}
+"""Default pipeline call keywords: the ConsistentID release's, so the floor is comparable."""
 
 
 @dataclass
@@ -17,7 +20,9 @@ class PlainSDMethod:
 
     pipe: Any
     name: str = "plain-sd"
-    defaults: dict[str, Any] = field(default_factory=dict)
+    size: SizeWH | None = None
+    defaults: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS))
+    multi_reference: ClassVar[bool] = False
 
     def prepare(self, reference: Image.Image, source: str = "<image>") -> None:
         """Nothing to prepare: plain SD does not look at the reference."""
@@ -25,7 +30,7 @@ class PlainSDMethod:
 
     def generate(self, prepared: Any, prompts: list[str], seeds: list[int], **options: Any) -> list[Image.Image]:
         """One image per (prompt, seed); ``options`` are `StableDiffusionPipeline.__call__` keywords."""
-        kwargs = {"num_inference_steps": 50, "guidance_scale": 5.0, **self.defaults, **options}
+        kwargs = {**size_options(self.size), **self.defaults, **options}
         out = self.pipe(prompts, num_images_per_prompt=len(seeds), generator=seed_generators(prompts, seeds), **kwargs)
         return out.images
 
@@ -36,6 +41,7 @@ def load_plain_sd_method(
     device: str = "auto",
     dtype: str = "auto",
     offload: bool = False,
+    size: SizeWH | None = None,
     **defaults: Any,
 ) -> PlainSDMethod:
     """Load the SD1.5-family base (registry default: the ConsistentID demos' base) with the Euler scheduler."""
@@ -48,4 +54,4 @@ def load_plain_sd_method(
     base = base or SD15_BASE
     pipe = load_sd15_pipeline(StableDiffusionPipeline, base, vae or default_vae(base), device, torch_dtype, offload)
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-    return PlainSDMethod(pipe=pipe, defaults=defaults)
+    return PlainSDMethod(pipe=pipe, size=size, defaults={**DEFAULTS, **defaults})
