@@ -24,8 +24,21 @@ def generate_batch(
     base: Annotated[str | None, typer.Option(help="Base model (hub id or folder); default: the method's.")] = None,
     adapter: Annotated[str | None, typer.Option(help="Method checkpoint (file, folder or hub repo).")] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="Images per prompt and identity.")] = 1,
-    seed: Annotated[int, typer.Option(help="First seed; image k of prompt i uses seed + i * n + k.")] = 0,
-    steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 30,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="First seed; image k of prompt i uses seed + i * n + k, so no two images of a batch share a noise "
+            "(generate instead reuses S, S+1, ... for every prompt to compare prompts)."
+        ),
+    ] = 0,
+    steps: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Denoising steps: 30 (the IP-Adapter/InstantID demos' setting) keeps many-image batches affordable; "
+            "generate defaults to ConsistentID's 50.",
+        ),
+    ] = 30,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 5.0,
     face_backend: Annotated[
         str | None, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib (default: the method's).")

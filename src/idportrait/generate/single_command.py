@@ -32,9 +32,24 @@ def generate(
     method: Annotated[
         str, typer.Option(help="consistentid, consistentid-sdxl, ipadapter-faceid, instantid, plain-sd.")
     ] = "consistentid",
-    n: Annotated[int, typer.Option("--n", min=1, help="Images per prompt (seeds S, S+1, ...).")] = 1,
+    n: Annotated[
+        int,
+        typer.Option(
+            "--n",
+            min=1,
+            help="Images per prompt. Every prompt uses seeds S, S+1, ..., so one seed's images compare across prompts "
+            "(generate-batch instead gives every image of a batch its own seed).",
+        ),
+    ] = 1,
     seed: Annotated[int, typer.Option(help="First seed.")] = 0,
-    steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 50,
+    steps: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Denoising steps: 50, the ConsistentID release demos' setting for single portraits "
+            "(generate-batch defaults to 30 for many images).",
+        ),
+    ] = 50,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 5.0,
     merge_step: Annotated[
         int | None,
