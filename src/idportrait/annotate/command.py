@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -10,19 +11,23 @@ from idportrait import registry
 
 
 def annotate_command(
-    inputs: list[Path] = typer.Argument(..., help="Face photos: image files, folders, or curated FaceID .tar shards."),
-    out: Path = typer.Option(..., "--out", help="Output folder (records.jsonl + files); re-running resumes."),
-    vlm: str = typer.Option(registry.LLAVA, help="LLaVA-1.5 captioning model (hub id or local folder)."),
-    load_in_4bit: bool = typer.Option(False, help="Quantise the VLM to 4 bit (CUDA + bitsandbytes)."),
-    max_new_tokens: int = typer.Option(512, help="Longest caption in tokens."),
-    face_analyzer: str = typer.Option(
-        registry.FACE_BACKEND_CONSISTENTID, help="Face analyzer (insightface:<pack> or dlib)."
-    ),
-    face_model_dir: Path | None = typer.Option(None, help="Folder holding the insightface model packs."),
-    parser: str = typer.Option("bisenet", help="Face parser: bisenet or landmarks."),
-    parser_weights: Path | None = typer.Option(None, help="BiSeNet face_parsing.pth (default: the hub file)."),
-    device: str = typer.Option("cpu", help="cpu or cuda[:i]."),
-    limit: int | None = typer.Option(None, help="Annotate at most this many new photos."),
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Face photos: image files, folders, or curated FaceID .tar shards.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (records.jsonl + files); re-running resumes.")],
+    vlm: Annotated[str, typer.Option(help="LLaVA-1.5 captioning model (hub id or local folder).")] = registry.LLAVA,
+    load_in_4bit: Annotated[bool, typer.Option(help="Quantise the VLM to 4 bit (CUDA + bitsandbytes).")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest caption in tokens.")] = 512,
+    face_analyzer: Annotated[
+        str, typer.Option(help="Face analyzer (insightface:<pack> or dlib).")
+    ] = registry.FACE_BACKEND_CONSISTENTID,
+    face_model_dir: Annotated[Path | None, typer.Option(help="Folder holding the insightface model packs.")] = None,
+    parser: Annotated[str, typer.Option(help="Face parser: bisenet or landmarks.")] = "bisenet",
+    parser_weights: Annotated[
+        Path | None, typer.Option(help="BiSeNet face_parsing.pth (default: the hub file).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda[:i].")] = "cpu",
+    limit: Annotated[int | None, typer.Option(help="Annotate at most this many new photos.")] = None,
 ) -> None:
     """Annotate face photos for ConsistentID training; see idportrait.annotate.schema for the output."""
     from rich.console import Console

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,8 +12,8 @@ app = typer.Typer(help="Score generated portraits against references (CLIP-T/I, 
 
 @app.command("run")
 def run(
-    config: Path = typer.Option(..., "--config", "-c", help="Evaluation config (.toml/.yaml/.json)."),
-    score_only: bool = typer.Option(False, "--score-only", help="Skip generation; score what is there."),
+    config: Annotated[Path, typer.Option("--config", "-c", help="Evaluation config (.toml/.yaml/.json).")],
+    score_only: Annotated[bool, typer.Option("--score-only", help="Skip generation; score what is there.")] = False,
 ) -> None:
     """Generate every missing image of every method (resumable), then score and write the report."""
     from idportrait.evaluation.config import load_config
@@ -26,9 +27,11 @@ def run(
 
 @app.command("score")
 def score(
-    generated: Path = typer.Option(..., "--generated", help="A run folder, or <method>/<identity>/*.png."),
-    references: Path = typer.Option(..., "--references", help="One photo per identity (file stem = identity)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="Take metric models from its [metrics]."),
+    generated: Annotated[Path, typer.Option("--generated", help="A run folder, or <method>/<identity>/*.png.")],
+    references: Annotated[Path, typer.Option("--references", help="One photo per identity (file stem = identity).")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Take metric models from its [metrics].")
+    ] = None,
 ) -> None:
     """Score an existing folder of generated images; the report is written into that folder."""
     from idportrait.evaluation.config import load_metrics_spec
