@@ -13,16 +13,25 @@ from typing import Annotated
 
 import typer
 
+from idportrait.generate.options import (
+    Adapter,
+    Base,
+    Device,
+    Dtype,
+    FaceBackend,
+    Guidance,
+    MethodName,
+    MethodOptions,
+)
+
 
 def generate_batch(
     faces: Annotated[Path, typer.Option(help="A photo, or a folder: each photo / sub-folder is one identity.")],
     prompts: Annotated[Path | None, typer.Option(help="Text file, one prompt per line (# comments skipped).")] = None,
     prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="A prompt; repeatable (or use --prompts).")] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
-    method: Annotated[
-        str, typer.Option(help="consistentid, consistentid-sdxl, ipadapter-faceid, instantid, plain-sd.")
-    ] = "consistentid",
-    base: Annotated[str | None, typer.Option(help="Base model (hub id or folder); default: the method's.")] = None,
-    adapter: Annotated[str | None, typer.Option(help="Method checkpoint (file, folder or hub repo).")] = None,
+    method: MethodName = "consistentid",
+    base: Base = None,
+    adapter: Adapter = None,
     n: Annotated[int, typer.Option("--n", min=1, help="Images per prompt and identity.")] = 1,
     seed: Annotated[
         int,
@@ -39,16 +48,11 @@ def generate_batch(
             "generate defaults to ConsistentID's 50.",
         ),
     ] = 30,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 5.0,
-    face_backend: Annotated[
-        str | None, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib (default: the method's).")
-    ] = None,
-    set_: Annotated[
-        list[str],
-        typer.Option("--set", help="Method option KEY=VALUE (e.g. variant=faceid-plusv2, sdxl=true); repeatable."),
-    ] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, float32, float16, bfloat16.")] = "auto",
+    guidance: Guidance = 5.0,
+    face_backend: FaceBackend = None,
+    set_: MethodOptions = [],  # noqa: B006 (typer reads the default, nothing mutates it)
+    device: Device = "auto",
+    dtype: Dtype = "auto",
     out: Annotated[Path, typer.Option(help="Output folder: <out>/<identity>/<prompt>_<k>.png.")] = Path(
         "outputs/batch"
     ),

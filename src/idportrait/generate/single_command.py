@@ -17,6 +17,16 @@ from typing import Annotated, Any
 import typer
 
 from idportrait import registry
+from idportrait.generate.options import (
+    Adapter,
+    Base,
+    Device,
+    Dtype,
+    FaceBackend,
+    Guidance,
+    MethodName,
+    MethodOptions,
+)
 
 CONSISTENTID_METHODS = ("consistentid", "consistentid-sdxl")
 
@@ -29,9 +39,7 @@ def generate(
     face_inputs: Annotated[
         Path | None, typer.Option(help="ConsistentID face_inputs.safetensors of an earlier run (skips face analysis).")
     ] = None,
-    method: Annotated[
-        str, typer.Option(help="consistentid, consistentid-sdxl, ipadapter-faceid, instantid, plain-sd.")
-    ] = "consistentid",
+    method: MethodName = "consistentid",
     n: Annotated[
         int,
         typer.Option(
@@ -50,7 +58,7 @@ def generate(
             "(generate-batch defaults to 30 for many images).",
         ),
     ] = 50,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 5.0,
+    guidance: Guidance = 5.0,
     merge_step: Annotated[
         int | None,
         typer.Option(help="ConsistentID: steps 0..merge-step use the plain prompt, later ones the facial prompt [30]."),
@@ -63,34 +71,25 @@ def generate(
         int | None, typer.Option(help="Image height in pixels, multiple of 8 (default: the base's; not instantid).")
     ] = None,
     width: Annotated[int | None, typer.Option(help="Image width in pixels, multiple of 8 (as --height).")] = None,
-    base: Annotated[
-        str | None, typer.Option(help="Base model: hub id or local diffusers folder (default: the method's).")
-    ] = None,
-    adapter: Annotated[
-        str | None, typer.Option(help="Method checkpoint: hub repo, folder or file (default: the method's release).")
-    ] = None,
+    base: Base = None,
+    adapter: Adapter = None,
     image_encoder: Annotated[
         str | None, typer.Option(help="CLIP vision tower (ConsistentID, FaceID-Plus; default: the method's).")
     ] = None,
     vae: Annotated[str | None, typer.Option(help="External VAE (default: sd-vae-ft-mse for the noVAE base).")] = None,
-    face_backend: Annotated[
-        str | None, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib (default: the method's).")
-    ] = None,
+    face_backend: FaceBackend = None,
     parser: Annotated[
         str | None, typer.Option(help="ConsistentID face parser: bisenet or landmarks [bisenet].")
     ] = None,
     parser_weights: Annotated[
         str | None, typer.Option(help="BiSeNet face_parsing.pth (default: from the ConsistentID hub repo).")
     ] = None,
-    set_: Annotated[
-        list[str],
-        typer.Option("--set", help="Method option KEY=VALUE (e.g. variant=faceid-plusv2, sdxl=true); repeatable."),
-    ] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
+    set_: MethodOptions = [],  # noqa: B006 (typer reads the default, nothing mutates it)
     fuse_lora: Annotated[
         bool, typer.Option(help="ConsistentID: fold the LoRA into the base weights once (faster, same images).")
     ] = True,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), float32, float16, bfloat16.")] = "auto",
+    device: Device = "auto",
+    dtype: Dtype = "auto",
     offload: Annotated[bool, typer.Option(help="Keep models on the CPU until they run (low GPU memory).")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/generate"),
 ) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from idportrait import registry
+from idportrait.generate.options import Device, Dtype
 
 
 def serve(
@@ -29,8 +30,8 @@ def serve(
     set_: Annotated[
         list[str], typer.Option("--set", help="Option KEY=VALUE for every method's loader (e.g. sdxl=true).")
     ] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, float32, float16, bfloat16.")] = "auto",
+    device: Device = "auto",
+    dtype: Dtype = "auto",
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 = every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 7860,
     out: Annotated[Path, typer.Option(help="Folder for the generated PNGs.")] = Path("outputs/serve"),
