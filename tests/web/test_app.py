@@ -8,7 +8,7 @@ from PIL import Image
 from skimage import data
 from web_tiny_demo import tiny_demo
 
-from idportrait.app import check_upload, run
+from idportrait.app import check_upload, describe_upload, run
 from idportrait.errors import ImageError
 from idportrait.generate.batch import read_metadata
 
@@ -36,6 +36,12 @@ def test_upload_checks_name_the_problem(photos):
         check_upload(photos / "broken.png")
     with pytest.raises(ImageError, match="upload a photo first"):
         check_upload(None)
+
+
+def test_upload_status_line_names_the_photo_or_the_problem(photos):
+    assert describe_upload(str(photos / "astronaut.png")) == "Photo ready: astronaut.png (512x512). Press Generate."
+    assert describe_upload(str(photos / "notes.txt")).startswith("⚠️ '.txt' is not a supported photo type")
+    assert describe_upload(None) == ""
 
 
 @pytest.mark.slow
