@@ -1,5 +1,6 @@
-"""Browser fixtures for every test that drives a page: the system Chromium, one headless browser per session,
-a fresh `page` per test, and a screenshot + HTML of that page when its test fails.
+"""Fixtures of the web tests: the tiny demo (built once) and one torch thread for every test; for every test
+that drives a page, the system Chromium, one headless browser per session, a fresh `page` per test, and a
+screenshot + HTML of that page when its test fails.
 
 Where Chromium is missing the browser tests are skipped with the one-line hint below, except under CI
 (``CI=true``, which `.ci/run` exports): there they fail, so a CI run always drives a real browser.
@@ -36,6 +37,20 @@ ARTIFACTS = Path("outputs") / "test-artifacts"  # under the rootdir
 def running_in_ci() -> bool:
     """True where the CI marker ``CI`` is set to true/1/yes (GitHub, GitLab and `.ci/run` set ``CI=true``)."""
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def _web_tests_on_one_torch_thread(one_torch_thread):
+    """The demo's tiny models (and the app server's worker threads) run on one torch thread: on 2 busy cores
+    two threads per process spend most of their time waiting for each other (several times slower)."""
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The tiny `Demo` (see `web_tiny_demo`), built once; its methods load on first use and are then kept."""
+    from web_tiny_demo import tiny_demo
+
+    return tiny_demo(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
-from web_tiny_demo import tiny_demo
 
 from idportrait.app import check_upload, describe_upload, run
 from idportrait.errors import ImageError
 from idportrait.generate.batch import read_metadata
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return tiny_demo(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ Upload the astronaut -> generate -> portraits appear with a download; upload a p
 the no-face message is shown. Every wait is for something the app does (the status line the server writes
 after an upload or a click, the gallery's images), never for the file component's markup: gradio shows
 "Uploading 1 file... astronaut.png" only while the upload is in flight and then renders the name as
-"astronaut" + ".png" in two elements. Browser, page and failure screenshots: `conftest.py`.
+"astronaut" + ".png" in two elements. Demo, browser, page and failure screenshots: `conftest.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 from skimage import data
-from web_tiny_demo import tiny_demo
 
 from idportrait.app import build_app
 
@@ -27,8 +26,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    app = build_app(tiny_demo(tmp_path_factory.mktemp("demo")))
+def server(demo):
+    app = build_app(demo)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
