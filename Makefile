@@ -2,7 +2,7 @@
 # Both bootstrap .venv with pinned dependencies on first use; neither needs root for that.
 # `make test` also wants the system Chromium for the browser test (target `chromium`): as root it installs the
 # Debian package with apt; elsewhere it prints one line on how to get it and the browser test is skipped
-# (under CI=true it fails instead, see tests/web/conftest.py).
+# (under CI=true it fails instead, see tests/serve/conftest.py).
 
 PYTHON ?= python3
 VENV ?= .venv

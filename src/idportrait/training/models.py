@@ -9,8 +9,8 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
-from idportrait.errors import ModelNotFoundError
-from idportrait.tiny import clip_image_processor
+from idportrait.hub import fetch
+from idportrait.pipelines.clip_processor import clip_image_processor
 
 
 @dataclass
@@ -48,21 +48,30 @@ def load_frozen_sd15(
 ) -> FrozenSD15:
     """Load the base's unet/vae/text_encoder/tokenizer/scheduler and the CLIP image encoder, all frozen.
 
-    ``base`` and ``image_encoder`` are hub ids or local folders; failures raise `ModelNotFoundError`.
+    ``base`` and ``image_encoder`` are hub ids or local folders; failures raise `ModelNotFoundError` (`fetch`).
     """
-    try:
-        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
-        vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
-        text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder")
-        tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
-        noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
-        encoder = CLIPVisionModelWithProjection.from_pretrained(image_encoder) if image_encoder else None
-    except (OSError, ValueError) as err:
-        raise ModelNotFoundError(
-            f"could not load the base model '{base}' or image encoder '{image_encoder}' "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-            "pass local folders with --base / --image-encoder"
-        ) from None
+
+    def load_base(local: bool) -> tuple:
+        return tuple(
+            cls.from_pretrained(base, subfolder=name, local_files_only=local)
+            for cls, name in [
+                (UNet2DConditionModel, "unet"),
+                (AutoencoderKL, "vae"),
+                (CLIPTextModel, "text_encoder"),
+                (CLIPTokenizer, "tokenizer"),
+                (DDPMScheduler, "scheduler"),
+            ]
+        )
+
+    unet, vae, text_encoder, tokenizer, noise_scheduler = fetch("base model", base, "--base", load_base)
+    encoder = None
+    if image_encoder:
+        encoder = fetch(
+            "image encoder",
+            image_encoder,
+            "--image-encoder",
+            lambda local: CLIPVisionModelWithProjection.from_pretrained(image_encoder, local_files_only=local),
+        )
     for model in (unet, text_encoder, encoder):
         if model is not None:
             model.requires_grad_(False).eval().to(device)
@@ -70,6 +79,55 @@ def load_frozen_sd15(
                 model.to(dtype=weight_dtype)
     vae.requires_grad_(False).eval().to(device)  # kept in float32: its encoder overflows in fp16
     return FrozenSD15(unet, vae, text_encoder, tokenizer, noise_scheduler, encoder, clip_image_processor())
+
+
+@dataclass
+class FrozenSDXL:
+    """SDXL base parts, frozen and in eval mode."""
+
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    text_encoder_2: Any
+    tokenizer: Any
+    tokenizer_2: Any
+    noise_scheduler: Any
+
+    def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixels [B, 3, H, W] in [-1, 1] -> scaled latents [B, 4, H/f, W/f]."""
+        return encode_latents(self.vae, pixel_values)
+
+    @torch.no_grad()
+    def encode_text(self, ids: torch.Tensor, ids_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids [B, 77] of each tokenizer -> (penultimate states concatenated [B, 77, D1 + D2], pooled [B, D2])."""
+        out_1 = self.text_encoder(ids.to(self.text_encoder.device), output_hidden_states=True)
+        out_2 = self.text_encoder_2(ids_2.to(self.text_encoder_2.device), output_hidden_states=True)
+        return torch.cat([out_1.hidden_states[-2], out_2.hidden_states[-2]], dim=-1), out_2.text_embeds
+
+
+def load_frozen_sdxl(base: str, device: torch.device | str, weight_dtype: torch.dtype) -> FrozenSDXL:
+    """Every part of an SDXL base (hub id or diffusers folder); failures raise `ModelNotFoundError`."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    def load(local: bool) -> FrozenSDXL:
+        return FrozenSDXL(
+            unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet", local_files_only=local),
+            vae=AutoencoderKL.from_pretrained(base, subfolder="vae", local_files_only=local),
+            text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder", local_files_only=local),
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(
+                base, subfolder="text_encoder_2", local_files_only=local
+            ),
+            tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", local_files_only=local),
+            tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2", local_files_only=local),
+            noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler", local_files_only=local),
+        )
+
+    parts = fetch("SDXL base", base, "--base", load)
+    for model in (parts.unet, parts.text_encoder, parts.text_encoder_2):
+        model.requires_grad_(False).eval().to(device, dtype=weight_dtype)
+    parts.vae.requires_grad_(False).eval().to(device)  # float32: the SDXL VAE overflows in fp16
+    return parts
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ from PIL import Image
 from playwright.sync_api import expect
 from skimage import data
 
-from idportrait.app import build_app
+from idportrait.serve.app import build_app
 
 
 def free_port() -> int:

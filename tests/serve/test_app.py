@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from idportrait.app import check_upload, describe_upload, run
 from idportrait.errors import ImageError
 from idportrait.generate.batch import read_metadata
+from idportrait.serve.app import check_upload, describe_upload, run
 
 
 @pytest.fixture(scope="module")
