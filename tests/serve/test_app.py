@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
-from web_tiny_demo import tiny_demo
 
 from idportrait.errors import ImageError
 from idportrait.generate.batch import read_metadata
-from idportrait.serve.app import check_upload, run
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return tiny_demo(tmp_path_factory.mktemp("demo"))
+from idportrait.serve.app import check_upload, describe_upload, run
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +30,12 @@ def test_upload_checks_name_the_problem(photos):
         check_upload(photos / "broken.png")
     with pytest.raises(ImageError, match="upload a photo first"):
         check_upload(None)
+
+
+def test_upload_status_line_names_the_photo_or_the_problem(photos):
+    assert describe_upload(str(photos / "astronaut.png")) == "Photo ready: astronaut.png (512x512). Press Generate."
+    assert describe_upload(str(photos / "notes.txt")).startswith("⚠️ '.txt' is not a supported photo type")
+    assert describe_upload(None) == ""
 
 
 @pytest.mark.slow

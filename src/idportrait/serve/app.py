@@ -3,8 +3,9 @@
 Data flow of one click: `check_upload` (type, size, decodable) -> ``method.prepare(photo)`` (raises
 `NoFaceError` when there is no face) -> ``method.generate`` one image at a time under a progress bar ->
 PNGs with their seed in the metadata for download. Every `UserError` becomes a friendly line in the
-status box; nothing else is swallowed. The app only needs objects with ``prepare`` / ``generate``,
-so tests run it on tiny models.
+status box; nothing else is swallowed. An upload writes its own status line at once (`describe_upload`),
+so a visitor (and the browser test) sees when the server has the photo. The app only needs objects with
+``prepare`` / ``generate``, so tests run it on tiny models.
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ def check_upload(path: str | Path | None) -> Image.Image:
         return load_image(path, max_pixels=MAX_UPLOAD_PIXELS)
     except ImageError as err:
         raise ImageError(f"This file could not be read as a photo ({str(err).split(': ', 1)[-1]}).") from None
+
+
+def describe_upload(path: str | None) -> str:
+    """The status line written as soon as the photo changes: name and size, what is wrong, or "" once cleared."""
+    if not path:
+        return ""
+    try:
+        photo = check_upload(path)
+    except ImageError as err:
+        return f"⚠️ {friendly(err)}"
+    return f"Photo ready: {Path(path).name} ({photo.width}x{photo.height}). Press Generate."
 
 
 def friendly(err: UserError) -> str:
@@ -170,6 +182,7 @@ def build_app(demo: Demo) -> Any:
         def on_click(upload, method, prompt, style, count, seed, show_masks, show_attention, progress=gr.Progress()):
             return run(demo, upload, method, prompt, style, count, seed, show_masks, show_attention, progress)
 
+        upload.change(describe_upload, inputs=upload, outputs=status)
         button.click(
             on_click,
             inputs=[upload, method, prompt, style, count, seed, show_masks, show_attention],
