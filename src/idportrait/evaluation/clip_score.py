@@ -47,9 +47,10 @@ def load_clip(name_or_path: str | Path, device: str | torch.device = "cpu") -> C
     """Load a CLIP model, tokenizer and image processor with transformers' ``from_pretrained``."""
     from idportrait.evaluation.loading import from_pretrained
 
-    model = from_pretrained(CLIPModel, name_or_path).to(device).eval()
-    tokenizer = from_pretrained(CLIPTokenizer, name_or_path)
-    processor = from_pretrained(CLIPImageProcessor, name_or_path)
+    option = "clip in the config's [metrics]"
+    model = from_pretrained(CLIPModel, name_or_path, option).to(device).eval()
+    tokenizer = from_pretrained(CLIPTokenizer, name_or_path, option)
+    processor = from_pretrained(CLIPImageProcessor, name_or_path, option)
     return ClipEmbedder(model=model, tokenizer=tokenizer, processor=processor, device=torch.device(device))
 
 

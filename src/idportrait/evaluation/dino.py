@@ -38,8 +38,9 @@ def load_dino(name_or_path: str | Path, device: str | torch.device = "cpu") -> D
     """Load a DINO ViT (no pooling head) and its image processor with ``from_pretrained``."""
     from idportrait.evaluation.loading import from_pretrained
 
-    model = from_pretrained(ViTModel, name_or_path, add_pooling_layer=False).to(device).eval()
-    processor = from_pretrained(ViTImageProcessor, name_or_path)
+    option = "dino in the config's [metrics]"
+    model = from_pretrained(ViTModel, name_or_path, option, add_pooling_layer=False).to(device).eval()
+    processor = from_pretrained(ViTImageProcessor, name_or_path, option)
     return DinoEmbedder(model=model, processor=processor, device=torch.device(device))
 
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from idportrait.errors import ModelNotFoundError
+from idportrait.hub import fetch
 
 T = TypeVar("T")
 
 
-def from_pretrained(cls: type[T], name_or_path: str | Path, **kwargs: Any) -> T:
-    """``cls.from_pretrained(name_or_path)``; a missing model becomes `ModelNotFoundError` naming it."""
-    try:
-        return cls.from_pretrained(str(name_or_path), **kwargs)  # type: ignore[attr-defined]
-    except OSError as err:
-        raise ModelNotFoundError(
-            f"could not load {cls.__name__} from {name_or_path!r} ({err}). "
-            "Pass a local folder or make the hub reachable."
-        ) from None
+def from_pretrained(cls: type[T], name_or_path: str | Path, option: str, **kwargs: Any) -> T:
+    """``cls.from_pretrained(name_or_path)``; a missing model is a `ModelNotFoundError` naming it and ``option``."""
+
+    def load(local_files_only: bool) -> T:
+        return cls.from_pretrained(str(name_or_path), local_files_only=local_files_only, **kwargs)  # type: ignore[attr-defined]
+
+    return fetch(cls.__name__, str(name_or_path), option, load)

@@ -167,8 +167,8 @@ def load_ipadapter_faceid(
     from transformers import CLIPVisionModelWithProjection
 
     from idportrait.adapters.ipadapter_faceid import load_faceid_adapter
+    from idportrait.hub import fetch, hub_file
     from idportrait.methods.base import resolve_device
-    from idportrait.pipelines.loading import fetch, hub_file
 
     if variant not in VARIANTS:
         raise CheckpointError(f"unknown IP-Adapter-FaceID variant {variant!r}; choose one of {', '.join(VARIANTS)}")

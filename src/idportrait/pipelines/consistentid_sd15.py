@@ -40,6 +40,7 @@ from idportrait.adapters.consistentid.text import (
     token_regions,
 )
 from idportrait.errors import CheckpointError, UserError
+from idportrait.hub import fetch, hub_file
 from idportrait.pipelines.common import broadcast_prompts, denoise
 from idportrait.pipelines.face_inputs import (
     FaceAnalyzer,
@@ -48,7 +49,6 @@ from idportrait.pipelines.face_inputs import (
     compute_face_inputs,
     zero_image_embeds,
 )
-from idportrait.pipelines.loading import fetch, hub_file
 from idportrait.registry import CLIP_VIT_H, CONSISTENTID_REPO, CONSISTENTID_SD15_FILE
 
 DEFAULT_STEPS = 50

@@ -31,7 +31,6 @@ from torch import nn
 from idportrait.adapters.consistentid.resampler import PerceiverResampler
 from idportrait.adapters.instantid.checkpoint import NUM_TOKENS, RELEASE_RESAMPLER
 from idportrait.adapters.instantid.kps import draw_kps
-from idportrait.errors import ModelNotFoundError
 from idportrait.training.data import (
     centre_square,
     decode_sample_image,
@@ -78,20 +77,22 @@ def load_frozen_sdxl(base: str, device: torch.device | str, weight_dtype: torch.
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-    try:
-        parts = FrozenSDXL(
-            unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet"),
-            vae=AutoencoderKL.from_pretrained(base, subfolder="vae"),
-            text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder"),
-            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"),
-            tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
-            tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2"),
-            noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler"),
+    from idportrait.hub import fetch
+
+    def load(local: bool) -> FrozenSDXL:
+        return FrozenSDXL(
+            unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet", local_files_only=local),
+            vae=AutoencoderKL.from_pretrained(base, subfolder="vae", local_files_only=local),
+            text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder", local_files_only=local),
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(
+                base, subfolder="text_encoder_2", local_files_only=local
+            ),
+            tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", local_files_only=local),
+            tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2", local_files_only=local),
+            noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler", local_files_only=local),
         )
-    except (OSError, ValueError) as err:
-        raise ModelNotFoundError(
-            f"could not load the SDXL base '{base}' ({type(err).__name__}); pass a local folder with --base"
-        ) from None
+
+    parts = fetch("SDXL base", base, "--base", load)
     for model in (parts.unet, parts.text_encoder, parts.text_encoder_2):
         model.requires_grad_(False).eval().to(device, dtype=weight_dtype)
     parts.vae.requires_grad_(False).eval().to(device)  # float32: the SDXL VAE overflows in fp16

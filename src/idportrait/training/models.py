@@ -9,7 +9,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
-from idportrait.errors import ModelNotFoundError
+from idportrait.hub import fetch
 from idportrait.tiny import clip_image_processor
 
 
@@ -50,19 +50,25 @@ def load_frozen_sd15(
 
     ``base`` and ``image_encoder`` are hub ids or local folders; failures raise `ModelNotFoundError`.
     """
-    try:
-        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
-        vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
-        text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder")
-        tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
-        noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
-        encoder = CLIPVisionModelWithProjection.from_pretrained(image_encoder) if image_encoder else None
-    except (OSError, ValueError) as err:
-        raise ModelNotFoundError(
-            f"could not load the base model '{base}' or image encoder '{image_encoder}' "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-            "pass local folders with --base / --image-encoder"
-        ) from None
+
+    def load_base(local: bool) -> tuple[Any, ...]:
+        return (
+            UNet2DConditionModel.from_pretrained(base, subfolder="unet", local_files_only=local),
+            AutoencoderKL.from_pretrained(base, subfolder="vae", local_files_only=local),
+            CLIPTextModel.from_pretrained(base, subfolder="text_encoder", local_files_only=local),
+            CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", local_files_only=local),
+            DDPMScheduler.from_pretrained(base, subfolder="scheduler", local_files_only=local),
+        )
+
+    unet, vae, text_encoder, tokenizer, noise_scheduler = fetch("base model", base, "--base", load_base)
+    encoder = None
+    if image_encoder:
+        encoder = fetch(
+            "image encoder",
+            image_encoder,
+            "--image-encoder",
+            lambda local: CLIPVisionModelWithProjection.from_pretrained(image_encoder, local_files_only=local),
+        )
     for model in (unet, text_encoder, encoder):
         if model is not None:
             model.requires_grad_(False).eval().to(device)

@@ -1,0 +1,99 @@
+"""Generic access to the Hugging Face hub: one quick reachability check, then one-line errors.
+
+Offline or unreachable hubs make diffusers/transformers/huggingface_hub raise many different errors
+(``OSError``, ``LocalEntryNotFoundError``, ``HfHubHTTPError``, ``ValueError``...), and without a network
+their download retries take minutes. `fetch` checks once (one HTTP request bounded by a few seconds, or
+``HF_HUB_OFFLINE=1``) whether the hub can be reached, loads only from the local cache when it cannot, and
+turns any failure into one `ModelNotFoundError` naming the model and the option that takes a local copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from idportrait.errors import ModelNotFoundError
+
+T = TypeVar("T")
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a failed download / bad model folder raises (import-light)."""
+    import httpx
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+
+    return (OSError, ValueError, KeyError, HfHubHTTPError, HFValidationError, httpx.HTTPError)
+
+
+@functools.cache
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub endpoint (``HF_ENDPOINT``) answers an HTTP request within ``timeout`` seconds.
+
+    Any HTTP answer counts; a refused or silent connection, a failed or slow name lookup, or ``HF_HUB_OFFLINE``
+    means unreachable. The request runs in a daemon thread, so nothing can make this wait longer.
+    """
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    answered = threading.Event()
+
+    def ask() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout).close()
+            answered.set()
+        except urllib.error.HTTPError:
+            answered.set()  # an HTTP error status is still an answer
+        except (OSError, ValueError):
+            pass
+
+    threading.Thread(target=ask, daemon=True).start()
+    return answered.wait(timeout)
+
+
+def fetch(what: str, name: str, option: str, load: Callable[[bool], T]) -> T:
+    """Run ``load(local_files_only)``; on a download/format failure raise a one-line `ModelNotFoundError`.
+
+    ``what`` describes the model ("base model"), ``name`` is the hub id or path that was asked for, and
+    ``option`` is the CLI option that takes a local path instead (``--base``). When the hub cannot be
+    reached, only the local cache is tried (no slow retries).
+    """
+    local_path = Path(name).exists()
+    online = not local_path and hub_reachable()
+    try:
+        return load(not online)
+    except _load_errors() as err:
+        if local_path:
+            detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+            reason = f"the local path is not a usable {what} ({type(err).__name__}: {detail})"
+        elif online:
+            reason = f"the hub download failed ({type(err).__name__})"
+        else:
+            reason = "it is not in the local cache and the hub cannot be reached"
+        raise ModelNotFoundError(
+            f"could not load the {what} '{name}': {reason}. Download it and pass its local path with {option} PATH."
+        ) from None
+
+
+def hub_file(repo_or_path: str, filename: str, what: str, option: str) -> Path:
+    """A local file, a file inside a local folder, or ``filename`` downloaded from the hub repo ``repo_or_path``."""
+    local = Path(repo_or_path)
+    if local.is_file():
+        return local
+    if local.is_dir():
+        if (local / filename).is_file():
+            return local / filename
+        raise ModelNotFoundError(f"{local}: no {filename} in this folder; pass the {what} file itself with {option}")
+
+    def download(local_files_only: bool) -> Path:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(repo_or_path, filename, local_files_only=local_files_only))
+
+    return fetch(what, f"{repo_or_path}/{filename}", option, download)
