@@ -81,7 +81,7 @@ def load_instantid_method(
     base: str | None = None,
     adapter: str | None = None,
     identitynet: str | None = None,
-    face_backend: str = f"insightface:{registry.INSIGHTFACE_FACEID6M}",
+    face_backend: str = registry.FACE_BACKEND_FACEID6M,
     detect: Any = None,
     size: tuple[int, int] | None = None,
     device: str = "auto",
@@ -96,8 +96,8 @@ def load_instantid_method(
     """
     from diffusers import ControlNetModel
 
+    from idportrait.devices import resolve_device
     from idportrait.hub import fetch, hub_file
-    from idportrait.methods.base import resolve_device
     from idportrait.pipelines.instantid_sdxl import InstantIDPipeline
 
     device, torch_dtype = resolve_device(device, dtype)
