@@ -81,8 +81,10 @@ def generate(
     """Generate portraits of the person in --face with ConsistentID (default) or any other --method."""
     from rich.console import Console
 
+    from idportrait.devices import resolve_device
     from idportrait.errors import UserError
     from idportrait.generate.batch import loader_options, prepare_references
+    from idportrait.generate.checks import check_face_models, check_finite, check_image_size, check_output_folder
     from idportrait.generate.outputs import quiet_library_progress, write_generations
     from idportrait.imageio import load_image
     from idportrait.methods import load_method
@@ -90,6 +92,13 @@ def generate(
     given = {"adapter": adapter, "image_encoder": image_encoder, "vae": vae, "face_backend": face_backend}
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
     load_options = loader_options(method, given, set_)
+    check_output_folder(out)
+    check_face_models(face_backend, parser)
+    check_finite("--guidance", guidance)
+    check_finite("--id-scale", id_scale)
+    check_image_size("--height", height)
+    check_image_size("--width", width)
+    resolve_device(device, dtype)
     if (not face) == (face_inputs is None):
         raise UserError("pass --face PHOTO (repeatable) or --face-inputs FILE, not both")
     photos = [load_image(path) for path in face]

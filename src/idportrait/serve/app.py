@@ -9,6 +9,7 @@ so tests run it on tiny models.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ ALLOWED_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MAX_UPLOAD_MB = 15.0
 MAX_UPLOAD_PIXELS = 40_000_000
 MAX_IMAGES = 8
+MAX_SEED = 2**32 - 1
+"""Largest first seed the page takes (the seeds of one click count up from it)."""
 
 STYLES = {
     "Photo": "{prompt}, professional photograph, natural light, 50mm, highly detailed",
@@ -79,6 +82,13 @@ def check_upload(path: str | Path | None) -> Image.Image:
         raise ImageError(f"This file could not be read as a photo ({str(err).split(': ', 1)[-1]}).") from None
 
 
+def check_seed(seed: float | None) -> int:
+    """The seed box's value as an int, or `UserError` for an empty, fractional, negative or huge one."""
+    if seed is None or not math.isfinite(seed) or seed != int(seed) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"The seed must be a whole number from 0 to {MAX_SEED}.")
+    return int(seed)
+
+
 def friendly(err: UserError) -> str:
     """One status line for the page."""
     if isinstance(err, NoFaceError):
@@ -103,7 +113,7 @@ def run(
     prompt: str,
     style: str,
     count: int,
-    seed: int,
+    seed: float | None,
     show_masks: bool,
     show_attention: bool = False,
     progress: Callable[..., Any] = lambda *a, **k: None,
@@ -117,6 +127,7 @@ def run(
 
     try:
         photo = check_upload(upload)
+        seed = check_seed(seed)
         progress(0.0, desc="Finding the face")
         method = demo.method(method_name)
         prepared = method.prepare(photo)
@@ -129,13 +140,13 @@ def run(
         for i in range(count):
             progress(i / count, desc=f"Generating image {i + 1} of {count}")
             if i == 0 and show_attention and supports_attention(method):
-                image, heats = generate_with_attention(method, prepared, text, int(seed))
+                image, heats = generate_with_attention(method, prepared, text, seed)
                 attention = heatmap_strip(image, heats)
                 note = " Attention: " + ", ".join(word for word, _ in heats) + "."
             else:
-                image = method.generate(prepared, [text], [int(seed) + i])[0]
-            path = click_dir / f"{i:02d}-seed{int(seed) + i}.png"
-            save_with_seed(path, image, seed=int(seed) + i, prompt=text, method=method_name)
+                image = method.generate(prepared, [text], [seed + i])[0]
+            path = click_dir / f"{i:02d}-seed{seed + i}.png"
+            save_with_seed(path, image, seed=seed + i, prompt=text, method=method_name)
             images.append(image)
             files.append(str(path))
         if show_attention and attention is None:

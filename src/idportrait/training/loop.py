@@ -96,6 +96,7 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from rich.progress import Progress as Bar
 
+    check_config(config)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     AcceleratorState._reset_state()  # a previous run in this process may have used another mixed precision
@@ -180,6 +181,14 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
         accelerator.print(f"adapter written to {out}; checkpoints in {output_dir / 'checkpoints'}; log {log_path}")
     accelerator.end_training()
     return out
+
+
+def check_config(config: TrainConfig) -> None:
+    """`UserError` for options no model can fix: an unknown mixed precision, an output folder that is a file."""
+    if config.mixed_precision not in WEIGHT_DTYPES:
+        raise UserError(f"--mixed-precision {config.mixed_precision}: use one of {', '.join(WEIGHT_DTYPES)}")
+    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
+        raise UserError("--output-dir must be a folder, and this is a file", config.output_dir)
 
 
 def resume_settings(config: TrainConfig, build_objective: Callable[..., Objective], processes: int) -> dict[str, Any]:
