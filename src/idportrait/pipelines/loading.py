@@ -1,4 +1,4 @@
-"""Load SD1.5-family diffusers pipelines by local path or hub id (through `idportrait.hub.fetch`: one-line errors)."""
+"""Load diffusers base pipelines (by local path or hub id, through `idportrait.hub.fetch`)."""
 
 from __future__ import annotations
 
