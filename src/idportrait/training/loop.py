@@ -189,6 +189,9 @@ def check_config(config: TrainConfig) -> None:
         raise UserError(f"--mixed-precision {config.mixed_precision}: use one of {', '.join(WEIGHT_DTYPES)}")
     if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
         raise UserError("--output-dir must be a folder, and this is a file", config.output_dir)
+    for path in config.data:
+        if not Path(path).exists():
+            raise UserError("--data not found", path)
 
 
 def resume_settings(config: TrainConfig, build_objective: Callable[..., Objective], processes: int) -> dict[str, Any]:
