@@ -65,11 +65,11 @@ def training_base() -> Callable[[], object]:
 
 
 def metric_model() -> Callable[[], object]:
-    from transformers import ViTModel
+    from transformers import ViTImageProcessor, ViTModel  # noqa: F401 (imported before the clock)
 
-    from idportrait.evaluation.loading import from_pretrained
+    from idportrait.evaluation.dino import load_dino
 
-    return lambda: from_pretrained(ViTModel, "acme/not-cached-dino", "dino in the config's [metrics]")
+    return lambda: load_dino("acme/not-cached-dino")
 
 
 @pytest.mark.parametrize("unreachable_hub", ["silent-endpoint"], indirect=True)
@@ -79,7 +79,7 @@ def metric_model() -> Callable[[], object]:
         (captioner, ("acme/not-cached-vlm", "--vlm PATH")),
         (parser_weights, ("JackAILab/ConsistentID/face_parsing.pth", "--parser-weights PATH")),
         (training_base, ("acme/not-cached-base", "--base PATH")),
-        (metric_model, ("acme/not-cached-dino", "dino in the config's [metrics]")),
+        (metric_model, ("acme/not-cached-dino", "dino =")),
     ],
     ids=["annotate-vlm", "bisenet-weights", "train-base", "eval-dino"],
 )

@@ -59,13 +59,15 @@ def load_captioner(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
         )
         kwargs["device_map"] = {"": device}
-
-    def load(local_files_only: bool) -> tuple[Any, Any]:
-        processor = AutoProcessor.from_pretrained(name, local_files_only=local_files_only)
-        model = LlavaForConditionalGeneration.from_pretrained(name, local_files_only=local_files_only, **kwargs)
-        return processor, model
-
-    processor, model = fetch("captioning model", name, "--vlm", load)
+    processor, model = fetch(
+        "captioning model",
+        name,
+        "--vlm",
+        lambda local: (
+            AutoProcessor.from_pretrained(name, local_files_only=local),
+            LlavaForConditionalGeneration.from_pretrained(name, local_files_only=local, **kwargs),
+        ),
+    )
     if not load_in_4bit:
         model.to(device)
     return Captioner(model.eval(), processor, name, max_new_tokens)

@@ -101,8 +101,7 @@ class BiSeNetParser:
 def default_bisenet_weights(cache_dir: str | Path | None = None, local_files_only: bool = False) -> Path:
     """Path of ConsistentID's ``face_parsing.pth`` from the hub cache (downloaded on first use).
 
-    Raises `ModelNotFoundError` naming ``--parser-weights`` (which also takes face-parsing.PyTorch's
-    79999_iter.pth, the same weights) when it is neither cached nor downloadable; no slow retries offline.
+    Raises `ModelNotFoundError` with instructions when the hub cannot be reached.
     """
     from huggingface_hub import hf_hub_download
 
@@ -110,13 +109,14 @@ def default_bisenet_weights(cache_dir: str | Path | None = None, local_files_onl
     from idportrait.registry import CONSISTENTID_REPO, FACE_PARSING_FILE
 
     def download(local: bool) -> Path:
-        only_local = local or local_files_only
         return Path(
-            hf_hub_download(CONSISTENTID_REPO, FACE_PARSING_FILE, cache_dir=cache_dir, local_files_only=only_local)
+            hf_hub_download(
+                CONSISTENTID_REPO, FACE_PARSING_FILE, cache_dir=cache_dir, local_files_only=local or local_files_only
+            )
         )
 
-    what, name = f"BiSeNet weights {FACE_PARSING_FILE}", f"{CONSISTENTID_REPO}/{FACE_PARSING_FILE}"
-    return fetch(what, name, "--parser-weights", download)
+    what = f"BiSeNet {FACE_PARSING_FILE} (or face-parsing.PyTorch's 79999_iter.pth, the same weights)"
+    return fetch(what, f"{CONSISTENTID_REPO}/{FACE_PARSING_FILE}", "--parser-weights", download)
 
 
 def _as_pil(image: Image.Image | np.ndarray) -> Image.Image:

@@ -48,16 +48,19 @@ def load_frozen_sd15(
 ) -> FrozenSD15:
     """Load the base's unet/vae/text_encoder/tokenizer/scheduler and the CLIP image encoder, all frozen.
 
-    ``base`` and ``image_encoder`` are hub ids or local folders; failures raise `ModelNotFoundError`.
+    ``base`` and ``image_encoder`` are hub ids or local folders; failures raise `ModelNotFoundError` (`fetch`).
     """
 
-    def load_base(local: bool) -> tuple[Any, ...]:
-        return (
-            UNet2DConditionModel.from_pretrained(base, subfolder="unet", local_files_only=local),
-            AutoencoderKL.from_pretrained(base, subfolder="vae", local_files_only=local),
-            CLIPTextModel.from_pretrained(base, subfolder="text_encoder", local_files_only=local),
-            CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", local_files_only=local),
-            DDPMScheduler.from_pretrained(base, subfolder="scheduler", local_files_only=local),
+    def load_base(local: bool) -> tuple:
+        return tuple(
+            cls.from_pretrained(base, subfolder=name, local_files_only=local)
+            for cls, name in [
+                (UNet2DConditionModel, "unet"),
+                (AutoencoderKL, "vae"),
+                (CLIPTextModel, "text_encoder"),
+                (CLIPTokenizer, "tokenizer"),
+                (DDPMScheduler, "scheduler"),
+            ]
         )
 
     unet, vae, text_encoder, tokenizer, noise_scheduler = fetch("base model", base, "--base", load_base)
