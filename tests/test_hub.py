@@ -72,6 +72,28 @@ def metric_model() -> Callable[[], object]:
     return lambda: load_dino("acme/not-cached-dino")
 
 
+def facenet_release(monkeypatch, tmp_path, endpoint: str) -> Callable[[], object]:
+    import torch
+
+    from idportrait import registry
+    from idportrait.evaluation.facenet import load_facenet
+
+    monkeypatch.setattr(registry, "FACENET_VGGFACE2_URL", f"{endpoint}/20180402-114759-vggface2.pt")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch_hub"))
+    return load_facenet
+
+
+@pytest.mark.parametrize("unreachable_hub", ["silent-endpoint"], indirect=True)
+def test_facenet_download_that_cannot_start_fails_fast(unreachable_hub, monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    load = facenet_release(monkeypatch, tmp_path, constants.ENDPOINT)
+    start = time.monotonic()
+    with pytest.raises(ModelNotFoundError, match=r"vggface2\.pt cannot be reached.*\(facenet_weights\)"):
+        load()
+    assert time.monotonic() - start < FAST
+
+
 @pytest.mark.parametrize("unreachable_hub", ["silent-endpoint"], indirect=True)
 @pytest.mark.parametrize(
     ("loader", "names"),

@@ -30,10 +30,18 @@ def _load_errors() -> tuple[type[BaseException], ...]:
 
 @functools.cache
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the hub endpoint (``HF_ENDPOINT``) answers an HTTP request within ``timeout`` seconds.
+    """Whether the hub endpoint (``HF_ENDPOINT``) answers within ``timeout`` seconds (`url_reachable`)."""
+    from huggingface_hub import constants
+
+    return url_reachable(constants.ENDPOINT, timeout)
+
+
+def url_reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether ``url`` answers an HTTP request within ``timeout`` seconds.
 
     Any HTTP answer counts; a refused or silent connection, a failed or slow name lookup, or ``HF_HUB_OFFLINE``
-    means unreachable. The request runs in a daemon thread, so nothing can make this wait longer.
+    (offline mode covers every download) means unreachable. The request runs in a daemon thread, so nothing
+    can make this wait longer.
     """
     import urllib.error
     import urllib.request
@@ -46,7 +54,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
     def ask() -> None:
         try:
-            urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout).close()
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
             answered.set()
         except urllib.error.HTTPError:
             answered.set()  # an HTTP error status is still an answer
