@@ -50,19 +50,22 @@ def url_reachable(url: str, timeout: float = 3.0) -> bool:
 
     if constants.HF_HUB_OFFLINE:
         return False
-    answered = threading.Event()
+    done, answered = threading.Event(), []
 
     def ask() -> None:
         try:
             urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
-            answered.set()
+            answered.append(True)
         except urllib.error.HTTPError:
-            answered.set()  # an HTTP error status is still an answer
+            answered.append(True)  # an HTTP error status is still an answer
         except (OSError, ValueError):
             pass
+        finally:
+            done.set()
 
     threading.Thread(target=ask, daemon=True).start()
-    return answered.wait(timeout)
+    done.wait(timeout)
+    return bool(answered)
 
 
 def fetch(what: str, name: str, option: str, load: Callable[[bool], T]) -> T:
