@@ -9,12 +9,22 @@ from idportrait.devices import pick_device, resolve_device
 from idportrait.errors import UserError
 
 
-def test_auto_follows_torch_and_names_pass_through():
+def test_auto_follows_torch_and_names_pass_through(monkeypatch):
     assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert pick_device("cuda:1") == "cuda:1"
     assert resolve_device("cpu", "auto") == ("cpu", torch.float32)
     assert resolve_device("cpu", "bf16") == ("cpu", torch.bfloat16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("cuda:1") == "cuda:1"
     assert resolve_device("cuda", "auto") == ("cuda", torch.float16)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"), [("cuda", "no CUDA GPU"), ("cuda:1", "no CUDA GPU"), ("gpu", "not a device")]
+)
+def test_unusable_device_is_a_user_error(monkeypatch, device, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match=f"--device {device}: .*{message}"):
+        pick_device(device)
 
 
 @pytest.mark.parametrize(("dtype", "message"), [("float8", "unknown dtype"), ("fp16", "float16 needs a GPU")])

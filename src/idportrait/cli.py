@@ -44,24 +44,15 @@ app.command("convert")(convert)
 
 
 def main() -> None:
-    """Console entry point: user errors become one red line and exit code 2, never a traceback."""
+    """Console entry point: user errors become one red line and exit code 2, never a traceback.
+
+    Usage errors (bad or missing options, unknown subcommands) are typer's own: its usage block and exit code 2.
+    """
     try:
-        app(standalone_mode=False)
+        app(prog_name="idportrait")
     except UserError as err:
         Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        Console(stderr=True).print("aborted")
-        sys.exit(130)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except Exception as err:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ def demo(
     """Offline end-to-end ConsistentID generation with tiny random models (CPU, about a minute)."""
     from rich.console import Console
 
+    from idportrait.generate.checks import check_output_folder
     from idportrait.generate.outputs import quiet_library_progress
 
+    check_output_folder(out)
     quiet_library_progress()
     console = Console(stderr=True)
     with console.status("building tiny models"):

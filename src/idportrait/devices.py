@@ -25,12 +25,21 @@ DTYPE_NAMES = {
 
 
 def pick_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; any other name unchanged."""
-    if device != "auto":
-        return device
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; any other valid name unchanged.
+
+    `UserError` for a name torch does not know and for a CUDA device on a machine without one.
+    """
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {device}: not a device name; use auto, cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: this machine has no CUDA GPU that torch can use; use --device cpu or auto")
+    return device
 
 
 def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, torch.dtype]:

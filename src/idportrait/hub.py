@@ -1,14 +1,16 @@
-"""Fetch models by local path or hub id, turning every loader failure into one clear `ModelNotFoundError`.
+"""Generic access to the Hugging Face hub: one quick reachability check, then one-line errors.
 
 Offline or unreachable hubs make diffusers/transformers/huggingface_hub raise many different errors
-(``OSError``, ``LocalEntryNotFoundError``, ``HfHubHTTPError``, ``ValueError``...). Each helper here names
-the model that could not be fetched and the option that points at a local copy instead.
+(``OSError``, ``LocalEntryNotFoundError``, ``HfHubHTTPError``, ``ValueError``...), and without a network
+their download retries take minutes. `fetch` checks once (one HTTP request bounded by a few seconds, or
+``HF_HUB_OFFLINE=1``) whether the hub can be reached, loads only from the local cache when it cannot, and
+turns any failure into one `ModelNotFoundError` naming the model and the option that takes a local copy.
 """
 
 from __future__ import annotations
 
 import functools
-import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -28,19 +30,42 @@ def _load_errors() -> tuple[type[BaseException], ...]:
 
 @functools.cache
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick TCP connection to the hub endpoint (False when ``HF_HUB_OFFLINE`` is set)."""
-    from urllib.parse import urlparse
+    """Whether the hub endpoint (``HF_ENDPOINT``) answers within ``timeout`` seconds (`url_reachable`)."""
+    from huggingface_hub import constants
+
+    return url_reachable(constants.ENDPOINT, timeout)
+
+
+def url_reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether ``url`` answers an HTTP request within ``timeout`` seconds.
+
+    Any HTTP answer counts; a refused or silent connection, a failed or slow name lookup, or ``HF_HUB_OFFLINE``
+    (offline mode covers every download) means unreachable. The request runs in a daemon thread, so nothing
+    can make this wait longer.
+    """
+    import urllib.error
+    import urllib.request
 
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
         return False
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
+    done, answered = threading.Event(), []
+
+    def ask() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+            answered.append(True)
+        except urllib.error.HTTPError:
+            answered.append(True)  # an HTTP error status is still an answer
+        except (OSError, ValueError):
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=ask, daemon=True).start()
+    done.wait(timeout)
+    return bool(answered)
 
 
 def fetch(what: str, name: str, option: str, load: Callable[[bool], T]) -> T:

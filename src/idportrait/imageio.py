@@ -37,6 +37,8 @@ def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
     or larger than ``max_pixels``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageError("is a folder, not an image file", path)
     if not path.is_file():
         raise ImageError("file not found", path)
     try:
@@ -71,9 +73,25 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     from PIL import ImageOps
 
     im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I"):
+        im = _gray_to_8bit(im)
     if im.mode != "RGB":
         im = im.convert("RGB")
     return im
+
+
+def _gray_to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit (``I;16*``) or 32-bit (``I``) grayscale -> 8-bit ``L``, scaling 0..65535 to 0..255.
+
+    Pillow's own conversion clips every value above 255 to white. An ``I`` image whose values all fit in
+    0..255 holds 8-bit data and is kept as it is.
+    """
+    import numpy as np
+
+    values = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16") or values.max(initial=0) > 255:
+        values = values / 257.0
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
 
 
 @contextlib.contextmanager

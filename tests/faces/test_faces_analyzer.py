@@ -9,7 +9,7 @@ import torch
 from faces_photos import astronaut, negatives
 from PIL import Image
 
-from idportrait.errors import ImageError, NoFaceError
+from idportrait.errors import ImageError, NoFaceError, UserError
 from idportrait.faces import get_face_analyzer, get_face_parser
 from idportrait.faces.image import as_rgb_array
 from idportrait.imageio import load_image
@@ -24,6 +24,12 @@ def analyzer():
 def test_no_face_names_the_file(analyzer):
     with pytest.raises(NoFaceError, match=r"coffee\.jpg: no face found \(dlib:hog\)"):
         analyzer.largest_face(negatives()["coffee"], "coffee.jpg")
+
+
+def test_face_in_a_16_bit_grayscale_png_is_found(analyzer, tmp_path):
+    gray = np.asarray(Image.fromarray(astronaut()).convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(gray).save(tmp_path / "gray16.png")
+    assert len(analyzer.detect(load_image(tmp_path / "gray16.png"), embed=False)) == 1
 
 
 def test_too_many_and_too_small_faces(analyzer):
@@ -73,9 +79,11 @@ def test_wrong_arrays_and_names(analyzer):
     with pytest.raises(ImageError, match="empty image"):
         analyzer.detect(np.zeros((0, 8, 3), np.uint8))
     assert as_rgb_array(Image.new("L", (4, 3))).shape == (3, 4, 3)
-    with pytest.raises(ValueError, match="unknown face analyzer"):
+    with pytest.raises(UserError, match="unknown face analyzer 'mtcnn'"):
         get_face_analyzer("mtcnn")
-    with pytest.raises(ValueError, match="unknown face parser"):
+    with pytest.raises(UserError, match="unknown face analyzer 'dlib:mmod'"):
+        get_face_analyzer("dlib:mmod")
+    with pytest.raises(UserError, match="unknown face parser 'segformer'"):
         get_face_parser("segformer")
 
 

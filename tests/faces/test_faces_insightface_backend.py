@@ -77,11 +77,12 @@ def test_model_dir_layouts(tmp_path, layout):
     assert resolve_model_dir("antelopev2", tmp_path) == target
 
 
-def test_missing_pack_error_prints_expected_tree(tmp_path):
+def test_missing_pack_error_names_the_expected_files_on_one_line(tmp_path):
     (tmp_path / "readme.txt").write_text("x")
     with pytest.raises(ModelNotFoundError) as err:
         resolve_model_dir("buffalo_l", tmp_path)
     message = str(err.value)
+    assert "\n" not in message
     for name in (PACKS["buffalo_l"].detector, PACKS["buffalo_l"].recognizer, "readme.txt", str(tmp_path / "buffalo_l")):
         assert name in message
     with pytest.raises(ModelNotFoundError, match="unknown insightface pack"):

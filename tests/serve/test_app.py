@@ -73,6 +73,15 @@ def test_run_reports_no_face_kindly(demo, photos):
     assert "No face found in this photo" in status
 
 
+@pytest.mark.parametrize("seed", [1e30, -1, 2.5, float("nan"), None])
+def test_run_reports_a_bad_seed_kindly(demo, photos, seed):
+    images, files, masks, _, status = run(
+        demo, str(photos / "astronaut.png"), "ipadapter-faceid", "x", "None", 1, seed, False
+    )
+    assert images == [] and files == [] and masks is None
+    assert status == "⚠️ The seed must be a whole number from 0 to 4294967295."
+
+
 def test_serve_refuses_unknown_methods():
     from typer.testing import CliRunner
 

@@ -40,7 +40,7 @@ def test_two_ddp_processes_shard_the_data(tmp_path, tiny_base):
     assert [e["epoch"] for e in log] == [0, 0, 0, 1]  # 6 samples / 2 processes = 3 steps per epoch
     assert len({k for e in log[:3] for k in e["keys"]}) == 3
     checkpoint = out / "checkpoints" / "checkpoint_1"
-    assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
+    assert (checkpoint / "random_states_0.json").is_file() and (checkpoint / "random_states_1.json").is_file()
     assert (out / "adapter.safetensors").is_file()
 
 

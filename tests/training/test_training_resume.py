@@ -38,7 +38,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, tiny_base):
     assert [e["step"] for e in read_log(interrupted.output_dir)] == [1, 2, 3, 4]
     assert sorted(p.name for p in (interrupted.output_dir / "checkpoints").iterdir()) == ["checkpoint_0"]
 
-    torn = interrupted.output_dir / "checkpoints" / "checkpoint_1"  # as left by a kill during save_state
+    torn = interrupted.output_dir / "checkpoints" / "checkpoint_1"  # as left by a kill mid-save
     torn.mkdir()
     (torn / "model.safetensors").write_bytes(b"partial")
 

@@ -32,6 +32,16 @@ def annotate_command(
     """Annotate face photos for ConsistentID training; see idportrait.annotate.schema for the output."""
     from rich.console import Console
 
+    from idportrait.devices import pick_device
+    from idportrait.errors import UserError
+    from idportrait.faces.analyzer import check_analyzer_name, check_parser_name
+
+    for path in inputs:  # before any model loads
+        if not path.exists():
+            raise UserError("input not found", path)
+    check_analyzer_name(face_analyzer)
+    check_parser_name(parser)
+    pick_device(device)
     from idportrait.annotate.annotate import annotate
     from idportrait.annotate.captioner import load_captioner
     from idportrait.faces import get_face_analyzer, get_face_parser

@@ -34,7 +34,10 @@ def run(
 
     from idportrait.curate.config import CurateConfig
     from idportrait.curate.runner import pending_shards, run_local
+    from idportrait.faces.analyzer import check_analyzer_name
 
+    if detector:
+        check_analyzer_name(detector)
     cfg = CurateConfig(
         min_side=min_side,
         min_face_ratio=min_face_ratio,

@@ -166,10 +166,16 @@ def load_facenet(path: str | Path | None = None, device: str | torch.device = "c
 
 
 def _download_release() -> Path:
+    from idportrait.hub import url_reachable
     from idportrait.registry import FACENET_VGGFACE2_URL
 
     target = Path(torch.hub.get_dir()) / "checkpoints" / Path(FACENET_VGGFACE2_URL).name
     if not target.is_file():
+        if not url_reachable(FACENET_VGGFACE2_URL):
+            raise ModelNotFoundError(
+                f"FaceNet weights are not in the torch hub cache and {FACENET_VGGFACE2_URL} cannot be reached; "
+                "download the file and pass its path (facenet_weights)"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             torch.hub.download_url_to_file(FACENET_VGGFACE2_URL, str(target), progress=True)

@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from idportrait.errors import NoFaceError
+from idportrait.errors import NoFaceError, UserError
 from idportrait.faces.image import as_rgb_array
 from idportrait.faces.types import Face, Parsing
 from idportrait.registry import FACE_BACKEND_CONSISTENTID
@@ -93,7 +93,11 @@ def get_face_analyzer(
     device: str = "cpu",
     det_size: int = 640,
 ) -> FaceAnalyzer:
-    """Build a `FaceAnalyzer` by name (see the module docstring); nothing is downloaded."""
+    """Build a `FaceAnalyzer` by name (see the module docstring); nothing is downloaded.
+
+    An unknown name is a `UserError` (`check_analyzer_name`).
+    """
+    check_analyzer_name(name)
     kind, _, variant = name.partition(":")
     if kind == "insightface":
         from idportrait.faces.insightface_backend import InsightFaceBackend
@@ -102,24 +106,39 @@ def get_face_analyzer(
         pack = variant or INSIGHTFACE_CONSISTENTID
         backend = InsightFaceBackend(pack, model_dir=model_dir, device=device, det_size=det_size)
         return FaceAnalyzer(f"insightface:{pack}", backend)
-    if kind == "dlib":
-        from idportrait.faces.dlib_backend import DlibBackend
+    from idportrait.faces.dlib_backend import DlibBackend
 
-        return FaceAnalyzer(f"dlib:{variant or 'hog'}", DlibBackend(detector=variant or "hog"))
-    raise ValueError(f"unknown face analyzer {name!r}; use insightface:buffalo_l, insightface:antelopev2 or dlib")
+    return FaceAnalyzer(f"dlib:{variant or 'hog'}", DlibBackend(detector=variant or "hog"))
+
+
+ANALYZER_NAMES = "insightface:buffalo_l, insightface:antelopev2, dlib or dlib:cnn"
+PARSER_NAMES = ("bisenet", "landmarks")
+
+
+def check_analyzer_name(name: str) -> None:
+    """`UserError` unless ``name`` is ``insightface[:<pack>]`` or ``dlib[:hog|cnn]`` (checked before models load)."""
+    kind, _, variant = name.partition(":")
+    if kind == "insightface" or (kind == "dlib" and variant in ("", "hog", "cnn")):
+        return
+    raise UserError(f"unknown face analyzer {name!r}; use {ANALYZER_NAMES}")
+
+
+def check_parser_name(name: str) -> None:
+    """`UserError` unless ``name`` is one of `PARSER_NAMES`."""
+    if name not in PARSER_NAMES:
+        raise UserError(f"unknown face parser {name!r}; use {' or '.join(PARSER_NAMES)}")
 
 
 def get_face_parser(name: str = "bisenet", weights: str | Path | None = None, device: str = "cpu") -> FaceParser:
     """Build a face parser: "bisenet" (ConsistentID's; ``weights`` = local face_parsing.pth or None for the
     hub file; device "cpu", "cuda[:i]" or "auto") or "landmarks" (dlib 68-point polygons, no weights)."""
-    if name == "bisenet":
-        from idportrait.devices import pick_device
-        from idportrait.faces.bisenet import load_bisenet
-        from idportrait.faces.parsing import BiSeNetParser, default_bisenet_weights
-
-        return BiSeNetParser(load_bisenet(weights or default_bisenet_weights(), device=pick_device(device)))
+    check_parser_name(name)
     if name == "landmarks":
         from idportrait.faces.landmark_parsing import LandmarkParser
 
         return LandmarkParser()
-    raise ValueError(f"unknown face parser {name!r}; use bisenet or landmarks")
+    from idportrait.devices import pick_device
+    from idportrait.faces.bisenet import load_bisenet
+    from idportrait.faces.parsing import BiSeNetParser, default_bisenet_weights
+
+    return BiSeNetParser(load_bisenet(weights or default_bisenet_weights(), device=pick_device(device)))

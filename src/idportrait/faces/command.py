@@ -70,8 +70,10 @@ def parse(
     from rich.console import Console
 
     from idportrait.faces import get_face_parser, region_images
+    from idportrait.faces.analyzer import check_parser_name
     from idportrait.imageio import load_image, save_image
 
+    check_parser_name(parser)
     image = load_image(photo)
     parsing = get_face_parser(parser, weights=weights, device=device).parse(image)
     palette = np.random.default_rng(0).integers(40, 255, size=(256, 3), dtype=np.uint8)

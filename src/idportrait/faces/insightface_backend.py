@@ -81,12 +81,9 @@ def _tree_message(pack: str, base: Path, candidates: list[Path]) -> str:
     found = sorted(p.name + ("/" if p.is_dir() else "") for p in base.iterdir()) if base.is_dir() else []
     looked = ", ".join(str(c) for c in candidates)
     return (
-        f"insightface model pack {pack!r} not found (looked in {looked}). Expected this file tree:\n"
-        f"  {base / pack}/\n"
-        f"    {files.detector}   (face detection, required)\n"
-        f"    {files.recognizer}   (ArcFace recognition, required)\n"
-        + "".join(f"    {name}   (optional, not used)\n" for name in files.others)
-        + f"Found in {base}: {', '.join(found) if found else '(nothing)' if base.is_dir() else '(folder missing)'}.\n"
+        f"insightface model pack {pack!r} not found (looked in {looked}); it needs {base / pack}/{files.detector} "
+        f"(face detection) and {base / pack}/{files.recognizer} (ArcFace recognition); "
+        f"found in {base}: {', '.join(found) if found else '(nothing)' if base.is_dir() else '(folder missing)'}. "
         f"Get {pack}.zip from the insightface model zoo, unzip it so the .onnx files sit directly in "
         f"{pack}/, and pass the folder as model_dir (CLI: --face-model-dir; --model-dir for `idportrait faces`)."
     )

@@ -61,12 +61,18 @@ def generate_batch(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from idportrait.devices import resolve_device
     from idportrait.errors import UserError
     from idportrait.generate.batch import identities, loader_options, read_prompts, run_batch
+    from idportrait.generate.checks import check_face_models, check_finite, check_output_folder
     from idportrait.methods import load_method
 
     if (prompts is None) == (not prompt):
         raise UserError("pass --prompts FILE or one or more --prompt TEXT (not both)")
+    check_output_folder(out)
+    check_face_models(face_backend, None)
+    check_finite("--guidance", guidance)
+    resolve_device(device, dtype)
     prompt_list = read_prompts(prompts) if prompts is not None else list(prompt)
     people = identities(faces)
     console = Console(stderr=True)

@@ -98,13 +98,18 @@ def generate(
 
     from idportrait.errors import UserError
     from idportrait.generate.batch import loader_options, prepare_references
-    from idportrait.generate.outputs import quiet_library_progress, write_generations
+    from idportrait.generate.checks import check_face_models, check_finite, check_image_size, check_output_folder
     from idportrait.imageio import load_image
-    from idportrait.methods import load_method
 
     given = {"adapter": adapter, "image_encoder": image_encoder, "vae": vae, "face_backend": face_backend}
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
     load_options = loader_options(method, given, set_)
+    check_output_folder(out)
+    check_face_models(face_backend, parser)
+    check_finite("--guidance", guidance)
+    check_finite("--id-scale", id_scale)
+    check_image_size("--height", height)
+    check_image_size("--width", width)
     if (not face) == (face_inputs is None):
         raise UserError("pass --face PHOTO (repeatable) or --face-inputs FILE, not both")
     photos = [load_image(path) for path in face]
@@ -125,6 +130,11 @@ def generate(
         loaded_inputs = FaceInputs.load(face_inputs)
         load_options["face_models"] = False
 
+    from idportrait.devices import resolve_device
+    from idportrait.generate.outputs import quiet_library_progress, write_generations
+    from idportrait.methods import load_method
+
+    resolve_device(device, dtype)  # the first import of torch: cheap checks come before it
     quiet_library_progress()
     console = Console(stderr=True)
     with console.status(f"loading {method}"):

@@ -10,6 +10,7 @@ so a visitor (and the browser test) sees when the server has the photo. The app 
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from idportrait.methods.base import Method
 MAX_UPLOAD_MB = 15.0
 MAX_UPLOAD_PIXELS = 40_000_000
 MAX_IMAGES = 8
+MAX_SEED = 2**32 - 1
+"""Largest first seed the page takes (the seeds of one click count up from it)."""
 
 STYLES = {
     "Photo": "{prompt}, professional photograph, natural light, 50mm, highly detailed",
@@ -83,6 +86,13 @@ def describe_upload(path: str | None) -> str:
     return f"Photo ready: {Path(path).name} ({photo.width}x{photo.height}). Press Generate."
 
 
+def check_seed(seed: float | None) -> int:
+    """The seed box's value as an int, or `UserError` for an empty, fractional, negative or huge one."""
+    if seed is None or not math.isfinite(seed) or seed != int(seed) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"The seed must be a whole number from 0 to {MAX_SEED}.")
+    return int(seed)
+
+
 def friendly(err: UserError) -> str:
     """One status line for the page."""
     if isinstance(err, NoFaceError):
@@ -107,7 +117,7 @@ def run(
     prompt: str,
     style: str,
     count: int,
-    seed: int,
+    seed: float | None,
     show_masks: bool,
     show_attention: bool = False,
     progress: Callable[..., Any] = lambda *a, **k: None,
@@ -121,6 +131,7 @@ def run(
 
     try:
         photo = check_upload(upload)
+        seed = check_seed(seed)
         progress(0.0, desc="Finding the face")
         method = demo.method(method_name)
         prepared = method.prepare(photo)
@@ -133,13 +144,13 @@ def run(
         for i in range(count):
             progress(i / count, desc=f"Generating image {i + 1} of {count}")
             if i == 0 and show_attention and supports_attention(method):
-                image, heats = generate_with_attention(method, prepared, text, int(seed))
+                image, heats = generate_with_attention(method, prepared, text, seed)
                 attention = heatmap_strip(image, heats)
                 note = " Attention: " + ", ".join(word for word, _ in heats) + "."
             else:
-                image = method.generate(prepared, [text], [int(seed) + i])[0]
-            path = click_dir / f"{i:02d}-seed{int(seed) + i}.png"
-            save_with_seed(path, image, seed=int(seed) + i, prompt=text, method=method_name)
+                image = method.generate(prepared, [text], [seed + i])[0]
+            path = click_dir / f"{i:02d}-seed{seed + i}.png"
+            save_with_seed(path, image, seed=seed + i, prompt=text, method=method_name)
             images.append(image)
             files.append(str(path))
         if show_attention and attention is None:

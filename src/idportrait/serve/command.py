@@ -39,14 +39,19 @@ def serve(
     """Serve the web demo: upload a photo, pick a method and a style, download portraits."""
     from rich.console import Console
 
+    from idportrait.devices import resolve_device
     from idportrait.errors import UserError
     from idportrait.generate.batch import parse_options
+    from idportrait.generate.checks import check_face_models, check_output_folder
     from idportrait.methods import METHODS, load_method
     from idportrait.serve.app import MAX_UPLOAD_MB, Demo, build_app
 
     unknown = [m for m in method if m not in METHODS]
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(METHODS))}")
+    check_output_folder(out)
+    check_face_models(face_backend, None if masks == "none" else masks)
+    resolve_device(device, dtype)
     parse = None
     if masks != "none":
         from idportrait.faces import get_face_parser

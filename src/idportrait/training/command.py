@@ -27,19 +27,19 @@ Data = Annotated[
 OutputDir = Annotated[Path, typer.Option("--output-dir", help="Checkpoints, train_log.jsonl and the adapter go here.")]
 Base = Annotated[str, typer.Option("--base", help="Base model (hub id or diffusers folder).")]
 ImageEncoder = Annotated[str, typer.Option(help="CLIP vision tower (hub id or folder).")]
-Resolution = Annotated[int, typer.Option(help="Training image size in pixels.")]
-BatchSize = Annotated[int, typer.Option("--batch-size", help="Per-device batch size.")]
-GradAccum = Annotated[int, typer.Option("--grad-accum", help="Gradient accumulation steps.")]
+Resolution = Annotated[int, typer.Option(min=8, help="Training image size in pixels.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Per-device batch size.")]
+GradAccum = Annotated[int, typer.Option("--grad-accum", min=1, help="Gradient accumulation steps.")]
 LearningRate = Annotated[float, typer.Option("--lr", help="AdamW learning rate.")]
-MaxSteps = Annotated[int, typer.Option("--max-steps", help="Optimizer steps to train for.")]
+MaxSteps = Annotated[int, typer.Option("--max-steps", min=1, help="Optimizer steps to train for.")]
 MixedPrecision = Annotated[str, typer.Option("--mixed-precision", help="no | fp16 | bf16.")]
 CheckpointingSteps = Annotated[
-    int, typer.Option("--checkpointing-steps", help="Save the full training state every N steps.")
+    int, typer.Option("--checkpointing-steps", min=1, help="Save the full training state every N steps.")
 ]
 CheckpointsTotalLimit = Annotated[
-    int, typer.Option("--checkpoints-total-limit", help="Keep at most this many checkpoints.")
+    int, typer.Option("--checkpoints-total-limit", min=1, help="Keep at most this many checkpoints.")
 ]
-LoraRank = Annotated[int, typer.Option("--lora-rank", help="LoRA rank of every attention.")]
+LoraRank = Annotated[int, typer.Option("--lora-rank", min=1, help="LoRA rank of every attention.")]
 Seed = Annotated[int, typer.Option(help="Seed of the data order, noise and drops.")]
 Resume = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the latest checkpoint.")]
 
@@ -61,14 +61,16 @@ def train_config(
     **method: Any,
 ) -> Any:
     """`TrainConfig` from the shared options; ``method``: ``image_encoder``, ``lora_rank``, ``method_options``."""
-    from idportrait.training.loop import TrainConfig
+    from idportrait.training.loop import TrainConfig, check_config
 
-    return TrainConfig(
+    config = TrainConfig(
         data=data, output_dir=output_dir, base_model=base, resolution=resolution, train_batch_size=batch_size,
         gradient_accumulation_steps=grad_accum, learning_rate=lr, max_train_steps=max_steps,
         mixed_precision=mixed_precision, checkpointing_steps=checkpointing_steps,
         checkpoints_total_limit=checkpoints_total_limit, seed=seed, resume=resume, **method,
     )  # fmt: skip
+    check_config(config)
+    return config
 
 
 @app.command("consistentid")
@@ -101,8 +103,6 @@ def consistentid(
     ] = "release",
 ) -> None:
     """ConsistentID: eps-MSE + facial_weight x localization loss on the facial tokens' cross-attention."""
-    from idportrait.training.consistentid import ConsistentIDObjective
-    from idportrait.training.loop import train
 
     config = train_config(
         data, output_dir, base, resolution, batch_size, grad_accum, lr, max_steps, mixed_precision,
@@ -110,6 +110,9 @@ def consistentid(
         method_options={"facial_weight": facial_weight, "mask_loss_prob": mask_loss_prob, "adapter_size": adapter_size,
                         "pairing": region_pairing},
     )  # fmt: skip
+    from idportrait.training.consistentid import ConsistentIDObjective
+    from idportrait.training.loop import train
+
     train(config, ConsistentIDObjective)
 
 
@@ -135,14 +138,15 @@ def ipadapter_faceid(
     resume: Resume = True,
 ) -> None:
     """IP-Adapter-FaceID(-Plus) on curated FaceID shards; exports the released layout."""
-    from idportrait.training.ipadapter_faceid import FaceIDObjective
-    from idportrait.training.loop import train
 
     config = train_config(
         data, output_dir, base, resolution, batch_size, grad_accum, lr, max_steps, mixed_precision,
         checkpointing_steps, checkpoints_total_limit, seed, resume, image_encoder=image_encoder, lora_rank=lora_rank,
         method_options={"variant": "faceid-plus" if plus else "faceid"},
     )  # fmt: skip
+    from idportrait.training.ipadapter_faceid import FaceIDObjective
+    from idportrait.training.loop import train
+
     train(config, FaceIDObjective)
 
 
@@ -165,12 +169,13 @@ def instantid(
     resampler_heads: Annotated[int, typer.Option(help="Resampler heads of 64 (release 20).")] = 20,
 ) -> None:
     """InstantID on curated FaceID shards; exports the released adapter layout and an IdentityNet folder."""
-    from idportrait.training.instantid import InstantIDObjective
-    from idportrait.training.loop import train
 
     config = train_config(
         data, output_dir, base, resolution, batch_size, grad_accum, lr, max_steps, mixed_precision,
         checkpointing_steps, checkpoints_total_limit, seed, resume,
         method_options={"dim": resampler_dim, "heads": resampler_heads},
     )  # fmt: skip
+    from idportrait.training.instantid import InstantIDObjective
+    from idportrait.training.loop import train
+
     train(config, InstantIDObjective)

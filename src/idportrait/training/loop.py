@@ -5,10 +5,12 @@
     resume from the latest checkpoint (model, optimizer, RNG states, step counter)
     for each micro-batch (skipping those already seen in the resumed epoch):
         with accelerator.accumulate(model): loss = objective.loss(model, batch); backward; step
-        every checkpointing_steps optimizer steps: save_state (oldest beyond checkpoints_total_limit deleted)
+        every checkpointing_steps optimizer steps: save a checkpoint (oldest beyond checkpoints_total_limit deleted)
     export the adapter (safetensors that `idportrait generate` loads)
 
-Checkpoints live in ``<output_dir>/checkpoints/checkpoint_<n>``; resuming loads the newest complete one.
+Checkpoints live in ``<output_dir>/checkpoints/checkpoint_<n>`` and hold only data (`idportrait.training.checkpoint`:
+safetensors, JSON, weights-only optimizer state); resuming loads the newest complete one, and only when the run's
+settings (`resume_settings`) are the ones it was trained with.
 ``train_log.jsonl`` gets one line per optimizer step (step, epoch, loss terms averaged over processes, the main
 process's sample keys); on resume, lines past the checkpoint are dropped so the log never holds a step twice.
 Multi-GPU: ``accelerate launch -m idportrait.cli train ...``.
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 
 from idportrait.errors import UserError
+from idportrait.training import checkpoint as ckpt
 from idportrait.training.data import EpochSampler
 
 
@@ -70,21 +73,15 @@ class Objective(Protocol):
 
 @dataclass
 class Progress:
-    """Counters saved with every checkpoint (``accelerator.register_for_checkpointing``)."""
+    """Counters saved with every checkpoint."""
 
     global_step: int = 0
     batches_seen: int = 0
 
-    def state_dict(self) -> dict[str, int]:
-        return {"global_step": self.global_step, "batches_seen": self.batches_seen}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.global_step = int(state["global_step"])
-        self.batches_seen = int(state["batches_seen"])
-
-
-COMPLETE = "idportrait_complete"
-"""Written into a checkpoint folder once ``save_state`` returned; a folder without it (killed mid-save) is skipped."""
+RESUME_INDEPENDENT = ("output_dir", "max_train_steps", "checkpointing_steps", "checkpoints_total_limit", "resume",
+                      "dataloader_num_workers")  # fmt: skip
+"""Options a resumed run may change; every other `TrainConfig` field must match the checkpoint's."""
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -96,23 +93,24 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from rich.progress import Progress as Bar
 
+    check_config(config)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     AcceleratorState._reset_state()  # a previous run in this process may have used another mixed precision
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        project_config=ProjectConfiguration(
-            project_dir=str(output_dir),
-            automatic_checkpoint_naming=True,
-            total_limit=config.checkpoints_total_limit,
-        ),
         # a batch whose texts were all dropped leaves the FacialEncoder unused
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    settings = resume_settings(config, build_objective, accelerator.num_processes)
+    checkpoints = output_dir / "checkpoints"
+    latest = ckpt.latest_checkpoint(checkpoints) if config.resume else None
+    if latest is not None:  # before any model loads
+        ckpt.check_settings(latest, ckpt.read_state(latest).get("settings", {}), settings)
     set_seed(config.seed)
     objective = build_objective(config, accelerator.device, WEIGHT_DTYPES[config.mixed_precision])
 
@@ -132,16 +130,11 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     model, optimizer, loader = accelerator.prepare(objective.model, optimizer, loader)
     progress = Progress()
-    accelerator.register_for_checkpointing(progress)
 
     log_path = output_dir / "train_log.jsonl"
-    folders = _checkpoints(output_dir)
-    if folders:  # new checkpoints continue the numbering (also when starting over)
-        accelerator.project_configuration.iteration = _number(folders[-1]) + 1
-    complete = [f for f in folders if (f / COMPLETE).is_file()]
-    if config.resume and complete:
-        accelerator.load_state(str(complete[-1]))
-        accelerator.print(f"resumed from {complete[-1]} at step {progress.global_step}")
+    if latest is not None:
+        _resume(accelerator, latest, model, optimizer, progress)
+        accelerator.print(f"resumed from {latest} at step {progress.global_step}")
     if accelerator.is_main_process:
         _truncate_log(log_path, progress.global_step)
 
@@ -177,9 +170,7 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
                 step_keys = []
                 bar.update(task, completed=progress.global_step, description=f"training loss {logs['loss']:.4f}")
                 if progress.global_step % config.checkpointing_steps == 0:
-                    saved = Path(accelerator.save_state())
-                    if accelerator.is_main_process:
-                        (saved / COMPLETE).touch()
+                    _save(accelerator, checkpoints, config, model, optimizer, progress, settings)
                 if progress.global_step >= config.max_train_steps:
                     break
 
@@ -192,13 +183,51 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     return out
 
 
-def _number(folder: Path) -> int:
-    return int(folder.name.split("_")[-1])
+def check_config(config: TrainConfig) -> None:
+    """`UserError` for options no model can fix: an unknown mixed precision, an output folder that is a file."""
+    if config.mixed_precision not in WEIGHT_DTYPES:
+        raise UserError(f"--mixed-precision {config.mixed_precision}: use one of {', '.join(WEIGHT_DTYPES)}")
+    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
+        raise UserError("--output-dir must be a folder, and this is a file", config.output_dir)
+    for path in config.data:
+        if not Path(path).exists():
+            raise UserError("--data not found", path)
 
 
-def _checkpoints(output_dir: Path) -> list[Path]:
-    """Checkpoint folders, oldest first."""
-    return sorted((p for p in (output_dir / "checkpoints").glob("checkpoint_*") if p.is_dir()), key=_number)
+def resume_settings(config: TrainConfig, build_objective: Callable[..., Objective], processes: int) -> dict[str, Any]:
+    """What a checkpoint is tied to, as JSON values: the method, the process count, most `TrainConfig` fields."""
+    fields = {k: v for k, v in vars(config).items() if k not in RESUME_INDEPENDENT}
+    fields["data"] = [str(Path(p).resolve()) for p in config.data]
+    fields |= {"method": build_objective.__name__, "num_processes": processes}
+    return json.loads(json.dumps(fields, default=str))
+
+
+def _save(accelerator: Any, checkpoints: Path, config: TrainConfig, model: nn.Module, optimizer: Any,
+          progress: Progress, settings: dict[str, Any]) -> None:  # fmt: skip
+    """Every process writes its RNG state, the main process the rest; ``state.json`` last, once all are done."""
+    from idportrait.imageio import write_json
+
+    if accelerator.is_main_process:
+        ckpt.new_checkpoint_folder(checkpoints, config.checkpoints_total_limit)
+    accelerator.wait_for_everyone()
+    folder = ckpt.checkpoint_folders(checkpoints)[-1]
+    write_json(ckpt.rng_file(folder, accelerator.process_index), ckpt.rng_state())
+    if accelerator.is_main_process:
+        ckpt.save_weights(folder, accelerator.unwrap_model(model), optimizer, accelerator.scaler)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        state = {"global_step": progress.global_step, "batches_seen": progress.batches_seen,
+                 "micro_step": accelerator.step, "settings": settings}  # fmt: skip
+        write_json(folder / ckpt.STATE, state)
+
+
+def _resume(accelerator: Any, folder: Path, model: nn.Module, optimizer: Any, progress: Progress) -> None:
+    """Load the weights, optimizer, RNG states and counters that ``_save`` wrote."""
+    state = ckpt.read_state(folder)
+    ckpt.load_weights(folder, accelerator.unwrap_model(model), optimizer, accelerator.scaler, accelerator.device)
+    ckpt.load_rng_state(folder, accelerator.process_index)
+    progress.global_step, progress.batches_seen = int(state["global_step"]), int(state["batches_seen"])
+    accelerator.step = int(state["micro_step"])
 
 
 def _append_log(path: Path, entry: dict[str, Any]) -> None:

@@ -1,0 +1,37 @@
+"""Checks of generation options that run before any model loads: each failure is one `UserError` line."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from idportrait.errors import UserError
+
+
+def check_finite(option: str, value: float | None) -> None:
+    """``--guidance`` / ``--id-scale``: nan and inf give black images and settings.json that is not JSON."""
+    if value is not None and not math.isfinite(value):
+        raise UserError(f"{option} {value}: must be a finite number")
+
+
+def check_image_size(option: str, value: int | None) -> None:
+    """``--height`` / ``--width`` in pixels: positive multiples of 8 (the VAE's downsampling), no silent rounding."""
+    if value is not None and (value <= 0 or value % 8):
+        nearest = max(8, round(value / 8) * 8)
+        raise UserError(f"{option} {value}: must be a positive multiple of 8 (e.g. {nearest})")
+
+
+def check_output_folder(out: Path) -> None:
+    """``--out`` must be a folder or not exist yet."""
+    if out.exists() and not out.is_dir():
+        raise UserError("--out must be a folder, and this is a file", out)
+
+
+def check_face_models(face_backend: str | None, parser: str | None) -> None:
+    """``--face-backend`` / ``--parser`` names (None: the method's default)."""
+    from idportrait.faces.analyzer import check_analyzer_name, check_parser_name
+
+    if face_backend is not None:
+        check_analyzer_name(face_backend)
+    if parser is not None:
+        check_parser_name(parser)

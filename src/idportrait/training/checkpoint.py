@@ -1,0 +1,178 @@
+"""Training checkpoints that hold only data: safetensors, JSON and weights-only tensor files, never code.
+
+    checkpoints/checkpoint_<n>/
+        model.safetensors           every weight of the trained module
+        optimizer.pt                the optimizer state (tensors and numbers; read with ``weights_only=True``)
+        scaler.json                 the fp16 gradient scaler state (only with ``--mixed-precision fp16``)
+        random_states_<rank>.json   Python, NumPy and torch RNG states of each process
+        state.json                  progress counters, accelerate's micro-step and the run's settings
+
+``state.json`` is written last, once every process is done: a folder without it (killed mid-save) is skipped.
+A resume refuses a checkpoint whose settings differ from the run's, and any file that is not plain data.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from idportrait.errors import CheckpointError
+from idportrait.imageio import atomic_open, write_json
+
+STATE = "state.json"
+MODEL = "model.safetensors"
+OPTIMIZER = "optimizer.pt"
+SCALER = "scaler.json"
+LEGACY_MARKER = "idportrait_complete"
+"""The completion marker of checkpoints saved by accelerate's ``save_state`` (pickled optimizer/RNG state)."""
+
+
+def rng_file(folder: Path, rank: int) -> Path:
+    return folder / f"random_states_{rank}.json"
+
+
+def number(folder: Path) -> int:
+    return int(folder.name.split("_")[-1])
+
+
+def checkpoint_folders(checkpoints: Path) -> list[Path]:
+    """``checkpoint_<n>`` folders, oldest first (complete or not)."""
+    found = (p for p in checkpoints.glob("checkpoint_*") if p.is_dir() and p.name.split("_")[-1].isdigit())
+    return sorted(found, key=number)
+
+
+def latest_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest complete checkpoint; a newest one in the old pickled format is refused."""
+    saved = [f for f in checkpoint_folders(checkpoints) if (f / STATE).is_file() or (f / LEGACY_MARKER).is_file()]
+    if not saved:
+        return None
+    if not (saved[-1] / STATE).is_file():
+        raise CheckpointError(
+            "saved as pickles by an older idportrait, which a resume no longer unpickles; "
+            "rerun with --no-resume or another --output-dir",
+            saved[-1],
+        )
+    return saved[-1]
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's Python, NumPy, torch (and CUDA) RNG states as JSON-able lists."""
+    version, python_state, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(python_state), gauss],
+        "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+        "torch": torch.get_rng_state().tolist(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def new_checkpoint_folder(checkpoints: Path, total_limit: int | None) -> Path:
+    """Make ``checkpoint_<last + 1>``, first deleting the oldest folders beyond ``total_limit`` (main process)."""
+    folders = checkpoint_folders(checkpoints)
+    folder = checkpoints / f"checkpoint_{number(folders[-1]) + 1 if folders else 0}"
+    if total_limit is not None:
+        for old in folders[: max(len(folders) + 1 - total_limit, 0)]:
+            shutil.rmtree(old)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def save_weights(folder: Path, model: nn.Module, optimizer: Any, scaler: Any) -> None:
+    """Write the model, optimizer and (fp16) scaler state into ``folder`` (main process)."""
+    from safetensors.torch import save_model
+
+    save_model(model, str(folder / MODEL))
+    with atomic_open(folder / OPTIMIZER, "wb") as f:
+        torch.save(optimizer.state_dict(), f)
+    if scaler is not None:
+        write_json(folder / SCALER, scaler.state_dict())
+
+
+def read_state(folder: Path) -> dict[str, Any]:
+    return _read_json(folder / STATE)
+
+
+def load_weights(folder: Path, model: nn.Module, optimizer: Any, scaler: Any, device: torch.device) -> None:
+    """Load what `save_weights` wrote; anything that is not plain data raises `CheckpointError` unread."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    try:
+        load_model(model, str(folder / MODEL), strict=True, device=str(device))
+    except (OSError, RuntimeError, SafetensorError) as err:
+        raise CheckpointError(f"unusable model weights ({_first_line(err)})", folder / MODEL) from None
+    try:
+        optimizer_state = torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f"a reference to {found.group(1)}" if found else "objects other than tensors and numbers"
+        raise CheckpointError(f"holds {what}, not plain data; refused without loading it", folder / OPTIMIZER) from None
+    except (OSError, RuntimeError, EOFError) as err:
+        raise CheckpointError(f"unreadable optimizer state ({_first_line(err)})", folder / OPTIMIZER) from None
+    try:
+        optimizer.load_state_dict(optimizer_state)
+    except (ValueError, KeyError, TypeError) as err:
+        reason = f"optimizer state does not fit this run ({_first_line(err)})"
+        raise CheckpointError(reason, folder / OPTIMIZER) from None
+    if scaler is not None:
+        scaler.load_state_dict(_read_json(folder / SCALER))
+
+
+def load_rng_state(folder: Path, rank: int) -> None:
+    path = rng_file(folder, rank)
+    try:
+        set_rng_state(_read_json(path))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"not an RNG state ({_first_line(err)})", path) from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError("missing from the checkpoint", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"not valid JSON ({_first_line(err)})", path) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:200]
+
+
+def check_settings(folder: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to resume from ``folder`` when the run's settings are not the ones its checkpoint was trained with."""
+    differ = [
+        f"{key} {current.get(key)!r} (checkpoint: {saved.get(key)!r})"
+        for key in sorted(saved.keys() | current.keys())
+        if saved.get(key) != current.get(key)
+    ]
+    if differ:
+        raise CheckpointError(
+            f"cannot resume with other settings: {', '.join(differ)}; "
+            "rerun with the checkpoint's settings, --no-resume or another --output-dir",
+            folder,
+        )
