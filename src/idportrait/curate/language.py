@@ -1,25 +1,25 @@
 """Caption language: an input language column, else CLD2's per-language percentages, a script check
-and function-word evidence (pycld2: compiled, offline, ~10 µs per caption).
+and word-frequency evidence (pycld2: compiled, offline, ~10 µs per caption; wordfreq's word lists).
 
     language_of(text, column_value, cfg) -> (code, rule)
         assumed   --assume-language: no detection at all
         column    the input's LANGUAGE value (LAION-5B multilingual parts), unless ignored
         script    most letters are not Latin: the caption is not in a Latin-script language
         cld2      CLD2 names a language for most of the text, reliably
-        words     common function words of another language outnumber English ones
+        words     words far more common in another language than in English ("chaussures femme")
         default   short or unreliable Latin-script caption with no evidence of another language:
                   it counts as English (name-only captions such as "Salman Khan")
 
 CLD2 falls back to English for text it cannot place and marks such short text "reliable" all the
-same, so its answer alone is no evidence on a short Latin-script caption; the function-word lists
-(``data/curate/language/function_words.tsv``) give that evidence for the languages LAION holds most.
+same, so its answer alone is no evidence on a short Latin-script caption; wordfreq's frequency lists
+give that evidence for the Latin-script languages LAION holds most (`word_language`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,13 +32,20 @@ _LETTER = re.compile(r"[^\W\d_]")
 _LATIN_LETTER = re.compile(
     r"[A-Za-z\u00aa\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff\u2c60-\u2c7f\ua720-\ua7ff]"
 )
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+_WEB_ADDRESS = re.compile(r"\S*(?:https?:|www\.|\.com|\.net|\.org)\S*")
 MIN_LATIN_SHARE = 0.5
 """Captions with a smaller share of Latin letters are not in a Latin-script language."""
 OTHER_LANGUAGE_PERCENT = 40
 """A reliable CLD2 result giving another language at least this percentage of the text decides."""
-MIN_FUNCTION_WORDS = 1
-"""Function words of one other language needed (and more than English ones) as evidence."""
+EVIDENCE_LANGUAGES = ("de", "fr", "es", "pt", "it", "nl", "pl", "sv", "da", "nb", "tr", "id", "cs", "ro", "hu", "fi")
+"""Latin-script languages whose common words count as evidence against English (wordfreq lists)."""
+MIN_ZIPF = 2.5
+"""Zipf frequency (log10 of occurrences per billion words) of a "common" word."""
+MIN_EVIDENCE_WORDS = 2
+"""Distinct evidence words one language needs (a single foreign-looking word is often a name)."""
+ZIPF_MARGIN = 1.0
+"""A word is evidence for a language when it is this much (10x) more frequent there than in English."""
 
 
 def detect_language(caption: str) -> str:
@@ -69,30 +76,46 @@ def latin_share(text: str) -> float | None:
 
 
 @lru_cache(maxsize=1)
-def function_words() -> dict[str, tuple[str, ...]]:
-    """Lower-case function word -> the languages it is common in, from the shipped list."""
-    path = resources.files("idportrait") / "data" / "curate" / "language" / "function_words.tsv"
-    words: dict[str, tuple[str, ...]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            code, entries = line.split("\t", 1)
-            for word in entries.split():
-                words[word] = (*words.get(word, ()), code)
-    return words
+def word_evidence() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
+    """(word -> the `EVIDENCE_LANGUAGES` it is evidence for, common English words), from wordfreq.
+
+    A word is evidence for a language when its Zipf frequency there is at least `MIN_ZIPF` and at
+    least `ZIPF_MARGIN` above its English one ("chaussures", "für", "zapatillas"); names and
+    loan words, about as frequent in English, are evidence for nothing.
+    """
+    from wordfreq import get_frequency_dict
+
+    def zipf(frequency: float) -> float:
+        return math.log10(frequency * 1e9) if frequency > 0 else 0.0
+
+    english = get_frequency_dict("en", wordlist="small")
+    evidence: dict[str, tuple[str, ...]] = {}
+    for code in EVIDENCE_LANGUAGES:
+        for word, frequency in get_frequency_dict(code, wordlist="small").items():
+            z = zipf(frequency)
+            if z >= MIN_ZIPF and z >= zipf(english.get(word, 0.0)) + ZIPF_MARGIN:
+                evidence[word] = (*evidence.get(word, ()), code)
+    common_english = frozenset(w for w, f in english.items() if zipf(f) >= MIN_ZIPF)
+    return evidence, common_english
 
 
-def function_word_language(text: str) -> str | None:
-    """The language with at least `MIN_FUNCTION_WORDS` function words in ``text``, more than English has."""
-    lists = function_words()
+def word_language(text: str) -> str | None:
+    """The language most distinct words of ``text`` are evidence for, when they are at least
+    `MIN_EVIDENCE_WORDS` and outnumber half its common English words (evidence words not counted as
+    English); None otherwise. Web addresses and acronyms (upper case, up to 4 letters) are skipped."""
+    evidence, common_english = word_evidence()
     counts: dict[str, int] = {}
-    for word in _WORD.findall(text.lower()):
-        for code in lists.get(word, ()):
+    english = 0
+    words = {w.casefold() for w in _WORD.findall(_WEB_ADDRESS.sub(" ", text)) if not (w.isupper() and len(w) <= 4)}
+    for word in words:
+        codes = evidence.get(word, ())
+        english += not codes and word in common_english
+        for code in codes:
             counts[code] = counts.get(code, 0) + 1
-    english = counts.pop("en", 0)
     if not counts:
         return None
-    code, best = max(counts.items(), key=lambda item: item[1])
-    return code if best >= MIN_FUNCTION_WORDS and best > english else None
+    code, n = max(counts.items(), key=lambda item: item[1])
+    return code if n >= MIN_EVIDENCE_WORDS and n > english / 2 else None
 
 
 def language_of(text: str, column_value: str | None, cfg: CurateConfig) -> tuple[str, str]:
@@ -113,7 +136,7 @@ def language_of(text: str, column_value: str | None, cfg: CurateConfig) -> tuple
     other = next(((code, p) for code, p in found if code not in (UNKNOWN, "en")), None)
     if reliable and other is not None and other[1] >= OTHER_LANGUAGE_PERCENT:
         return other[0], "cld2"
-    other_words = function_word_language(text)
+    other_words = word_language(text)
     if other_words is not None:
         return other_words, "words"
     if reliable and found[0][0] == "en":

@@ -4,7 +4,8 @@
     "Tom &amp; Jerry"                             -> "Tom & Jerry"
     "JohnSmithPortrait-2019.png"                  -> "John Smith Portrait 2019"
 
-- HTML entities are unescaped (twice, for the "&amp;amp;" that web pages double-escape);
+- HTML tags are removed and HTML entities unescaped (twice, for the "&amp;amp;" that web pages
+  double-escape);
 - underscores always separate words (the keyword regex and spaCy see ``_`` as a letter);
 - a trailing image extension is dropped;
 - a file-name-like caption (no space left after the steps above) is split at hyphens, dots and
@@ -17,6 +18,7 @@ import html
 import re
 
 IMAGE_EXTENSION = re.compile(r"\.(?:jpe?g|png|gif|webp|bmp|tiff?|heic|avif)$", re.IGNORECASE)
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _UNDERSCORES = re.compile(r"_+")
 _FILE_NAME_SEPARATORS = re.compile(r"[-.+]+")
 _CAMEL_HUMP = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -25,7 +27,8 @@ _SPACES = re.compile(r"\s+")
 
 def normalise_caption(caption: str) -> str:
     """The caption as keywords, NER and language detection see it (see the module docstring)."""
-    text = html.unescape(html.unescape(caption)) if "&" in caption else caption
+    text = _HTML_TAG.sub(" ", caption) if "<" in caption else caption
+    text = html.unescape(html.unescape(text)) if "&" in text else text
     text = IMAGE_EXTENSION.sub("", text.strip())
     if "_" in text:
         text = _UNDERSCORES.sub(" ", text)
