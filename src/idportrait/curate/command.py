@@ -106,7 +106,7 @@ def report(
     from idportrait.errors import UserError
 
     result, folder = write_report(out, report_dir)
-    if result.shards == 0:
+    if result.shards == 0 and not result.failures:
         raise UserError("no finished shards to report on (run `idportrait curate run` first)", out)
     table = Table(title=f"{result.samples} samples, {result.shards} shards")
     for column, justify in (("filter", "left"), ("drop reason", "left"), ("dropped", "right"), ("remaining", "right")):
@@ -116,6 +116,15 @@ def report(
         table.add_row(reasons.DESCRIPTIONS.get(reason, reason), reason, str(n), str(remaining))
     table.add_row("[bold]kept[/]", "", "", f"[bold]{result.kept}[/]")
     console.print(table)
+    if result.steps:
+        steps = Table(title="Text stage: samples each language rule / person step decided")
+        steps.add_column("step")
+        steps.add_column("samples", justify="right")
+        for step, n in result.steps.items():
+            steps.add_row(step, str(n))
+        console.print(steps)
+    for failure in result.failures:
+        console.print(f"unreadable shard, not curated: {failure['error']}", highlight=False, soft_wrap=True)
     console.print(f"report: {folder}/report.md, report.json, resolution_hist.png, face_area_hist.png")
 
 
