@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from idportrait.registry import INSIGHTFACE_FACEID6M
+from idportrait.registry import FACE_BACKEND_FACEID6M
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class CurateConfig:
     max_faces: int = 3
     min_face_ratio: float = 0.04
     det_score: float = 0.5
-    detector: str = f"insightface:{INSIGHTFACE_FACEID6M}"
+    detector: str = FACE_BACKEND_FACEID6M
     face_model_dir: str | None = None
     keyword_lists: tuple[str, ...] = field(default=("people", "nationalities", "ethnicities", "professions"))
 
