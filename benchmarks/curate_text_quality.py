@@ -41,6 +41,7 @@ SETUPS: dict[str, dict] = {
     "all steps on": {},
     "normalise off": {"normalise": False},
     "credit line off": {"use_credit": False},
+    "NER re-cased pass off": {"use_ner_recased": False},
     "NER off": {"use_ner": False},
 }
 
@@ -122,7 +123,7 @@ def confusion_tables(rows: list[Labelled], decisions: list[Decision]) -> list[Ta
         language.add_row(label, *(str(counts[label, o]) for o in outcomes))
 
     person = Table(title="Person filter on English-labelled captions the language filter kept: label x step")
-    steps = ["keywords", "credit", "ner", "dropped"]
+    steps = ["keywords", "credit", "ner", "ner_recased", "dropped"]
     person.add_column("person label")
     for step in steps:
         person.add_column(step, justify="right")

@@ -1,7 +1,8 @@
 """The filter cascade over a batch of samples: text stage, then image stage on what survived.
 
     samples --text_stage--> (readable, LAION safety columns, caption length, metadata size, language,
-                             person: keywords, credit line, NER on the rest)
+                             person: keywords, credit line, NER on the rest, NER on the
+                             sentence-cased caption for what NER rejected)
             --image_stage--> (fetch bytes, decode, decoded size, detect faces, face count/size)
 
 Cheapest work first: NER only runs on captions no cheaper person step accepted, and nothing is
@@ -27,8 +28,11 @@ from idportrait.curate.filters import (
     caption_text,
     filter_caption_length,
     filter_person_entities,
+    filter_person_entities_recased,
     first_failure,
+    needs_recasing,
     person_without_ner,
+    sentence_case,
 )
 from idportrait.curate.ner import person_entities
 from idportrait.curate.types import Decision, Sample
@@ -46,16 +50,23 @@ def text_stage(samples: list[Sample], cfg: CurateConfig) -> list[Decision]:
     for i, sample in enumerate(samples):
         decision = first_failure(sample, cfg, TEXT_FILTERS)
         if decision.keep:
-            sample.steps["language"] = decision.by
+            sample.steps["language"] = decision.by.removeprefix("language:")
             decision = person_without_ner(sample, cfg)
             if not decision.keep and cfg.use_ner:
                 need_ner.append(i)
                 decision = None
         decisions.append(decision)
     if need_ner:
-        entities = person_entities([caption_text(samples[i], cfg) for i in need_ner])
+        texts = {i: caption_text(samples[i], cfg) for i in need_ner}
+        entities = person_entities([texts[i] for i in need_ner])
         for i, ents in zip(need_ner, entities, strict=True):
             decisions[i] = filter_person_entities(samples[i], cfg, ents)
+        need_recased = [i for i in need_ner if not decisions[i].keep and needs_recasing(texts[i])]
+        need_recased = need_recased if cfg.use_ner_recased else []
+        if need_recased:
+            recased = person_entities([sentence_case(texts[i]) for i in need_recased])
+            for i, ents in zip(need_recased, recased, strict=True):
+                decisions[i] = filter_person_entities_recased(samples[i], cfg, ents)
     for sample, decision in zip(samples, decisions, strict=True):
         if decision.keep:
             sample.steps["person"] = decision.by
@@ -110,9 +121,12 @@ def reference_decisions(
     """
     texts = [caption_text(s, cfg) if filter_caption_length(s, cfg).keep else "" for s in samples]
     entities = entities_of(texts) if cfg.use_ner else [[] for _ in samples]
+    recased_texts = [sentence_case(t) if needs_recasing(t) else "" for t in texts]
+    recased = entities_of(recased_texts) if cfg.use_ner_recased else [[] for _ in samples]
     person = []
-    for sample, ents in zip(samples, entities, strict=True):
-        steps = [step(sample, cfg) for step in CHEAP_PERSON_STEPS] + [filter_person_entities(sample, cfg, ents)]
+    for sample, ents, ents_recased in zip(samples, entities, recased, strict=True):
+        steps = [step(sample, cfg) for step in CHEAP_PERSON_STEPS]
+        steps += [filter_person_entities(sample, cfg, ents), filter_person_entities_recased(sample, cfg, ents_recased)]
         person.append(next((d for d in steps if d.keep), Decision.drop(reasons.NO_PERSON_IN_CAPTION)))
     if detect is not None:
         fetch_images(samples)

@@ -42,6 +42,9 @@ def run(
     normalise: bool = typer.Option(default("normalise"), help="Normalise captions before language, keywords, NER."),
     credit: bool = typer.Option(default("use_credit"), help="Accept captions ending in a credit '... by <Name>'."),
     ner: bool = typer.Option(default("use_ner"), help="Accept captions with a spaCy PERSON entity (after keywords)."),
+    ner_recased: bool = typer.Option(
+        default("use_ner_recased"), help="Second NER pass on the sentence-cased caption for what NER rejected."
+    ),
     strict: bool = typer.Option(False, help="Exit with code 2 at the end when a shard could not be read."),
     overwrite: bool = typer.Option(False, help="Clear the outputs of a run with other settings in --out first."),
 ) -> None:
@@ -63,6 +66,7 @@ def run(
         normalise=normalise,
         use_credit=credit,
         use_ner=ner,
+        use_ner_recased=ner_recased,
         min_face_ratio=min_face_ratio,
         max_faces=max_faces,
         det_score=det_score,

@@ -28,6 +28,9 @@ class CurateConfig:
     normalise: captions go through `normalise_caption` before language, keywords and NER.
     use_credit: accept captions that end with a credit line "... by <Name>" (`find_credit`).
     use_ner: accept captions with a spaCy PERSON entity when no keyword or credit matched.
+    use_ner_recased: a second NER pass, on the sentence-cased caption ("Mtv news - benedict
+        cumberbatch likes..."), for Title Case and all-lower-case captions the first pass rejected
+        (their letter case hides names from it; `needs_recasing`).
     min_faces, max_faces: allowed number of detected faces (score >= det_score), inclusive.
     min_face_ratio: largest face bbox area / image area must be >= this (0.04 = 4 %); the bbox is
         the detector's box clipped to the image, area = width x height in pixels².
@@ -49,6 +52,7 @@ class CurateConfig:
     normalise: bool = True
     use_credit: bool = True
     use_ner: bool = True
+    use_ner_recased: bool = True
     min_faces: int = 1
     max_faces: int = 3
     min_face_ratio: float = 0.04

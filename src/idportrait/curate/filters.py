@@ -10,6 +10,7 @@ filter's, or keep when all pass.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -107,6 +108,34 @@ def filter_person_entities(sample: Sample, cfg: CurateConfig, entities: list[str
     return Decision(True, None, "ner") if cfg.use_ner and entities else Decision.drop(reasons.NO_PERSON_IN_CAPTION)
 
 
+_WORDS = re.compile(r"[^\W\d_]+")
+MIN_TITLE_SHARE = 0.6
+"""Captions with at least this share of capitalised words are Title Case (names hide among them)."""
+
+
+def sentence_case(text: str) -> str:
+    """``text`` in lower case but its first letter: what the second NER pass reads."""
+    return text[:1].upper() + text[1:].lower()
+
+
+def needs_recasing(text: str) -> bool:
+    """Title Case ("Benedict Cumberbatch Likes to Get Cheeky") or all-lower-case captions, where the
+    case of a word says nothing about whether it is a name; sentence-cased captions gain nothing."""
+    words = _WORDS.findall(text)
+    if not words:
+        return False
+    if text == text.lower():
+        return True
+    return sum(w[0].isupper() for w in words) / len(words) >= MIN_TITLE_SHARE
+
+
+def filter_person_entities_recased(sample: Sample, cfg: CurateConfig, entities: list[str]) -> Decision:
+    """spaCy found a PERSON entity in the sentence-cased caption (``cfg.use_ner_recased``)."""
+    if cfg.use_ner and cfg.use_ner_recased and entities:
+        return Decision(True, None, "ner_recased")
+    return Decision.drop(reasons.NO_PERSON_IN_CAPTION)
+
+
 CHEAP_PERSON_STEPS: tuple[Filter, ...] = (filter_person_keywords, filter_person_credit)
 """Person steps without a model, tried in this order before NER."""
 
@@ -121,13 +150,18 @@ def person_without_ner(sample: Sample, cfg: CurateConfig) -> Decision:
 
 
 def filter_person_caption(sample: Sample, cfg: CurateConfig) -> Decision:
-    """Keywords, then a credit line, then a PERSON entity (NER on this one caption; the cascade batches it)."""
+    """Keywords, a credit line, a PERSON entity, one in the sentence-cased caption: the first that accepts
+    (NER on this one caption; the cascade batches it)."""
     decision = person_without_ner(sample, cfg)
     if decision.keep or not cfg.use_ner or not sample.caption:
         return decision
     from idportrait.curate.ner import person_entities
 
-    return filter_person_entities(sample, cfg, person_entities([caption_text(sample, cfg)])[0])
+    text = caption_text(sample, cfg)
+    decision = filter_person_entities(sample, cfg, person_entities([text])[0])
+    if decision.keep or not cfg.use_ner_recased or not needs_recasing(text):
+        return decision
+    return filter_person_entities_recased(sample, cfg, person_entities([sentence_case(text)])[0])
 
 
 # --- image stage: needs the decoded image and its detections -------------------------------------
