@@ -14,8 +14,9 @@ import pytest
 from curate_shards import small_shard
 
 from idportrait.curate.config import CurateConfig
-from idportrait.curate.runner import load_stats, run_local
+from idportrait.curate.runner import run_local
 from idportrait.curate.sample import expected_decisions
+from idportrait.curate.writer import load_stats
 
 
 def _decisions(out: Path) -> dict[str, str]:

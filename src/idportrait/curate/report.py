@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from idportrait.curate import reasons
-from idportrait.curate.runner import load_stats
-from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, output_path
+from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, load_stats, output_path
 
 
 @dataclass

@@ -185,17 +185,3 @@ def run_local(
             for future in as_completed(futures):
                 finished(future.result())
     return summarise(out, outcomes, done)
-
-
-def load_stats(out: str) -> list[dict[str, Any]]:
-    """Stats of every finished shard under ``out``, sorted by shard name."""
-    import fsspec
-
-    fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{STATS_DIR}")
-    if not fs.exists(root):
-        return []
-    stats = []
-    for path in sorted(fs.glob(f"{root}/*.json")):
-        with fs.open(path, "rb") as f:
-            stats.append(json.loads(f.read()))
-    return stats

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from idportrait.curate.config import CurateConfig
+from idportrait.curate.writer import atomic_output, load_stats
 from idportrait.errors import UserError
 
 SETTINGS_FILE = "settings.json"
@@ -33,8 +34,6 @@ def comparable(settings: dict[str, Any]) -> dict[str, Any]:
 def previous_settings(out: str) -> dict[str, Any] | None:
     """The settings ``out`` was curated with: its settings.json, else the config of a finished shard."""
     import fsspec
-
-    from idportrait.curate.runner import load_stats
 
     fs, _, (path,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{SETTINGS_FILE}")
     if fs.exists(path):
@@ -61,8 +60,6 @@ def prepare_output(out: str, cfg: CurateConfig, overwrite: bool = False) -> None
     other settings and ``overwrite`` is off.
     """
     import fsspec
-
-    from idportrait.curate.writer import atomic_output
 
     root = out.rstrip("/")
     fs, _, (real,) = fsspec.get_fs_token_paths(root)

@@ -207,3 +207,17 @@ def decisions_schema() -> pa.Schema:
             ("person_step", pa.string()),
         ]
     )
+
+
+def load_stats(out: str) -> list[dict[str, Any]]:
+    """Stats of every finished shard under ``out``, sorted by shard name."""
+    import fsspec
+
+    fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{STATS_DIR}")
+    if not fs.exists(root):
+        return []
+    stats = []
+    for path in sorted(fs.glob(f"{root}/*.json")):
+        with fs.open(path, "rb") as f:
+            stats.append(json.loads(f.read()))
+    return stats
