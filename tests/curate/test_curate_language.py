@@ -75,3 +75,11 @@ def test_assume_language_skips_detection():
 def test_latin_share():
     assert latin_share("Nike") == 1.0 and latin_share("1234 !") is None
     assert latin_share("Обои snow") == pytest.approx(4 / 8)
+
+
+def test_language_decision_on_the_labelled_sample():
+    from idportrait.curate.filters import filter_language
+    from idportrait.curate.types import Sample
+
+    rows = _labelled()
+    assert all(filter_language(Sample("k", c), CFG).keep == (label == "en") for label, c in rows)
