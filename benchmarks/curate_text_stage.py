@@ -180,7 +180,7 @@ def main() -> None:
         naive = reference_decisions(rows, cfg, None, entities_of=full_pipeline_one_by_one)
         t_naive = time.perf_counter() - start
         assert fast == ref == naive, f"{mix}: decisions differ"
-        reach = sum(1 for d in fast if d.by == "ner" or d.reason == "no_person_in_caption")
+        reach = sum(1 for d in fast if d.by in ("ner", "ner_recased") or d.reason == "no_person_in_caption")
         n = len(rows)
         speeds[mix] = (n / t_fast, n / t_ref, sum(d.keep for d in fast) / n)
         table.add_row(
