@@ -61,7 +61,7 @@ def run(
         max_pwatermark=max_pwatermark,
         max_caption_chars=max_caption_chars,
         min_side=min_side,
-        assume_language=assume_language or None,
+        assume_language=assume_language.strip().lower() if assume_language else None,
         use_language_column=language_column,
         normalise=normalise,
         use_credit=credit,
