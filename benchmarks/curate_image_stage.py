@@ -26,8 +26,9 @@ from rich.console import Console
 from rich.table import Table
 
 from idportrait.curate.config import CurateConfig
-from idportrait.curate.runner import load_stats, run_local
+from idportrait.curate.runner import run_local
 from idportrait.curate.sample import PHOTOS
+from idportrait.curate.writer import load_stats
 
 CYCLE = ("astronaut_crop", "tom_hanks", "coffee", "chelsea", "astronaut")
 CAPTIONS = ("Portrait of a young woman", "Actor smiling at the camera", "A woman drinking coffee")

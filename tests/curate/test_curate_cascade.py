@@ -1,26 +1,44 @@
 from __future__ import annotations
 
+import dataclasses
 import random
 from importlib import resources
 
 from idportrait.curate import cascade, reasons
 from idportrait.curate.cascade import curate_batch, reference_decisions, text_stage
 from idportrait.curate.filters import FILTERS, TEXT_FILTERS, first_failure
-from idportrait.curate.keywords import find_person_keyword
+from idportrait.curate.keywords import find_credit, find_person_keyword
 from idportrait.curate.readers import list_shards, read_shard
 from idportrait.curate.types import Sample
 
 
 def _text_samples() -> list[Sample]:
-    """The labelled language sample plus edge cases, with random metadata sizes (seeded)."""
+    """The labelled language sample with random metadata sizes and LAION columns (seeded), plus edge cases."""
     text = (resources.files("idportrait") / "data" / "curate" / "lang_eval.tsv").read_text(encoding="utf-8")
     captions = [line.split("\t", 1)[1] for line in text.splitlines() if line and not line.startswith("#")]
     rng = random.Random(0)
     sides = [rng.choice([None, 256, 511, 512, 1024]) for _ in captions]
-    captions += ["Taylor Swift at the Grammys", "Angela Merkel in Berlin, 2015", "a red car", "", "   "]
-    sides += [None] * 5
+    extra = [
+        "Taylor Swift at the Grammys",
+        "Angela Merkel in Berlin, 2015",
+        "a red car",
+        "",
+        "   ",
+        "Crop_oktoberfest_old_couple_in_tracht.jpg",
+        "Seattle night, fine art print by Jane Doe",
+        "Salman Khan",
+        "Рукавички дитячі зимові теплі Nike",
+        "grey " * 240_000,
+    ]
+    columns = [
+        {"language": rng.choice([None, None, "en", "de"]), "nsfw": rng.choice([None, "UNLIKELY", "NSFW"]), "punsafe": p}
+        for p in rng.choices([None, 0.1, 0.6], k=len(captions))
+    ]
+    captions += extra
+    sides += [None] * len(extra)
+    columns += [{}] * len(extra)
     samples = []
-    for i, (caption, side) in enumerate(zip(captions, sides, strict=True)):
+    for i, (caption, side, laion) in enumerate(zip(captions, sides, columns, strict=True)):
         samples.append(
             Sample(
                 f"s{i}",
@@ -28,6 +46,7 @@ def _text_samples() -> list[Sample]:
                 width=side,
                 height=side,
                 load_error=None if caption.strip() else reasons.MISSING_CAPTION,
+                **laion,
             )
         )
     return samples
@@ -40,7 +59,23 @@ def test_text_cascade_equals_every_filter_on_every_sample(dlib_cfg):
     assert got == want
     one_by_one = [first_failure(s, dlib_cfg, FILTERS[: len(TEXT_FILTERS) + 1]) for s in samples]
     assert got == one_by_one  # the pure filters, NER called per caption
-    assert {d.reason for d in got} >= {None, "not_english", "no_person_in_caption", "low_resolution_metadata"}
+    assert {d.reason for d in got} >= {
+        None,
+        "not_english",
+        "no_person_in_caption",
+        "low_resolution_metadata",
+        "nsfw_tag",
+        "unsafe_score",
+        "caption_too_long",
+    }
+    assert {d.by for d in got if d.keep} >= {"keywords", "credit", "ner"}  # the accepting step agrees too
+
+
+def test_cascade_equals_reference_with_each_step_switched_off(dlib_cfg):
+    samples = _text_samples()
+    for change in ({"normalise": False}, {"use_credit": False}, {"use_ner": False}, {"assume_language": "en"}):
+        cfg = dataclasses.replace(dlib_cfg, **change)
+        assert text_stage(samples, cfg) == reference_decisions(samples, cfg, detect=None), change
 
 
 def test_ner_runs_only_on_captions_no_keyword_accepted(dlib_cfg, monkeypatch):
@@ -56,7 +91,7 @@ def test_ner_runs_only_on_captions_no_keyword_accepted(dlib_cfg, monkeypatch):
     samples = _text_samples()
     decisions = text_stage(samples, dlib_cfg)
     assert seen, "some English captions need NER"
-    assert all(find_person_keyword(c, dlib_cfg.keyword_lists) is None for c in seen)
+    assert all(find_person_keyword(c, dlib_cfg.keyword_lists) is None and not find_credit(c) for c in seen)
     ner_candidates = [s for s in samples if s.caption in seen]
     assert all(s.caption and (s.width is None or s.width >= 512) for s in ner_candidates)
     assert len(seen) < len([d for d in decisions if d.keep or d.reason == "no_person_in_caption"])

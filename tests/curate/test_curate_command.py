@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -17,13 +21,95 @@ def test_report_command_prints_the_table_and_where_it_went(curated_sample):
     assert (curated_sample / "report" / "report.md").is_file()
 
 
-@pytest.mark.parametrize("name", ["broken.parquet", "broken.tar"])
-def test_malformed_input_is_one_line_and_exit_code_2(tmp_path, name):
-    (tmp_path / name).write_bytes(b"garbage" * 100)
-    result = _cli("run", str(tmp_path / name), "--out", str(tmp_path / "out"), "--detector", "dlib")
-    assert result.returncode == 2
-    assert name in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def _bad_and_good_shards(folder: Path) -> None:
+    """Good shards a and d around a random-bytes parquet b and a truncated tar c; a holds a 1.2 M-character
+    caption without any person word."""
+    import random
+
+    from curate_shards import small_shard
+
+    folder.mkdir()
+    small_shard(
+        folder / "a.parquet",
+        [
+            ("grey " * 240_000, None, None),
+            ("Portrait of a woman", None, None),
+            ("Ein rotes Auto parkt nachts", None, None),
+        ],
+    )
+    (folder / "b.parquet").write_bytes(random.Random(0).randbytes(4096))
+    members = io.BytesIO()
+    with tarfile.open(fileobj=members, mode="w") as tar:
+        for i in range(3):
+            data = f"A man number {i}".encode() * 200
+            info = tarfile.TarInfo(f"{i:03d}.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (folder / "c.tar").write_bytes(members.getvalue()[:3000])
+    small_shard(folder / "d.parquet", [("A red car on a quiet street", None, None)])
+
+
+@pytest.mark.slow
+def test_bad_shards_are_recorded_and_the_run_goes_on(tmp_path):
+    _bad_and_good_shards(tmp_path / "in")
+    out = tmp_path / "out"
+    result = _cli("run", str(tmp_path / "in"), "--out", str(out), "--detector", "dlib")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 2 and "b.parquet" in skipped[0] and "c.tar" in skipped[1]
+    assert sorted(p.name for p in (out / "stats").iterdir()) == ["a.json", "d.json"]
+    assert sorted(p.name for p in (out / "failures").iterdir()) == ["b.json", "c.json"]
+    assert json.loads((out / "stats" / "a.json").read_text())["dropped"] == {
+        "caption_too_long": 1,
+        "no_image": 1,
+        "not_english": 1,
+    }
+
+    report = _cli("report", str(out))
+    assert report.returncode == 0, report.stderr
+    assert "caption_too_long" in report.stdout and "person:keywords" in report.stdout
+    assert "b.parquet" in report.stdout and "c.tar" in report.stdout
+    markdown = (out / "report" / "report.md").read_text()
+    assert "Unreadable input shards (2" in markdown
+    assert "`caption_too_long` | 1 | 3 |" in markdown  # 4 samples in, 1 dropped, 3 remaining
+
+    strict = _cli("run", str(tmp_path / "in"), "--out", str(out), "--detector", "dlib", "--strict")
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert "2 input shards could not be read" in strict.stderr.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_rerun_with_other_settings_is_one_line_until_overwrite(tmp_path):
+    from curate_shards import small_shard
+
+    small_shard(tmp_path / "x.parquet", [("A red car", None, None)])
+    out = str(tmp_path / "out")
+    assert _cli("run", str(tmp_path / "x.parquet"), "--out", out, "--detector", "dlib").returncode == 0
+    other = _cli("run", str(tmp_path / "x.parquet"), "--out", out, "--detector", "dlib", "--min-side", "256")
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+    assert "min_side: 512 -> 256" in other.stderr and "--overwrite" in other.stderr
+    again = _cli(
+        "run", str(tmp_path / "x.parquet"), "--out", out, "--detector", "dlib", "--min-side", "256", "--overwrite"
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "out" / "settings.json").read_text())["min_side"] == 256
+    assert json.loads((tmp_path / "out" / "stats" / "x.json").read_text())["config"]["min_side"] == 256
+
+
+def test_cli_threshold_defaults_are_the_config_defaults():
+    import inspect
+
+    from idportrait.curate.command import run
+    from idportrait.curate.config import CurateConfig
+
+    cfg = CurateConfig()
+    options = {name: p.default.default for name, p in inspect.signature(run).parameters.items()}
+    for name in ("min_side", "min_face_ratio", "max_faces", "det_score", "max_punsafe", "max_caption_chars"):
+        assert options[name] == getattr(cfg, name), name
+    assert options["drop_nsfw"].split(",") == list(cfg.drop_nsfw)
+    assert (options["ner"], options["credit"], options["normalise"]) == (cfg.use_ner, cfg.use_credit, cfg.normalise)
 
 
 def test_missing_input_and_empty_report(tmp_path):

@@ -10,14 +10,21 @@ from idportrait.curate import reasons
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.filters import (
     FILTERS,
+    TEXT_FILTERS,
     confident_faces,
+    filter_caption_length,
     filter_face_count,
     filter_face_size,
     filter_image_resolution,
     filter_language,
     filter_metadata_resolution,
+    filter_nsfw_tag,
     filter_person_caption,
+    filter_person_credit,
     filter_readable,
+    filter_unsafe_score,
+    filter_watermark_score,
+    first_failure,
     largest_face_ratio,
 )
 from idportrait.curate.sample import sample_image_array
@@ -145,3 +152,46 @@ def test_trimmed_ner_pipeline_agrees_with_the_full_one():
     ]
     full = spacy.load(default_ner_model_path())
     assert person_entities(captions) == [[e.text for e in full(c).ents if e.label_ == "PERSON"] for c in captions]
+
+
+def test_laion_safety_columns_drop_first_under_named_reasons():
+    foreign = "Porträt einer jungen Frau mit roten Haaren"  # would be not_english: the free checks come first
+    assert first_failure(Sample("k", foreign, nsfw="NSFW"), CFG, TEXT_FILTERS).reason == "nsfw_tag"
+    assert first_failure(Sample("k", foreign, punsafe=0.5), CFG, TEXT_FILTERS).reason == "unsafe_score"
+    assert first_failure(Sample("k", foreign, nsfw="UNLIKELY", punsafe=0.49), CFG, TEXT_FILTERS).reason == "not_english"
+    assert filter_nsfw_tag(Sample("k", "x", nsfw="UNSURE"), CFG).keep
+    assert not filter_nsfw_tag(
+        Sample("k", "x", nsfw="UNSURE"), dataclasses.replace(CFG, drop_nsfw=("NSFW", "UNSURE"))
+    ).keep
+    assert filter_unsafe_score(Sample("k", "x", punsafe=0.9), dataclasses.replace(CFG, max_punsafe=None)).keep
+    assert filter_watermark_score(Sample("k", "x", pwatermark=0.99), CFG).keep  # off by default
+    marked = dataclasses.replace(CFG, max_pwatermark=0.8)
+    assert filter_watermark_score(Sample("k", "x", pwatermark=0.8), marked).reason == "watermark_score"
+    assert filter_watermark_score(Sample("k", "x"), marked).keep  # no column: nothing to judge
+
+
+def test_over_long_captions_are_dropped_before_any_model():
+    long = Sample("k", "grey " * 240_000)  # 1.2 M characters, no person word
+    assert filter_caption_length(long, CFG).reason == "caption_too_long"
+    assert first_failure(long, CFG, TEXT_FILTERS).reason == "caption_too_long"
+    assert filter_caption_length(Sample("k", "x" * CFG.max_caption_chars), CFG).keep
+
+
+def test_ner_sees_a_bounded_text():
+    from idportrait.curate.ner import MAX_NER_CHARS, person_entities
+
+    (entities,) = person_entities(["Taylor Swift at the Grammys. " + "grey " * 240_000])  # no E088 error
+    assert "Taylor Swift" in entities and MAX_NER_CHARS < 1_000_000  # spaCy's nlp.max_length
+
+
+def test_credit_line_names_the_maker():
+    assert filter_person_credit(Sample("k", "Seattle at night, fine art print by Jane Doe"), CFG).by == "credit"
+    assert filter_person_credit(Sample("k", "Tavern Brawl by velinov"), CFG).keep
+    assert not filter_person_credit(Sample("k", "Stand by the sea"), CFG).keep
+    assert not filter_person_credit(Sample("k", "Print by Jane Doe"), dataclasses.replace(CFG, use_credit=False)).keep
+
+
+def test_person_steps_name_what_accepted():
+    assert filter_person_caption(Sample("k", "Crop_oktoberfest_old_couple_in_tracht"), CFG).by == "keywords"
+    off = dataclasses.replace(CFG, normalise=False, use_ner=False)
+    assert not filter_person_caption(Sample("k", "Crop_oktoberfest_old_couple_in_tracht"), off).keep

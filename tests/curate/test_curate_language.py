@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 
-from idportrait.curate.language import detect_language
+import pytest
+
+from idportrait.curate.config import CurateConfig
+from idportrait.curate.language import detect_language, language_of, latin_share
+
+CFG = CurateConfig()
 
 
 def _labelled() -> list[tuple[str, str]]:
@@ -27,3 +33,53 @@ def test_odd_input_is_unknown_not_a_crash():
     assert detect_language("") == "un"
     assert detect_language("\x00\x01\x02") == "un"
     assert detect_language("Portrait of a man\x00 smiling at the camera in the park") == "en"
+
+
+@pytest.mark.parametrize(
+    "caption", ["Salman Khan", "Secretary of State Hillary Rodham Clinton", "The Charminar", "Woman"]
+)
+def test_short_latin_captions_without_foreign_evidence_stay_english(caption):
+    assert detect_language(caption) != "en"  # CLD2 alone cannot place them
+    assert language_of(caption, None, CFG) == ("en", "default")
+
+
+@pytest.mark.parametrize(
+    ("caption", "rule"),
+    [
+        ("Рукавички дитячі зимові теплі для хлопчиків Nike", "script"),  # mostly Cyrillic letters
+        ("美しい女性のポートレート写真 portrait", "script"),
+        ("Ein rotes Auto parkt nachts auf der Straße", "cld2"),
+        ("Bianco Donna Pelle Sneakers", "words"),  # CLD2 calls these English by default
+        ("Tapis de salon shaggy gris", "words"),
+    ],
+)
+def test_foreign_captions_are_caught_by_script_cld2_or_word_evidence(caption, rule):
+    code, decided_by = language_of(caption, None, CFG)
+    assert code != "en" and decided_by == rule
+
+
+def test_language_column_decides_unless_ignored_or_empty():
+    caption = "Portrait of a young woman smiling"
+    assert language_of(caption, "de", CFG) == ("de", "column")
+    assert language_of(caption, "EN", CFG) == ("en", "column")
+    assert language_of(caption, "nolang", CFG)[1] != "column"
+    ignoring = dataclasses.replace(CFG, use_language_column=False)
+    assert language_of(caption, "de", ignoring)[0] == "en"
+
+
+def test_assume_language_skips_detection():
+    assumed = dataclasses.replace(CFG, assume_language="en")
+    assert language_of("Porträt einer jungen Frau mit roten Haaren", "de", assumed) == ("en", "assumed")
+
+
+def test_latin_share():
+    assert latin_share("Nike") == 1.0 and latin_share("1234 !") is None
+    assert latin_share("Обои snow") == pytest.approx(4 / 8)
+
+
+def test_language_decision_on_the_labelled_sample():
+    from idportrait.curate.filters import filter_language
+    from idportrait.curate.types import Sample
+
+    rows = _labelled()
+    assert all(filter_language(Sample("k", c), CFG).keep == (label == "en") for label, c in rows)

@@ -114,3 +114,34 @@ def test_fsspec_memory_paths():
     (shard,) = list_shards(["memory://curate-test/in"])
     assert shard.path.startswith("memory://")
     assert [s.caption for s in read_shard(shard)] == ["Portrait of a nurse"]
+
+
+def test_laion_and_img2dataset_column_names_are_read_unchanged(tmp_path):
+    pq.write_table(
+        pa.table(
+            {
+                "URL": ["http://x/a.jpg", "http://x/b.jpg"],
+                "TEXT": ["A man", "Ein Mann"],
+                "WIDTH": [640, 800],
+                "HEIGHT": [480, 600],
+                "NSFW": ["UNLIKELY", "NSFW"],
+                "punsafe": [0.01, float("nan")],
+                "pwatermark": [0.2, 0.9],
+                "LANGUAGE": ["en", "de"],
+                "similarity": [0.31, 0.29],
+            }
+        ),
+        tmp_path / "laion.parquet",
+    )
+    first, second = read_shard(list_shards([str(tmp_path / "laion.parquet")])[0])
+    assert (first.url, first.caption, first.width, first.height) == ("http://x/a.jpg", "A man", 640, 480)
+    assert (first.nsfw, first.punsafe, first.pwatermark, first.language) == ("UNLIKELY", 0.01, 0.2, "en")
+    assert (second.nsfw, second.punsafe, second.language) == ("NSFW", None, "de")
+    assert first.meta["similarity"] == 0.31 and first.meta["NSFW"] == "UNLIKELY"  # passed through
+
+    _tar(
+        tmp_path / "w.tar",
+        {"000.txt": b"A man", "000.json": b'{"url": "http://x/0.jpg", "punsafe": 0.7, "NSFW": "UNSURE"}'},
+    )
+    (row,) = read_shard(list_shards([str(tmp_path / "w.tar")])[0])
+    assert (row.punsafe, row.nsfw, row.language) == (0.7, "UNSURE", None)

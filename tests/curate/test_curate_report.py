@@ -27,7 +27,8 @@ def test_report_counts_match_the_decisions(curated_sample, tmp_path):
     for png in ("resolution_hist.png", "face_area_hist.png"):
         with Image.open(folder / png) as im:
             assert im.size == (600, 350)
-    assert render_markdown(report).count("\n") == len(report.funnel) + 6
+    assert report.steps["person:keywords"] == 15 and sum(v for k, v in report.steps.items() if "language" in k) == 19
+    assert render_markdown(report).count("\n") == len(report.funnel) + 6 + 5 + len(report.steps)
 
 
 def test_report_of_an_empty_folder(tmp_path):

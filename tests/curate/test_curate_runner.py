@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,8 +14,9 @@ import pytest
 from curate_shards import small_shard
 
 from idportrait.curate.config import CurateConfig
-from idportrait.curate.runner import load_stats, run_local
+from idportrait.curate.runner import run_local
 from idportrait.curate.sample import expected_decisions
+from idportrait.curate.writer import load_stats
 
 
 def _decisions(out: Path) -> dict[str, str]:
@@ -180,3 +182,74 @@ def test_output_shards_read_back_with_webdataset(curated_sample):
         record = s["json"] if isinstance(s["json"], dict) else json.loads(s["json"])
         assert s["jpg"].shape == (record["height"], record["width"], 3)
         assert s["txt"] == record["caption"] and len(record["faces"]) == 1
+
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            for child in map(int, task.read_text().split()):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes")
+def test_workers_die_with_a_killed_run(tmp_path):
+    """SIGKILL only the main `curate run --workers 2` process: its workers and resource tracker follow."""
+    import http.server
+    import threading
+    import time
+
+    requests, release = [], threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            release.wait(60)  # both workers hang here
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a", "b"):
+        small_shard(inputs / f"{name}.parquet", [("Portrait of a woman", None, f"{url}/{name}.jpg")])
+    cmd = [sys.executable, "-m", "idportrait.cli", "curate", "run", str(inputs), "--out", str(tmp_path / "out")]
+    cmd += ["--detector", "dlib", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 180
+        while len(requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(requests) == 2, "the two workers never started downloading"
+        children = _descendants(proc.pid)
+        assert len(children) >= 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [c for c in children if _alive(c)], "worker or resource-tracker processes outlived the run"
+    finally:
+        for pid in [proc.pid, *children]:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        release.set()
+        server.shutdown()

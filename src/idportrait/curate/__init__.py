@@ -1,10 +1,15 @@
 """FaceID-6M curation: LAION-style shards in, FaceID webdataset shards + parquet index out.
 
-    readers.read_shard -> cascade.curate_batch (text_stage, then image_stage on survivors)
-                       -> writer.ShardWriter -> stats last (runner.process_shard, one shard = one unit)
+    settings.prepare_output -> readers.read_shard
+        -> cascade.curate_batch (text_stage, then image_stage on survivors)
+        -> writer.ShardWriter -> stats last (runner.curate_shard, one shard = one unit;
+           an unreadable shard -> failures/<name>.json, the run goes on)
 
 - `filters`: the pure filters ``(sample, config) -> Decision`` in cascade order, reasons in `reasons`;
-- `language` (CLD2), `keywords` (shipped word lists, one regex), `ner` (spaCy en_core_web_md PERSON);
-- `runner.run_local` (processes) and `ray_runner.run_ray` (Ray Data) over the same `process_shard`;
-- `report` (funnel table, histograms), `sample` (the bundled sample), `img2dataset_stage` (downloads).
+- `normalise` (caption text for the models), `language` (input column, script, CLD2, word evidence),
+  `keywords` (shipped word lists, one regex; credit lines), `ner` (spaCy en_core_web_md PERSON);
+- `runner.run_local` (processes that die with the run, `lifeline`) and `ray_runner.run_ray` (Ray Data)
+  over the same `curate_shard`; `settings` (resume only under the same settings);
+- `report` (funnel table, per-step counts, failures, histograms), `sample` (the bundled sample),
+  `img2dataset_stage` (downloads).
 """

@@ -1,9 +1,11 @@
 """The filter cascade over a batch of samples: text stage, then image stage on what survived.
 
-    samples --text_stage--> (readable, metadata size, language, keywords, NER on the rest)
+    samples --text_stage--> (readable, LAION safety columns, caption length, metadata size, language,
+                             person: keywords, credit line, NER on the rest, NER on the
+                             sentence-cased caption for what NER rejected)
             --image_stage--> (fetch bytes, decode, decoded size, detect faces, face count/size)
 
-Cheapest work first: NER only runs on captions the keyword lists did not accept, and nothing is
+Cheapest work first: NER only runs on captions no cheaper person step accepted, and nothing is
 downloaded, decoded or detected for samples the text stage dropped. Each sample's decision is the
 first failing filter in `filters.FILTERS` order, so it is identical to `reference_decisions`, which
 runs every filter on every sample.
@@ -20,34 +22,54 @@ from idportrait.curate.config import CurateConfig
 from idportrait.curate.detect import Detector
 from idportrait.curate.download import fetch_images
 from idportrait.curate.filters import (
+    CHEAP_PERSON_STEPS,
     IMAGE_FILTERS,
     TEXT_FILTERS,
+    caption_text,
+    filter_caption_length,
     filter_person_entities,
-    filter_person_keywords,
+    filter_person_entities_recased,
     first_failure,
+    needs_recasing,
+    person_without_ner,
+    sentence_case,
 )
 from idportrait.curate.ner import person_entities
-from idportrait.curate.types import KEEP, Decision, Sample
+from idportrait.curate.types import Decision, Sample
 from idportrait.errors import ImageError
 from idportrait.imageio import decode_image
 
 
 def text_stage(samples: list[Sample], cfg: CurateConfig) -> list[Decision]:
-    """Decisions of the text filters; NER runs (batched) only where no keyword matched."""
+    """Decisions of the text filters; NER runs (batched) only where no cheaper person step accepted.
+
+    Records in ``sample.steps`` the rule that decided the language and the step that found the person.
+    """
     decisions: list[Decision | None] = []
     need_ner: list[int] = []
     for i, sample in enumerate(samples):
         decision = first_failure(sample, cfg, TEXT_FILTERS)
         if decision.keep:
-            decision = filter_person_keywords(sample, cfg)
+            sample.steps["language"] = decision.by.removeprefix("language:")
+            decision = person_without_ner(sample, cfg)
             if not decision.keep and cfg.use_ner:
                 need_ner.append(i)
                 decision = None
         decisions.append(decision)
     if need_ner:
-        entities = person_entities([samples[i].caption for i in need_ner])
+        texts = {i: caption_text(samples[i], cfg) for i in need_ner}
+        entities = person_entities([texts[i] for i in need_ner])
         for i, ents in zip(need_ner, entities, strict=True):
             decisions[i] = filter_person_entities(samples[i], cfg, ents)
+        need_recased = [i for i in need_ner if not decisions[i].keep and needs_recasing(texts[i])]
+        need_recased = need_recased if cfg.use_ner_recased else []
+        if need_recased:
+            recased = person_entities([sentence_case(texts[i]) for i in need_recased])
+            for i, ents in zip(need_recased, recased, strict=True):
+                decisions[i] = filter_person_entities_recased(samples[i], cfg, ents)
+    for sample, decision in zip(samples, decisions, strict=True):
+        if decision.keep:
+            sample.steps["person"] = decision.by
     return decisions
 
 
@@ -95,13 +117,17 @@ def reference_decisions(
 
     The slow definition the cascade must agree with. ``detect=None`` stops after the text filters;
     ``entities_of`` maps captions to their PERSON entities (default: the batched tok2vec + ner pipeline).
+    A caption over ``cfg.max_caption_chars`` is not given to NER (it is dropped before any model).
     """
-    captions = [s.caption if s.caption else "" for s in samples]
-    entities = entities_of(captions) if cfg.use_ner else [[] for _ in samples]
-    person = [
-        KEEP if filter_person_keywords(s, cfg).keep or filter_person_entities(s, cfg, ents).keep else None
-        for s, ents in zip(samples, entities, strict=True)
-    ]
+    texts = [caption_text(s, cfg) if filter_caption_length(s, cfg).keep else "" for s in samples]
+    entities = entities_of(texts) if cfg.use_ner else [[] for _ in samples]
+    recased_texts = [sentence_case(t) if needs_recasing(t) else "" for t in texts]
+    recased = entities_of(recased_texts) if cfg.use_ner_recased else [[] for _ in samples]
+    person = []
+    for sample, ents, ents_recased in zip(samples, entities, recased, strict=True):
+        steps = [step(sample, cfg) for step in CHEAP_PERSON_STEPS]
+        steps += [filter_person_entities(sample, cfg, ents), filter_person_entities_recased(sample, cfg, ents_recased)]
+        person.append(next((d for d in steps if d.keep), Decision.drop(reasons.NO_PERSON_IN_CAPTION)))
     if detect is not None:
         fetch_images(samples)
         for sample in samples:
@@ -109,10 +135,10 @@ def reference_decisions(
             if sample.image is not None:
                 sample.faces = detect(sample.image)
     decisions = []
-    for sample, person_ok in zip(samples, person, strict=True):
+    for sample, person_decision in zip(samples, person, strict=True):
         verdicts = [f(sample, cfg) for f in TEXT_FILTERS]
-        verdicts.append(person_ok or Decision.drop(reasons.NO_PERSON_IN_CAPTION))
+        verdicts.append(person_decision)
         if detect is not None:
             verdicts += [f(sample, cfg) for f in IMAGE_FILTERS]
-        decisions.append(next((v for v in verdicts if not v.keep), KEEP))
+        decisions.append(next((v for v in verdicts if not v.keep), verdicts[-1]))
     return decisions

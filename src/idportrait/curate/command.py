@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from idportrait.curate.config import default
+
 app = typer.Typer(
     help="FaceID-6M-style curation of LAION-style parquet / webdataset shards.",
     no_args_is_help=True,
@@ -23,46 +25,79 @@ def run(
     ray_address: str = typer.Option(None, help="Ray cluster address (runner=ray); default: start a local Ray."),
     detector: str = typer.Option(None, help="Face analyzer: insightface:antelopev2 (default) or dlib (offline)."),
     face_model_dir: str = typer.Option(None, help="Folder holding the insightface model pack (antelopev2/)."),
-    min_side: int = typer.Option(512, help="Both image sides must be at least this many pixels."),
-    min_face_ratio: float = typer.Option(0.04, help="Largest face bbox area / image area, at least."),
-    max_faces: int = typer.Option(3, help="At most this many faces."),
-    det_score: float = typer.Option(0.5, help="Face detection score threshold."),
-    ner: bool = typer.Option(True, help="Accept captions with a spaCy PERSON entity when no keyword matched."),
+    min_side: int = typer.Option(default("min_side"), help="Both image sides must be at least this many pixels."),
+    min_face_ratio: float = typer.Option(default("min_face_ratio"), help="Largest face bbox area / image area."),
+    max_faces: int = typer.Option(default("max_faces"), help="At most this many faces."),
+    det_score: float = typer.Option(default("det_score"), help="Face detection score threshold."),
+    drop_nsfw: str = typer.Option(
+        ",".join(default("drop_nsfw")), help="NSFW column values that drop a row, comma-separated ('' keeps all)."
+    ),
+    max_punsafe: float = typer.Option(default("max_punsafe"), help="Drop punsafe at or above (>1: keep all)."),
+    max_pwatermark: float = typer.Option(None, help="Drop rows with pwatermark at or above this (default: keep all)."),
+    max_caption_chars: int = typer.Option(default("max_caption_chars"), help="Drop longer captions before any model."),
+    assume_language: str = typer.Option(None, help="Every caption is in this language: no detection (LAION-2B-en)."),
+    language_column: bool = typer.Option(
+        default("use_language_column"), help="An input LANGUAGE column decides the language where it has a value."
+    ),
+    normalise: bool = typer.Option(default("normalise"), help="Normalise captions before language, keywords, NER."),
+    credit: bool = typer.Option(default("use_credit"), help="Accept captions ending in a credit '... by <Name>'."),
+    ner: bool = typer.Option(default("use_ner"), help="Accept captions with a spaCy PERSON entity (after keywords)."),
+    ner_recased: bool = typer.Option(
+        default("use_ner_recased"), help="Second NER pass on the sentence-cased caption for what NER rejected."
+    ),
+    strict: bool = typer.Option(False, help="Exit with code 2 at the end when a shard could not be read."),
+    overwrite: bool = typer.Option(False, help="Clear the outputs of a run with other settings in --out first."),
 ) -> None:
-    """Filter input shards into FaceID shards; resumes where a killed run stopped."""
+    """Filter input shards into FaceID shards; resumes where a killed run with the same settings stopped."""
     from rich.progress import Progress
 
     from idportrait.curate.config import CurateConfig
     from idportrait.curate.runner import pending_shards, run_local
+    from idportrait.errors import UserError
     from idportrait.faces.analyzer import check_analyzer_name
 
     if detector:
         check_analyzer_name(detector)
     cfg = CurateConfig(
+        drop_nsfw=tuple(v.strip() for v in drop_nsfw.split(",") if v.strip()),
+        max_punsafe=max_punsafe,
+        max_pwatermark=max_pwatermark,
+        max_caption_chars=max_caption_chars,
         min_side=min_side,
+        assume_language=assume_language.strip().lower() if assume_language else None,
+        use_language_column=language_column,
+        normalise=normalise,
+        use_credit=credit,
+        use_ner=ner,
+        use_ner_recased=ner_recased,
         min_face_ratio=min_face_ratio,
         max_faces=max_faces,
         det_score=det_score,
-        use_ner=ner,
         face_model_dir=face_model_dir,
         **({"detector": detector} if detector else {}),
     )
     if runner == "ray":
         from idportrait.curate.ray_runner import run_ray
 
-        summary = run_ray(inputs, out, cfg, address=ray_address)
+        summary = run_ray(inputs, out, cfg, address=ray_address, overwrite=overwrite)
     elif runner == "local":
         todo, _ = pending_shards(inputs, out)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("curating shards", total=len(todo))
-            summary = run_local(inputs, out, cfg, workers=workers, on_shard_done=lambda _: progress.advance(task))
+            summary = run_local(
+                inputs, out, cfg, workers=workers, overwrite=overwrite, on_shard_done=lambda _: progress.advance(task)
+            )
     else:
         raise typer.BadParameter(f"unknown runner {runner!r}; use local or ray", param_hint="--runner")
+    for failure in summary.failed:
+        Console(stderr=True).print(f"[yellow]skipped:[/] {failure['error']}", highlight=False, soft_wrap=True)
     console.print(
-        f"{len(summary.processed)} shards curated ({len(summary.skipped)} already done): "
-        f"{summary.kept} of {summary.samples} samples kept"
+        f"{len(summary.processed)} shards curated ({len(summary.skipped)} already done, "
+        f"{len(summary.failed)} unreadable): {summary.kept} of {summary.samples} samples kept"
     )
-    console.print(f"outputs: {out}/shards (webdataset), {out}/index (parquet), {out}/stats")
+    console.print(f"outputs: {out}/shards (webdataset), {out}/index (parquet), {out}/stats, {out}/failures")
+    if strict and summary.failed:
+        raise UserError(f"{len(summary.failed)} input shards could not be read (see {out}/failures); --strict")
 
 
 @app.command("report")
@@ -78,7 +113,7 @@ def report(
     from idportrait.errors import UserError
 
     result, folder = write_report(out, report_dir)
-    if result.shards == 0:
+    if result.shards == 0 and not result.failures:
         raise UserError("no finished shards to report on (run `idportrait curate run` first)", out)
     table = Table(title=f"{result.samples} samples, {result.shards} shards")
     for column, justify in (("filter", "left"), ("drop reason", "left"), ("dropped", "right"), ("remaining", "right")):
@@ -88,6 +123,15 @@ def report(
         table.add_row(reasons.DESCRIPTIONS.get(reason, reason), reason, str(n), str(remaining))
     table.add_row("[bold]kept[/]", "", "", f"[bold]{result.kept}[/]")
     console.print(table)
+    if result.steps:
+        steps = Table(title="Text stage: samples each language rule / person step decided")
+        steps.add_column("step")
+        steps.add_column("samples", justify="right")
+        for step, n in result.steps.items():
+            steps.add_row(step, str(n))
+        console.print(steps)
+    for failure in result.failures:
+        console.print(f"unreadable shard, not curated: {failure['error']}", highlight=False, soft_wrap=True)
     console.print(f"report: {folder}/report.md, report.json, resolution_hist.png, face_area_hist.png")
 
 

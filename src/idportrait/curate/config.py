@@ -1,20 +1,36 @@
-"""Curation settings: the FaceID-6M thresholds, all overridable from the CLI."""
+"""Curation settings: the FaceID-6M thresholds and the text-stage steps, all overridable from the CLI.
+
+The CLI reads its defaults from `CurateConfig` (one place for each threshold).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from idportrait.registry import INSIGHTFACE_FACEID6M
+from idportrait.registry import FACE_BACKEND_FACEID6M
 
 
 @dataclass(frozen=True)
 class CurateConfig:
-    """Thresholds of the filter cascade (defaults follow the FaceID-6M paper).
+    """Thresholds of the filter cascade (defaults follow the FaceID-6M paper) and its switchable steps.
 
+    drop_nsfw: values of LAION's ``NSFW`` column ("NSFW" / "UNSURE" / "UNLIKELY") that drop a row.
+    max_punsafe: rows with LAION's ``punsafe`` (probability unsafe, [0, 1]) >= this are dropped;
+        None keeps them all.
+    max_pwatermark: rows with ``pwatermark`` (probability watermarked, [0, 1]) >= this are dropped;
+        None (default) keeps them all.
+    max_caption_chars: captions longer than this (characters) are dropped before any model sees them.
     min_side: both image sides must be >= this many pixels (metadata first, then decoded image).
-    language: ISO 639-1 code captions must be in (detected by pycld2).
-    use_ner: accept captions with a spaCy PERSON entity when no keyword matched.
+    language: ISO 639-1 code captions must be in (see `idportrait.curate.language`).
+    use_language_column: an input ``LANGUAGE`` column decides the language where it has a value.
+    assume_language: every caption is in this language (no detection; "en" for LAION-2B-en).
+    normalise: captions go through `normalise_caption` before language, keywords and NER.
+    use_credit: accept captions that end with a credit line "... by <Name>" (`find_credit`).
+    use_ner: accept captions with a spaCy PERSON entity when no keyword or credit matched.
+    use_ner_recased: a second NER pass, on the sentence-cased caption ("Mtv news - benedict
+        cumberbatch likes..."), for Title Case and all-lower-case captions the first pass rejected
+        (their letter case hides names from it; `needs_recasing`).
     min_faces, max_faces: allowed number of detected faces (score >= det_score), inclusive.
     min_face_ratio: largest face bbox area / image area must be >= this (0.04 = 4 %); the bbox is
         the detector's box clipped to the image, area = width x height in pixels².
@@ -25,16 +41,30 @@ class CurateConfig:
     keyword_lists: names of the keyword files under ``idportrait/data/curate/keywords``.
     """
 
+    drop_nsfw: tuple[str, ...] = ("NSFW",)
+    max_punsafe: float | None = 0.5
+    max_pwatermark: float | None = None
+    max_caption_chars: int = 2000
     min_side: int = 512
     language: str = "en"
+    use_language_column: bool = True
+    assume_language: str | None = None
+    normalise: bool = True
+    use_credit: bool = True
     use_ner: bool = True
+    use_ner_recased: bool = True
     min_faces: int = 1
     max_faces: int = 3
     min_face_ratio: float = 0.04
     det_score: float = 0.5
-    detector: str = f"insightface:{INSIGHTFACE_FACEID6M}"
+    detector: str = FACE_BACKEND_FACEID6M
     face_model_dir: str | None = None
     keyword_lists: tuple[str, ...] = field(default=("people", "nationalities", "ethnicities", "professions"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def default(name: str) -> Any:
+    """The default value of one `CurateConfig` field (what the CLI shows and uses)."""
+    return next(f.default for f in fields(CurateConfig) if f.name == name)

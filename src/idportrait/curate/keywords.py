@@ -84,3 +84,20 @@ def find_person_keyword(caption: str, lists: tuple[str, ...]) -> str | None:
     """The first keyword occurrence in ``caption`` (as written there), or None."""
     match = person_keyword_pattern(lists).search(caption)
     return None if match is None else match.group(0)
+
+
+CREDIT = re.compile(
+    r"\bby\s+@?(?P<name>[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,2}|[a-z][a-z0-9_.]{3,})\s*(?:[,.(|].*)?$",
+)
+"""A closing credit line: "<title> by <Name>" (up to three capitalised words) or "by <username>"."""
+
+
+def find_credit(caption: str) -> str | None:
+    """The credited name of a caption that ends with "... by <Name>" (artist, author, photographer), or None.
+
+    Web captions of prints, books and albums name their maker this way; "by" starts the credit in
+    any case ("By"), the name is capitalised or a lower-case user name, and only a price, a code in
+    brackets or a trailing remark may follow it.
+    """
+    match = CREDIT.search(caption) or CREDIT.search(caption.replace(" By ", " by "))
+    return None if match is None else match.group("name")

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 NER_EXCLUDE = ("tagger", "parser", "attribute_ruler", "lemmatizer", "senter")
+MAX_NER_CHARS = 1000
+"""NER sees at most this many characters of a caption (a name is found near the start of an alt text;
+spaCy refuses texts over ``nlp.max_length`` with error E088 and slows down on long ones)."""
 
 
 def default_ner_model_path() -> Path:
@@ -30,8 +33,7 @@ def load_ner(model_path: str | None = None) -> Any:
 
 
 def person_entities(captions: Iterable[str], model_path: str | None = None, batch_size: int = 256) -> list[list[str]]:
-    """PERSON entity texts per caption (batched through ``nlp.pipe``)."""
+    """PERSON entity texts per caption (batched through ``nlp.pipe``; the first `MAX_NER_CHARS` of each)."""
     nlp = load_ner(model_path)
-    return [
-        [ent.text for ent in doc.ents if ent.label_ == "PERSON"] for doc in nlp.pipe(captions, batch_size=batch_size)
-    ]
+    texts = (caption[:MAX_NER_CHARS] for caption in captions)
+    return [[ent.text for ent in doc.ents if ent.label_ == "PERSON"] for doc in nlp.pipe(texts, batch_size=batch_size)]

@@ -1,5 +1,9 @@
 """Input shards: LAION-style parquet (url/caption/width/height...) and img2dataset webdataset tars.
 
+Column names are taken as LAION and img2dataset write them (``URL``, ``TEXT``, ``WIDTH``, ``HEIGHT``,
+``NSFW``, ``punsafe``, ``pwatermark``, ``LANGUAGE``, ``similarity``...) or in lower case; columns
+the cascade does not use are passed through to the output json.
+
 A shard is the unit of work: it is processed whole by one worker and leaves exactly one set of
 output files, so a killed job resumes shard by shard. Paths go through fsspec (local, s3://,
 memory://, ...). Bad rows become samples with a drop reason; a file that is not a parquet/tar at
@@ -26,6 +30,10 @@ WIDTH_COLUMNS = ("width", "WIDTH", "original_width")
 HEIGHT_COLUMNS = ("height", "HEIGHT", "original_height")
 KEY_COLUMNS = ("key", "SAMPLE_ID")
 IMAGE_COLUMNS = ("jpg", "image", "image_bytes", "png", "webp")
+LANGUAGE_COLUMNS = ("LANGUAGE", "language", "lang")
+NSFW_COLUMNS = ("NSFW", "nsfw")
+PUNSAFE_COLUMNS = ("punsafe",)
+PWATERMARK_COLUMNS = ("pwatermark",)
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 SHARD_EXTENSIONS = (".parquet", ".tar")
 
@@ -104,8 +112,42 @@ def _size(value: Any) -> int | None:
     return None if math.isnan(value) or value <= 0 else int(value)
 
 
-def _first(names: tuple[str, ...], columns: list[str]) -> str | None:
+def _score(value: Any) -> float | None:
+    """A probability column value as float; None when missing or not a number."""
+    if value is None or isinstance(value, (str, bytes, bool)):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _first(names: tuple[str, ...], columns: list[str] | set[str] | dict) -> str | None:
     return next((c for c in names if c in columns), None)
+
+
+LAION_FIELDS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "language": (LANGUAGE_COLUMNS, _text),
+    "nsfw": (NSFW_COLUMNS, _text),
+    "punsafe": (PUNSAFE_COLUMNS, _score),
+    "pwatermark": (PWATERMARK_COLUMNS, _score),
+}
+"""Sample field -> (accepted column names, value parser) of LAION's language and safety columns."""
+
+
+def laion_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """Sample keyword arguments from one row's LAION language/safety columns (also kept in ``meta``)."""
+    found = {}
+    for field_name, (names, parse) in LAION_FIELDS.items():
+        column = _first(names, values)
+        if column is not None:
+            found[field_name] = parse(values[column])
+    return found
 
 
 def _read_parquet(shard: Shard) -> Iterator[Sample]:
@@ -159,6 +201,7 @@ def _parquet_sample(shard: Shard, row: int, values: dict[str, Any], col: dict[st
         image_bytes=image if isinstance(image, bytes) and image else None,
         meta=meta,
         load_error=error,
+        **laion_fields(values),
     )
 
 
@@ -216,4 +259,5 @@ def _tar_sample(key: str, group: dict[str, bytes]) -> Sample:
         image_bytes=image or None,
         meta=keep_meta,
         load_error=error,
+        **laion_fields(meta),
     )

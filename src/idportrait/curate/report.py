@@ -2,7 +2,8 @@
 
 Reads ``<out>/stats/*.json`` and ``<out>/decisions/*.parquet`` of finished shards and writes
 
-    <out>/report/report.md            per-filter funnel (dropped / remaining, like FaceID-6M's table)
+    <out>/report/report.md            per-filter funnel (dropped / remaining, like FaceID-6M's table),
+                                      per-step counts of the text stage, unreadable input shards
     <out>/report/report.json          the same numbers, machine-readable
     <out>/report/resolution_hist.png  shorter image side of every sample with a known size
     <out>/report/face_area_hist.png   largest-face area fraction of every detected image
@@ -15,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from idportrait.curate import reasons
-from idportrait.curate.runner import load_stats
-from idportrait.curate.writer import DECISIONS_DIR, output_path
+from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, load_stats, output_path
 
 
 @dataclass
@@ -31,6 +31,10 @@ class Report:
     min_sides: list[int] = field(repr=False)
     face_ratios: list[float] = field(repr=False)
     config: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)
+    """``language:<rule>`` / ``person:<step>`` -> samples that rule or step decided (text stage)."""
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    """Input shards that could not be read: ``{"shard", "source", "error"}``."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +43,8 @@ class Report:
             "kept": self.kept,
             "dropped": self.dropped,
             "funnel": [{"filter": r, "dropped": d, "remaining": k} for r, d, k in self.funnel],
+            "steps": self.steps,
+            "failures": self.failures,
             "config": self.config,
         }
 
@@ -50,9 +56,12 @@ def build_report(out: str) -> Report:
 
     stats = load_stats(out)
     dropped: dict[str, int] = {}
+    steps: dict[str, int] = {}
     for s in stats:
         for reason, n in s["dropped"].items():
             dropped[reason] = dropped.get(reason, 0) + n
+        for step, n in s.get("steps", {}).items():
+            steps[step] = steps.get(step, 0) + n
     samples = sum(s["samples"] for s in stats)
     funnel, remaining = [], samples
     for reason in [*reasons.ORDER, *sorted(set(dropped) - set(reasons.ORDER))]:
@@ -74,8 +83,26 @@ def build_report(out: str) -> Report:
         funnel=funnel,
         min_sides=min_sides,
         face_ratios=face_ratios,
-        config=stats[0]["config"] if stats else {},
+        config=stats[0].get("config", {}) if stats else {},
+        steps=dict(sorted(steps.items())),
+        failures=load_failures(out),
     )
+
+
+def load_failures(out: str) -> list[dict[str, Any]]:
+    """Failure records of the input shards under ``out`` that could not be read, by shard name."""
+    import json
+
+    import fsspec
+
+    fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{FAILURES_DIR}")
+    if not fs.exists(root):
+        return []
+    failures = []
+    for path in sorted(fs.glob(f"{root}/*.json")):
+        with fs.open(path, "rb") as f:
+            failures.append(json.loads(f.read()))
+    return failures
 
 
 def render_markdown(report: Report) -> str:
@@ -89,6 +116,13 @@ def render_markdown(report: Report) -> str:
     for reason, n, remaining in report.funnel:
         lines.append(f"| {reasons.DESCRIPTIONS.get(reason, reason)} | `{reason}` | {n} | {remaining} |")
     lines.append(f"| **kept** | | | **{report.kept}** |")
+    if report.steps:
+        lines += ["", "## Text stage: what decided", "", "| step | samples |", "| --- | ---: |"]
+        lines += [f"| `{step}` | {n} |" for step, n in report.steps.items()]
+    if report.failures:
+        lines += ["", f"## Unreadable input shards ({len(report.failures)}, not curated)", ""]
+        lines += ["| shard | error |", "| --- | --- |"]
+        lines += [f"| `{f['shard']}` | {f['error'].replace('|', '/')} |" for f in report.failures]
     return "\n".join(lines) + "\n"
 
 

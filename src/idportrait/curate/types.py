@@ -19,6 +19,9 @@ class Sample:
     width, height: metadata size in pixels (None when unknown); confirmed after decoding.
     url: where the image lives (None for shards that carry the bytes).
     image_bytes: encoded image (jpg/png/webp) once available.
+    language: the input's LANGUAGE value (LAION-5B multilingual parts), None when absent.
+    nsfw, punsafe, pwatermark: LAION's safety tag ("NSFW" / "UNSURE" / "UNLIKELY") and unsafe /
+        watermark probabilities in [0, 1], None when absent.
     meta: remaining input columns, passed through to the output json.
     image: decoded RGB uint8 [H, W, 3], set by the image stage.
     faces: detections on `image`, largest first, set by the image stage.
@@ -30,6 +33,10 @@ class Sample:
     height: int | None = None
     url: str | None = None
     image_bytes: bytes | None = None
+    language: str | None = None
+    nsfw: str | None = None
+    punsafe: float | None = None
+    pwatermark: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     image: np.ndarray | None = field(default=None, repr=False)
     faces: list[Face] | None = None
@@ -37,14 +44,22 @@ class Sample:
     """Drop reason decided while reading the row (missing or undecodable caption)."""
     fetch_error: str | None = None
     """Drop reason decided while getting the image bytes (no url, failed download)."""
+    steps: dict[str, str] = field(default_factory=dict)
+    """Which rule decided the language and which step accepted the person ("language" -> "cld2",
+    "person" -> "keywords"), set by the text stage."""
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Outcome of one filter: keep, or drop with a named reason (see `reasons`)."""
+    """Outcome of one filter: keep, or drop with a named reason (see `reasons`).
+
+    by: the rule or step that decided, where a filter has several ("language:cld2", "keywords",
+        "credit", "ner"); None otherwise.
+    """
 
     keep: bool
     reason: str | None = None
+    by: str | None = None
 
     @staticmethod
     def drop(reason: str) -> Decision:

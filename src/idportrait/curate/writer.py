@@ -4,7 +4,8 @@
                                      score, embedding), kept samples only
     <out>/index/<name>.parquet       one row per kept sample (key, shard, caption, size, faces...)
     <out>/decisions/<name>.parquet   one row per input sample (key, reason, sizes, face ratio)
-    <out>/stats/<name>.json          counts per drop reason; its presence marks the shard done
+    <out>/stats/<name>.json          counts per drop reason and per text step; marks the shard done
+    <out>/failures/<name>.json       only for a shard that could not be read: the error (see runner)
 
 A shard without its stats file is unfinished: its other files are rewritten on the next run, so a
 killed job neither loses nor duplicates samples.
@@ -32,10 +33,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 STATS_DIR, SHARDS_DIR, INDEX_DIR, DECISIONS_DIR = "stats", "shards", "index", "decisions"
+FAILURES_DIR = "failures"
 
 
 def output_path(out: str, kind: str, name: str) -> str:
-    suffix = {STATS_DIR: ".json", SHARDS_DIR: ".tar"}.get(kind, ".parquet")
+    suffix = {STATS_DIR: ".json", FAILURES_DIR: ".json", SHARDS_DIR: ".tar"}.get(kind, ".parquet")
     return f"{out.rstrip('/')}/{kind}/{name}{suffix}"
 
 
@@ -105,6 +107,8 @@ class ShardWriter:
                 "decoded": sample.image is not None,
                 "num_faces": None if faces is None else len(faces),
                 "face_ratio": ratio,
+                "language_rule": sample.steps.get("language"),
+                "person_step": sample.steps.get("person"),
             }
         )
         if decision.keep:
@@ -199,5 +203,21 @@ def decisions_schema() -> pa.Schema:
             ("decoded", pa.bool_()),
             ("num_faces", pa.int32()),
             ("face_ratio", pa.float32()),
+            ("language_rule", pa.string()),
+            ("person_step", pa.string()),
         ]
     )
+
+
+def load_stats(out: str) -> list[dict[str, Any]]:
+    """Stats of every finished shard under ``out``, sorted by shard name."""
+    import fsspec
+
+    fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{STATS_DIR}")
+    if not fs.exists(root):
+        return []
+    stats = []
+    for path in sorted(fs.glob(f"{root}/*.json")):
+        with fs.open(path, "rb") as f:
+            stats.append(json.loads(f.read()))
+    return stats
