@@ -71,6 +71,7 @@ def test_two_processes_match_one_and_a_killed_run_resumes_exactly_once(tmp_path)
 
     done = subprocess.run(_command(base, faces, prompts, two, 2), check=True, env=_env(), capture_output=True,
                           text=True, timeout=600)  # fmt: skip
+    assert "2 identities, 2 process(es)" in done.stderr  # the work was split, not done twice
     written, there = map(int, re.search(r"(\d+) images written, (\d+) already there", done.stderr).groups())
     assert (written, there) == (len(want) - len(before), len(before))
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # nothing made twice ...

@@ -6,8 +6,8 @@
     processes.wait()                        # everyone is done
     if processes.is_main: write what is merged once
 
-The process group comes from accelerate's `PartialState` (NCCL on GPUs, gloo on CPUs); each process
-uses the accelerator accelerate gives it.
+The process group comes from accelerate's `PartialState` (NCCL on GPUs, gloo on CPU-only machines); each
+process uses the GPU accelerate gives it.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def launched_processes() -> Processes:
     """The launch this process belongs to (``WORLD_SIZE``/``RANK`` set by accelerate launch or torchrun)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Processes()
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo across CPU processes, else NCCL
     return Processes(rank=state.process_index, world_size=state.num_processes, device=str(state.device))
