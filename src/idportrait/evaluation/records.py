@@ -16,11 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from idportrait.errors import UserError
-from idportrait.imageio import atomic_open
+from idportrait.imageio import IMAGE_SUFFIXES, atomic_open
 
 MANIFEST = "generation.jsonl"
 PART_GLOB = "generation-rank*.jsonl"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 @dataclass

@@ -24,9 +24,8 @@ from PIL import Image, PngImagePlugin
 
 from idportrait.errors import ImageError, UserError
 from idportrait.generate.processes import Processes
-from idportrait.imageio import atomic_open, load_image, write_json
+from idportrait.imageio import IMAGE_SUFFIXES, atomic_open, load_image, write_json
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 METADATA_KEY = "idportrait"
 SETTINGS_FILE = "settings.json"
 RESERVED_NAMES = (SETTINGS_FILE,)
