@@ -111,3 +111,16 @@ def test_weights_load_strictly_and_missing_weights_name_the_file(tmp_path, rando
     spec.fid_weights = str(random_weights)
     models = load_metric_models(spec)
     assert models.fid_name == "FID" and isinstance(models.fid_feature, FIDInceptionV3)
+
+
+def test_default_weights_come_from_the_torch_hub_cache_or_one_line(monkeypatch, tmp_path, random_weights):
+    import idportrait.evaluation.inception as inception
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(inception, "FID_INCEPTION_URL", f"http://127.0.0.1:9/{WEIGHTS_NAME}")  # refused at once
+    with pytest.raises(ModelNotFoundError, match=rf"could not download the FID Inception weights {WEIGHTS_NAME} .*"
+                       r"pass its path with \[metrics\] fid_weights"):  # fmt: skip
+        load_fid_inception()
+    (tmp_path / "checkpoints").mkdir(exist_ok=True)
+    (tmp_path / "checkpoints" / WEIGHTS_NAME).write_bytes(random_weights.read_bytes())
+    assert isinstance(load_fid_inception(), FIDInceptionV3)  # cached: no download

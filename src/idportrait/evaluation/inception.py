@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from idportrait.errors import CheckpointError, ModelNotFoundError
+from idportrait.hub import url_file
+from idportrait.registry import FID_INCEPTION_URL
 
 INPUT_SIZE = 299
 FEATURES = 2048
@@ -236,7 +238,11 @@ def load_fid_inception(path: str | Path | None = None, device: str | torch.devic
     ``path=None`` downloads `idportrait.registry.FID_INCEPTION_URL` into the torch hub cache once; raises
     `ModelNotFoundError` naming the file when it cannot be had.
     """
-    path = Path(path) if path is not None else _download_release()
+    path = (
+        Path(path)
+        if path is not None
+        else url_file(FID_INCEPTION_URL, "FID Inception weights", "[metrics] fid_weights")
+    )
     if not path.is_file():
         raise ModelNotFoundError("FID Inception weights not found", path)
     try:
@@ -250,19 +256,3 @@ def load_fid_inception(path: str | Path | None = None, device: str | torch.devic
         detail = " ".join(line.strip() for line in str(err).splitlines()[1:]) or str(err)
         raise CheckpointError(f"not the FID Inception state dict ({detail[:200]})", path) from None
     return model.to(device).eval()
-
-
-def _download_release() -> Path:
-    from idportrait.registry import FID_INCEPTION_URL
-
-    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(FID_INCEPTION_URL).name
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(FID_INCEPTION_URL, str(target), progress=True)
-        except Exception as err:
-            raise ModelNotFoundError(
-                f"could not download the FID Inception weights {target.name} from {FID_INCEPTION_URL} "
-                f"({type(err).__name__}); download the file and pass its path ([metrics] fid_weights)"
-            ) from None
-    return target
