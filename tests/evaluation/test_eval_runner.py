@@ -14,6 +14,7 @@ from idportrait.evaluation.records import (
     MANIFEST,
     Record,
     append_record,
+    load_references,
     manifest_part,
     merge_manifest_parts,
     read_manifest,
@@ -76,3 +77,14 @@ def test_manifest_parts_merge_once_and_survive_a_cut_line(tmp_path):
     assert not list(tmp_path.glob("generation-rank*"))
     assert [r.seed for r in read_manifest(tmp_path)] == [0, 1]
     assert len((tmp_path / MANIFEST).read_text().splitlines()) == 3  # two records and the cut line
+
+
+def test_reference_names_are_plain_and_unique(tmp_path):
+    (tmp_path / "..png").touch()
+    with pytest.raises(UserError, match=r"\.\.png: identity name '\.' cannot be an output folder"):
+        load_references(tmp_path)
+    (tmp_path / "..png").unlink()
+    (tmp_path / "Ada.png").touch()
+    (tmp_path / "ada.jpg").touch()
+    with pytest.raises(UserError, match="share a name"):
+        load_references(tmp_path)

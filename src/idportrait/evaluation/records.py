@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from idportrait.errors import UserError
+from idportrait.generate.batch import identity_name
 from idportrait.imageio import IMAGE_SUFFIXES, atomic_open
 
 MANIFEST = "generation.jsonl"
@@ -126,11 +127,11 @@ def load_generated(generated: Path) -> list[Record]:
 
 
 def load_references(folder: Path) -> dict[str, Path]:
-    """Identity name (file stem) -> reference photo, sorted by name."""
+    """Identity name (file stem, a plain folder name, unique ignoring case) -> reference photo, sorted by name."""
     if not folder.is_dir():
         raise UserError("references folder not found", folder)
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    stems = [p.stem for p in photos]
+    stems = [identity_name(p.stem, p).casefold() for p in photos]
     if not photos:
         raise UserError("no reference photos (.png/.jpg/.webp) in folder", folder)
     if len(set(stems)) != len(stems):

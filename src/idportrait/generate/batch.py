@@ -67,7 +67,7 @@ def identities(faces_dir: str | Path) -> dict[str, list[Path]]:
     """
     faces_dir = Path(faces_dir)
     if faces_dir.is_file():
-        return {_identity_name(faces_dir.stem, faces_dir): [faces_dir]}
+        return {identity_name(faces_dir.stem, faces_dir): [faces_dir]}
     if not faces_dir.is_dir():
         raise ImageError("faces folder not found", faces_dir)
     found: dict[str, list[Path]] = {}
@@ -82,7 +82,7 @@ def identities(faces_dir: str | Path) -> dict[str, list[Path]]:
             continue
         if not photos:
             continue
-        name = _identity_name(name, entry)
+        name = identity_name(name, entry)
         clash = sources.get(name.casefold())
         if clash is not None:
             raise UserError(f"{clash.name!r} and {entry.name!r} would both be identity {name!r}; rename one", faces_dir)
@@ -93,7 +93,9 @@ def identities(faces_dir: str | Path) -> dict[str, list[Path]]:
     return found
 
 
-def _identity_name(name: str, source: Path) -> str:
+def identity_name(name: str, source: Path) -> str:
+    """``name`` when it can name an output folder: not empty, not hidden or relative (``.``, ``..``, ``.x``), not a
+    file the batch writes; else `UserError` naming ``source``."""
     if not name or name.startswith(".") or name.casefold() in RESERVED_NAMES:
         raise UserError(f"identity name {name!r} cannot be an output folder (rename the photo or folder)", source)
     return name
