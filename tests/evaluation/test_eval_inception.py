@@ -73,12 +73,15 @@ def test_features_match_torch_fidelity_on_identical_weights(monkeypatch, random_
     assert difference < 1e-4
 
 
-def test_resize_matches_tensorflow1_on_known_inputs(monkeypatch):
+def test_resize_matches_tensorflow1_on_known_inputs():
     image = torch.tensor([[0.0, 100.0], [200.0, 50.0]]).view(1, 1, 2, 2)
     up = tf1_resize_bilinear(image, (4, 4))[0, 0]  # samples at 0, 0.5, 1, 1.5 (border repeated)
     assert up.tolist() == [[0, 50, 100, 100], [100, 87.5, 75, 75], [200, 125, 50, 50], [200, 125, 50, 50]]
     grid = torch.arange(16.0).view(1, 1, 4, 4)
     assert tf1_resize_bilinear(grid, (2, 2))[0, 0].tolist() == [[0, 2], [8, 10]]  # picks, no averaging
+
+
+def test_resize_to_299_equals_torch_fidelity(monkeypatch):
     theirs = _torch_fidelity_module(
         monkeypatch, "interpolate_compat_tensorflow"
     ).interpolate_bilinear_2d_like_tensorflow1x
