@@ -1,4 +1,4 @@
-"""Fréchet distance between the generated and the reference image sets (torchmetrics' implementation).
+"""Fréchet distance between the generated and the reference image sets (torchmetrics' formula, in plain torch).
 
 Convention for ``FID`` (the standard, comparable with the papers): images are quantised to uint8 (the
 PNGs as written) and fed at native size to the TF Inception-v3 ``pool3`` features (2048-d, weights
