@@ -30,7 +30,6 @@ METADATA_KEY = "idportrait"
 SETTINGS_FILE = "settings.json"
 RESERVED_NAMES = (SETTINGS_FILE,)
 """Names the batch writes in its output folder, so no identity may have them."""
-SINGLE_PROCESS = Processes()
 
 
 def save_with_seed(
@@ -298,7 +297,7 @@ def run_batch(
     on_image: Callable[[Path], None] = lambda path: None,
     settings: dict[str, Any] | None = None,
     overwrite: bool = False,
-    processes: Processes = SINGLE_PROCESS,
+    processes: Processes = Processes(),
 ) -> dict[str, int]:
     """Generate the missing images of the batch; returns counts ``{"written", "skipped", "identities"}`` (all
     processes together).
