@@ -63,7 +63,7 @@ def _score_and_report(run_dir: Path, references: Path, metrics, records, process
     refs = load_references(references)
     models = load_metric_models(replace(metrics, device=processes.device_for(metrics.device)))
     mine = processes.share(range(len(records)))
-    rows_mine = score_records(run_dir, [records[i] for i in mine], refs, models)
+    rows_mine = score_records(run_dir, [records[i] for i in mine], refs, models, progress_bar=processes.is_main)
     scored = processes.gather(list(zip(mine, rows_mine, strict=True)))
     if not processes.is_main:
         return

@@ -135,7 +135,7 @@ def analyse(image: Image.Image, models: MetricModels) -> Analysed:
 
 
 def score_records(
-    run_dir: Path, records: list[Record], references: dict[str, Path], models: MetricModels
+    run_dir: Path, records: list[Record], references: dict[str, Path], models: MetricModels, progress_bar: bool = True
 ) -> list[dict[str, Any]]:
     """One row per record: its fields plus the `METRICS` (x100, NaN when not computable) and ``face``."""
     unknown = sorted({r.identity for r in records} - set(references))
@@ -143,7 +143,7 @@ def score_records(
         raise UserError(f"generated images of identities with no reference photo: {', '.join(unknown)}")
     refs: dict[str, Analysed] = {}
     rows = []
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, disable=not progress_bar) as progress:
         task = progress.add_task("scoring", total=len(records))
         for record in records:
             if record.identity not in refs:
