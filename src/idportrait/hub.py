@@ -108,3 +108,23 @@ def hub_file(repo_or_path: str, filename: str, what: str, option: str) -> Path:
         return Path(hf_hub_download(repo_or_path, filename, local_files_only=local_files_only))
 
     return fetch(what, f"{repo_or_path}/{filename}", option, download)
+
+
+def url_file(url: str, what: str, option: str) -> Path:
+    """The file at ``url`` in the torch hub cache (``<torch hub dir>/checkpoints/<file name>``), downloaded once.
+
+    Raises `ModelNotFoundError` naming the file and the ``option`` that takes a local copy when it cannot be had.
+    """
+    import torch
+
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, str(target), progress=True)
+        except Exception as err:
+            raise ModelNotFoundError(
+                f"could not download the {what} {target.name} from {url} ({type(err).__name__}); "
+                f"download the file and pass its path with {option}"
+            ) from None
+    return target

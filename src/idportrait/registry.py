@@ -28,6 +28,9 @@ DINO_VIT_S16 = "facebook/dino-vits16"  # DINO / FGIS evaluation
 FACENET_VGGFACE2_URL = (  # FaceSim (ConsistentID/PhotoMaker): facenet-pytorch InceptionResnetV1, VGGFace2
     "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt"
 )
+FID_INCEPTION_URL = (  # FID: the TF Inception-v3 (2015-12-05) of pytorch-fid / torch-fidelity, pool3 features
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+)
 
 # --- Face analysis (insightface model zoo pack names) ----------------------------------------
 INSIGHTFACE_CONSISTENTID = "buffalo_l"  # ConsistentID, IP-Adapter-FaceID

@@ -8,7 +8,7 @@ from torch import nn
 from idportrait.errors import UserError
 from idportrait.evaluation.dino import load_dino
 from idportrait.evaluation.fgis import fgis, region_crops
-from idportrait.evaluation.fid import DinoFeatures, frechet_distance, inception_extractor
+from idportrait.evaluation.fid import DinoFeatures, frechet_distance
 from idportrait.faces.parsing import extract_regions
 
 
@@ -85,13 +85,3 @@ def test_fd_dino_of_a_set_with_itself_is_zero(tiny_dino_dir, astronaut, noise_im
 def test_fid_needs_two_images_per_set(astronaut):
     with pytest.raises(UserError, match="at least 2 images"):
         frechet_distance([astronaut], [astronaut, astronaut], TinyFeatures())
-
-
-def test_standard_fid_explains_the_missing_dependency():
-    import importlib.util
-
-    if importlib.util.find_spec("torch_fidelity") is None:
-        with pytest.raises(UserError, match="torch-fidelity"):
-            inception_extractor()
-    else:
-        assert inception_extractor() == 2048

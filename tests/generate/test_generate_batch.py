@@ -4,6 +4,7 @@ and the ``generate-batch`` command end to end with IP-Adapter-FaceID on a tiny S
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -60,6 +61,31 @@ def test_identities_and_prompts(faces, tmp_path):
     assert read_prompts(prompts) == ["a photo", "a painting"]
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda root: [(root / "a").mkdir(), (root / "a" / "x.png").touch(), (root / "a.jpg").touch()],
+            "'a' and 'a.jpg'",
+        ),
+        (lambda root: [(root / "b.PNG").touch(), (root / "B.jpg").touch()], "'B.jpg' and 'b.PNG'"),
+        (lambda root: [(root / "..jpg").touch()], "identity name '.'"),
+        (lambda root: [(root / ".hidden.png").touch()], "identity name '.hidden'"),
+        (
+            lambda root: [(root / "settings.json").mkdir(), (root / "settings.json" / "x.png").touch()],
+            "'settings.json'",
+        ),
+    ],
+)
+def test_identity_names_are_unique_and_safe(tmp_path, make, message):
+    root = tmp_path / "faces"
+    root.mkdir()
+    (root / "ok.png").touch()
+    make(root)
+    with pytest.raises(UserError, match=re.escape(message)):
+        identities(root)
+
+
 def test_parse_options():
     parsed = parse_options(["sdxl=true", "variant=faceid-plusv2", "size=[64, 64]", "lora-scale=0.5"])
     assert parsed == {"sdxl": True, "variant": "faceid-plusv2", "size": [64, 64], "lora_scale": 0.5}
@@ -109,6 +135,53 @@ def test_batch_settings_json_and_one_photo_methods(faces, tmp_path):
     assert one.sources == [str(faces / "alice.png")]  # the file name reaches the method's error messages
     with pytest.raises(UserError, match=r"one takes one reference photo, got 2 \(a.png, b.jpg\)"):
         run_batch(OnePhotoMethod(), "one", faces, ["p0"], tmp_path / "both")
+
+
+def test_rerun_with_other_settings_stops_unless_overwrite(faces, tmp_path):
+    out = tmp_path / "out"
+    run_batch(CountingMethod(), "fake", faces, ["p0"], out, per_prompt=2, settings={"seed": 0, "n": 2}, seed=0)
+    with pytest.raises(UserError, match=r"other settings \(n: 2 -> 1; seed: 0 -> 5\); pass --overwrite"):
+        run_batch(CountingMethod(), "fake", faces, ["p0"], out, settings={"seed": 5, "n": 1}, seed=5)
+    assert read_metadata(out / "alice" / "000_00.png")["seed"] == 0  # nothing was touched
+
+    again = CountingMethod()
+    counts = run_batch(again, "fake", faces, ["p0"], out, settings={"seed": 5, "n": 1}, seed=5, overwrite=True)
+    assert counts["written"] == 2 and again.generated == [("p0", 5), ("p0", 5)]
+    assert read_metadata(out / "alice" / "000_00.png")["seed"] == 5
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["alice/000_00.png", "bob/000_00.png"]
+    assert json.loads((out / "settings.json").read_text())["images"] == ["alice/000_00.png", "bob/000_00.png"]
+
+
+def test_a_killed_run_is_recognised_by_its_settings(faces, tmp_path):
+    out = tmp_path / "out"
+
+    class Killed(CountingMethod):
+        def generate(self, prepared, prompts, seeds, **options):
+            if self.generated:
+                raise KeyboardInterrupt
+            return super().generate(prepared, prompts, seeds, **options)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(Killed(), "fake", faces, ["p0"], out, settings={"seed": 0})
+    assert json.loads((out / "settings.json").read_text()) == {"seed": 0}  # no image list: not complete
+    with pytest.raises(UserError, match=r"seed: 0 -> 1"):
+        run_batch(CountingMethod(), "fake", faces, ["p0"], out, settings={"seed": 1}, seed=1)
+    resumed = CountingMethod()
+    run_batch(resumed, "fake", faces, ["p0"], out, settings={"seed": 0})
+    assert resumed.generated == [("p0", 0)]  # only bob's image was missing
+
+
+def test_generate_batch_command_checks_out_before_loading(faces, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "settings.json").write_text(json.dumps({"seed": 0, "method": "plain-sd"}))
+    args = ["generate-batch", "--method", "plain-sd", "--base", str(tmp_path / "no-model"), "--faces", str(faces),
+            "--prompt", "a portrait", "--seed", "3", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, UserError) and "seed: 0 -> 3" in str(result.exception)
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "file")])
+    assert isinstance(result.exception, UserError) and "--out is a file" in str(result.exception)
 
 
 def test_generate_batch_command_with_tiny_faceid(tmp_path):

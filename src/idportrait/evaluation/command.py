@@ -1,4 +1,8 @@
-"""``idportrait evaluate``: ``run`` (generate, then score) from one config; ``score`` an existing folder."""
+"""``idportrait evaluate``: ``run`` (generate, then score) from one config; ``score`` an existing folder.
+
+Both split their work across the processes of ``accelerate launch`` / ``torchrun`` (`idportrait.generate.processes`);
+the main process merges the manifests and writes the report once.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,20 @@ app = typer.Typer(help="Score generated portraits against references (CLIP-T/I, 
 def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="Evaluation config (.toml/.yaml/.json).")],
     score_only: Annotated[bool, typer.Option("--score-only", help="Skip generation; score what is there.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the images of methods generated with other settings.")
+    ] = False,
 ) -> None:
     """Generate every missing image of every method (resumable), then score and write the report."""
     from idportrait.evaluation.config import load_config
     from idportrait.evaluation.records import read_manifest
     from idportrait.evaluation.runner import generate_all
+    from idportrait.generate.processes import launched_processes
 
     cfg = load_config(config)
-    records = read_manifest(cfg.output) if score_only else generate_all(cfg)
-    _score_and_report(cfg.output, cfg.references, cfg.metrics, records)
+    processes = launched_processes()
+    records = read_manifest(cfg.output) if score_only else generate_all(cfg, overwrite=overwrite, processes=processes)
+    _score_and_report(cfg.output, cfg.references, cfg.metrics, records, processes)
 
 
 @app.command("score")
@@ -36,11 +45,17 @@ def score(
     """Score an existing folder of generated images; the report is written into that folder."""
     from idportrait.evaluation.config import load_metrics_spec
     from idportrait.evaluation.records import load_generated
+    from idportrait.generate.processes import launched_processes
 
-    _score_and_report(generated, references, load_metrics_spec(config), load_generated(generated))
+    records = load_generated(generated)
+    _score_and_report(generated, references, load_metrics_spec(config), records, launched_processes())
 
 
-def _score_and_report(run_dir: Path, references: Path, metrics, records) -> None:
+def _score_and_report(run_dir: Path, references: Path, metrics, records, processes) -> None:
+    """Every process scores its share of the images; the main one gathers the rows, computes the Fréchet distances
+    and writes the report."""
+    from dataclasses import replace
+
     from rich.console import Console
 
     from idportrait.errors import UserError
@@ -51,8 +66,13 @@ def _score_and_report(run_dir: Path, references: Path, metrics, records) -> None
     if not records:
         raise UserError("nothing to score: no generated images recorded", run_dir)
     refs = load_references(references)
-    models = load_metric_models(metrics)
-    rows = score_records(run_dir, records, refs, models)
+    models = load_metric_models(replace(metrics, device=processes.device_for(metrics.device)))
+    mine = processes.share(range(len(records)))
+    rows_mine = score_records(run_dir, [records[i] for i in mine], refs, models, progress_bar=processes.is_main)
+    scored = processes.gather(list(zip(mine, rows_mine, strict=True)))
+    if not processes.is_main:
+        return
+    rows = [row for _, row in sorted((pair for part in scored for pair in part), key=lambda pair: pair[0])]
     fid = frechet_by_method(run_dir, records, refs, models)
     paths = write_report(run_dir, rows, fid, models.fid_name, models.face_name, records, run_dir, refs)
     console = Console()

@@ -18,6 +18,8 @@ TOML, YAML or JSON, for example (TOML)::
 
     [metrics]
     fid_features = "inception"      # or "dino" (FD_DINO) or "none"
+    fid_weights = "pt_inception-2015-12-05-6726825d.pth"   # default: downloaded once
+    fid_fallback = "dino"           # FD_DINO when the Inception weights cannot be had (default "none": stop)
 
 Relative paths are resolved against the config file's folder. Every metric model field defaults to the
 papers' model (`idportrait.registry`); the string "none" switches that metric off.
@@ -64,6 +66,8 @@ class MetricsSpec:
     parser: str = "bisenet"
     parser_weights: str | None = None
     fid_features: str = "inception"
+    fid_weights: str | None = None
+    fid_fallback: str = NONE
     device: str = "auto"
 
 

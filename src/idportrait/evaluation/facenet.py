@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from idportrait.errors import CheckpointError, ModelNotFoundError
+from idportrait.hub import url_file
+from idportrait.registry import FACENET_VGGFACE2_URL
 
 FACENET_SIZE = 160
 VGGFACE2_CLASSES = 8631
@@ -149,7 +151,7 @@ def load_facenet(path: str | Path | None = None, device: str | torch.device = "c
     ``path=None`` downloads `idportrait.registry.FACENET_VGGFACE2_URL` into the torch hub cache once.
     """
     if path is None:
-        path = _download_release()
+        path = url_file(FACENET_VGGFACE2_URL, "FaceNet weights", "[metrics] facenet_weights")
     path = Path(path)
     if not path.is_file():
         raise ModelNotFoundError("FaceNet weights not found", path)
@@ -163,25 +165,3 @@ def load_facenet(path: str | Path | None = None, device: str | torch.device = "c
     except RuntimeError as err:
         raise CheckpointError(f"not an InceptionResnetV1 state dict: {str(err).splitlines()[0]}", path) from None
     return model.to(device).eval()
-
-
-def _download_release() -> Path:
-    from idportrait.hub import url_reachable
-    from idportrait.registry import FACENET_VGGFACE2_URL
-
-    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(FACENET_VGGFACE2_URL).name
-    if not target.is_file():
-        if not url_reachable(FACENET_VGGFACE2_URL):
-            raise ModelNotFoundError(
-                f"FaceNet weights are not in the torch hub cache and {FACENET_VGGFACE2_URL} cannot be reached; "
-                "download the file and pass its path (facenet_weights)"
-            )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(FACENET_VGGFACE2_URL, str(target), progress=True)
-        except Exception as err:
-            raise ModelNotFoundError(
-                f"could not download FaceNet weights from {FACENET_VGGFACE2_URL} ({type(err).__name__}); "
-                "download the file and pass its path (facenet_weights)"
-            ) from None
-    return target

@@ -1,14 +1,13 @@
-"""Fréchet distance between the generated and the reference image sets (torchmetrics' implementation).
+"""Fréchet distance between the generated and the reference image sets (torchmetrics' formula, in plain torch).
 
 Convention for ``FID`` (the standard, comparable with the papers): images are quantised to uint8 (the
-PNGs as written), fed at native size to the TF-ported Inception-v3 ``pool3`` features (2048-d, weights
-``pt_inception-2015-12-05``) through torchmetrics, which resizes to 299x299 with TF-1.x-style bilinear
-interpolation (``antialias=False``, torch-fidelity's and the TTUR code's convention) and scales to
-[-1, 1]. That path needs ``torch-fidelity`` (which pulls torchvision) and downloads its weights on first
-use, so it is imported only when asked for.
+PNGs as written) and fed at native size to the TF Inception-v3 ``pool3`` features (2048-d, weights
+``pt_inception-2015-12-05``; `idportrait.evaluation.inception`), which resizes them to 299x299 with
+TF-1.x bilinear interpolation (no antialiasing; torch-fidelity's and the TTUR code's convention) and
+scales them to [-1, 1]. Plain torch: no torchvision, no torch-fidelity.
 
-``FD_DINO`` is the same distance in the DINO ViT-S/16 CLS feature space (no Inception, no extra
-install); it is not comparable with published FIDs and is reported under its own name.
+``FD_DINO`` is the same distance in the DINO ViT-S/16 CLS feature space; it is not comparable with
+published FIDs and is reported under its own name.
 
 Both are biased for small sets: ConsistentID's 312.4 comes from a few hundred images, so only numbers
 computed on the same number of images are comparable.
@@ -24,8 +23,6 @@ from PIL import Image
 from torch import nn
 
 from idportrait.errors import UserError
-
-INCEPTION_FEATURES = 2048
 
 
 def uint8_batch(image: Image.Image) -> torch.Tensor:
@@ -48,33 +45,25 @@ class DinoFeatures(nn.Module):
         return self.dino.model(pixel_values=pixels.to(self.dino.device)).last_hidden_state[:, 0].float().cpu()
 
 
-def inception_extractor() -> int:
-    """The standard FID feature choice for torchmetrics (2048-d pool3); checks torch-fidelity is installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch_fidelity") is None:
-        raise UserError(
-            "the standard FID needs torch-fidelity (pip install torch-fidelity; it pulls torchvision). "
-            "Use fid_features = 'dino' for the Fréchet distance in DINO space, or fid_features = 'none'."
-        )
-    return INCEPTION_FEATURES
-
-
-def frechet_distance(
-    real: Sequence[Image.Image], fake: Sequence[Image.Image], feature: int | nn.Module = INCEPTION_FEATURES
-) -> float:
+def frechet_distance(real: Sequence[Image.Image], fake: Sequence[Image.Image], feature: nn.Module) -> float:
     """Fréchet distance between the feature Gaussians of ``real`` and ``fake`` (each at least 2 images).
 
-    ``feature``: 2048 for the standard Inception FID, or a module mapping uint8 [B, 3, H, W] to [B, D].
-    Images are fed one at a time, so sizes may differ.
+    ``feature`` maps uint8 [B, 3, H, W] to float [B, D] (`FIDInceptionV3` for the standard FID). Images are fed
+    one at a time, so sizes may differ. ``|mu_r - mu_f|^2 + tr(S_r) + tr(S_f) - 2 tr((S_r S_f)^(1/2))`` in
+    float64, with unbiased covariances and the trace of the square root as the sum of the square roots of the
+    eigenvalues of ``S_r S_f`` (torchmetrics' formula).
     """
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
     if len(real) < 2 or len(fake) < 2:
         raise UserError(f"a Fréchet distance needs at least 2 images per set (got {len(real)} and {len(fake)})")
-    metric = FrechetInceptionDistance(feature=feature, normalize=False, antialias=False)
-    for image in real:
-        metric.update(uint8_batch(image), real=True)
-    for image in fake:
-        metric.update(uint8_batch(image), real=False)
-    return float(metric.compute())
+    mu_r, cov_r = _gaussian(real, feature)
+    mu_f, cov_f = _gaussian(fake, feature)
+    root_trace = torch.linalg.eigvals(cov_r @ cov_f).sqrt().real.sum()
+    return float((mu_r - mu_f).square().sum() + cov_r.trace() + cov_f.trace() - 2 * root_trace)
+
+
+def _gaussian(images: Sequence[Image.Image], feature: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        x = torch.cat([feature(uint8_batch(image)).double().cpu() for image in images])
+    mean = x.mean(dim=0)
+    centred = x - mean
+    return mean, centred.T @ centred / (len(x) - 1)

@@ -2,6 +2,7 @@
 
     <run>/images/<method>/<identity>/p<prompt:03d>_s<seed>.png
     <run>/generation.jsonl        one `Record` per generated image (append-only; the last line per key wins)
+    <run>/generation-rank<r>.jsonl    the same, per process while several generate; merged into the above at the end
 
 A folder without a manifest (``<dir>/<method>/<identity>/*.png``, e.g. images made elsewhere) can be scored
 too: its records have no prompt, so CLIP-T is left empty for them.
@@ -15,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from idportrait.errors import UserError
-from idportrait.imageio import IMAGE_SUFFIXES
+from idportrait.generate.batch import identity_name
+from idportrait.imageio import IMAGE_SUFFIXES, atomic_open
 
 MANIFEST = "generation.jsonl"
+PART_GLOB = "generation-rank*.jsonl"
 
 
 @dataclass
@@ -50,30 +53,58 @@ def image_relpath(method: str, identity: str, prompt_index: int, seed: int) -> s
     return f"images/{method}/{identity}/p{prompt_index:03d}_s{seed}.png"
 
 
-def append_record(run_dir: Path, record: Record) -> None:
+def manifest_part(rank: int) -> str:
+    """The manifest process ``rank`` appends to while several processes generate."""
+    return f"generation-rank{rank}.jsonl"
+
+
+def append_record(run_dir: Path, record: Record, manifest: str = MANIFEST) -> None:
     """Append one line to the manifest and fsync it (a crash loses at most the image being written)."""
-    with open(run_dir / MANIFEST, "a", encoding="utf-8") as f:
-        f.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+    _append_lines(run_dir / manifest, [json.dumps(asdict(record), ensure_ascii=False) + "\n"])
+
+
+def _append_lines(path: Path, lines: list[str]) -> None:
+    """Append after a newline, so a line cut short by a crash never swallows the next one."""
+    with open(path, "a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write("".join(lines).encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
 
 def read_manifest(run_dir: Path) -> list[Record]:
-    """Records of a run folder, one per key (the last written wins), in first-seen order.
-
-    A truncated last line (a crash mid-write) is ignored.
+    """Records of a run folder (its manifest, then any per-process parts), one per key (the last written wins),
+    in first-seen order. A truncated line (a crash mid-write) is ignored.
     """
-    path = run_dir / MANIFEST
     records: dict[tuple, Record] = {}
-    if not path.is_file():
-        return []
-    for line in path.read_text("utf-8").splitlines():
-        try:
-            record = Record(**json.loads(line))
-        except (json.JSONDecodeError, TypeError):
-            continue
-        records[record.key] = record
+    for path in [run_dir / MANIFEST, *sorted(run_dir.glob(PART_GLOB))]:
+        for line in path.read_text("utf-8").splitlines() if path.is_file() else []:
+            try:
+                record = Record(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue
+            records[record.key] = record
     return list(records.values())
+
+
+def merge_manifest_parts(run_dir: Path) -> None:
+    """Append the per-process manifests to the manifest, then delete them (a crash in between only repeats lines,
+    which `read_manifest` reads once)."""
+    for part in sorted(run_dir.glob(PART_GLOB)):
+        lines = [line + "\n" for line in part.read_text("utf-8").splitlines() if line.strip()]
+        _append_lines(run_dir / MANIFEST, lines)
+        part.unlink()
+
+
+def rewrite_manifest(run_dir: Path, records: list[Record]) -> None:
+    """Replace the manifest (and its parts) by ``records``, atomically."""
+    with atomic_open(run_dir / MANIFEST, "w") as f:
+        f.writelines(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in records)
+    for part in run_dir.glob(PART_GLOB):
+        part.unlink()
 
 
 def load_generated(generated: Path) -> list[Record]:
@@ -96,11 +127,11 @@ def load_generated(generated: Path) -> list[Record]:
 
 
 def load_references(folder: Path) -> dict[str, Path]:
-    """Identity name (file stem) -> reference photo, sorted by name."""
+    """Identity name (file stem, a plain folder name, unique ignoring case) -> reference photo, sorted by name."""
     if not folder.is_dir():
         raise UserError("references folder not found", folder)
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    stems = [p.stem for p in photos]
+    stems = [identity_name(p.stem, p).casefold() for p in photos]
     if not photos:
         raise UserError("no reference photos (.png/.jpg/.webp) in folder", folder)
     if len(set(stems)) != len(stems):

@@ -12,6 +12,7 @@ found no face as ``no_face``.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from rich.progress import Progress
 from torch import nn
 
 from idportrait.devices import pick_device
-from idportrait.errors import NoFaceError, UserError
+from idportrait.errors import ModelNotFoundError, NoFaceError, UserError
 from idportrait.evaluation.clip_score import ClipEmbedder
 from idportrait.evaluation.config import NONE, MetricsSpec
 from idportrait.evaluation.dino import DinoEmbedder
@@ -46,7 +47,7 @@ class MetricModels:
     detect: FaceDetector | None = None
     facenet: InceptionResnetV1 | None = None
     parser: Any = None  # ``parse(image, face=None) -> Parsing`` (`idportrait.faces.get_face_parser`)
-    fid_feature: int | nn.Module | None = None
+    fid_feature: nn.Module | None = None
     fid_name: str = "FID"
     face_name: str = "ArcFace"  # what the analyzer's embedding is, for the FaceSim column label
 
@@ -56,7 +57,6 @@ def load_metric_models(spec: MetricsSpec) -> MetricModels:
     from idportrait.evaluation.clip_score import load_clip
     from idportrait.evaluation.dino import load_dino
     from idportrait.evaluation.facenet import load_facenet
-    from idportrait.evaluation.fid import DinoFeatures, inception_extractor
     from idportrait.faces import get_face_analyzer, get_face_parser
 
     device = pick_device(spec.device)
@@ -69,13 +69,32 @@ def load_metric_models(spec: MetricsSpec) -> MetricModels:
         models.facenet = None if spec.facenet_weights == NONE else load_facenet(spec.facenet_weights, device)
         if spec.parser != NONE and models.dino is not None:
             models.parser = get_face_parser(spec.parser, weights=spec.parser_weights, device=device)
-    if spec.fid_features == "inception":
-        models.fid_feature = inception_extractor()
-    elif spec.fid_features == "dino" and models.dino is not None:
-        models.fid_feature, models.fid_name = DinoFeatures(models.dino), "FD_DINO"
-    elif spec.fid_features != NONE:
-        raise ValueError(f"fid_features must be 'inception', 'dino' (needs dino) or 'none', got {spec.fid_features!r}")
+    models.fid_feature, models.fid_name = _fid_features(spec, models.dino, device)
     return models
+
+
+def _fid_features(spec: MetricsSpec, dino: DinoEmbedder | None, device: str) -> tuple[nn.Module | None, str]:
+    """The Fréchet distance's feature network and its column name; FD_DINO when asked for, or as the fallback
+    (``fid_fallback = "dino"``) when the Inception weights cannot be had."""
+    from idportrait.evaluation.fid import DinoFeatures
+    from idportrait.evaluation.inception import load_fid_inception
+
+    if spec.fid_fallback not in (NONE, "dino"):
+        raise UserError(f"[metrics] fid_fallback must be 'dino' or 'none', got {spec.fid_fallback!r}")
+    if spec.fid_features == NONE:
+        return None, "FID"
+    if spec.fid_features not in ("inception", "dino"):
+        raise UserError(f"[metrics] fid_features must be 'inception', 'dino' or 'none', got {spec.fid_features!r}")
+    if spec.fid_features == "inception":
+        try:
+            return load_fid_inception(spec.fid_weights, device), "FID"
+        except ModelNotFoundError as err:
+            if spec.fid_fallback != "dino":
+                raise
+            print(f"{err}; fid_fallback = 'dino': reporting FD_DINO instead of FID", file=sys.stderr)
+    if dino is None:
+        raise UserError("[metrics] FD_DINO needs the DINO model (dino is 'none')")
+    return DinoFeatures(dino), "FD_DINO"
 
 
 @dataclass
@@ -116,7 +135,7 @@ def analyse(image: Image.Image, models: MetricModels) -> Analysed:
 
 
 def score_records(
-    run_dir: Path, records: list[Record], references: dict[str, Path], models: MetricModels
+    run_dir: Path, records: list[Record], references: dict[str, Path], models: MetricModels, progress_bar: bool = True
 ) -> list[dict[str, Any]]:
     """One row per record: its fields plus the `METRICS` (x100, NaN when not computable) and ``face``."""
     unknown = sorted({r.identity for r in records} - set(references))
@@ -124,7 +143,7 @@ def score_records(
         raise UserError(f"generated images of identities with no reference photo: {', '.join(unknown)}")
     refs: dict[str, Analysed] = {}
     rows = []
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, disable=not progress_bar) as progress:
         task = progress.add_task("scoring", total=len(records))
         for record in records:
             if record.identity not in refs:

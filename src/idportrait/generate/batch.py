@@ -7,14 +7,15 @@ whose photos are all passed to ``method.prepare`` (averaged where the method all
 and reference names in the PNG text metadata. A rerun skips files that exist, so an interrupted batch
 resumes without duplicating or losing images. Seeds: ``seed + prompt_index * per_prompt + k``, the same
 for every identity. With run settings, every PNG also carries them and ``out_dir/settings.json`` lists them
-with every image of the batch.
+with every image of the batch; a rerun with other settings is refused (or, asked to, replaces the images).
+Under ``accelerate launch`` / ``torchrun`` the processes split the work (`idportrait.generate.processes`).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +23,16 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, PngImagePlugin
 
 from idportrait.errors import ImageError, UserError
+from idportrait.generate.processes import Processes
 from idportrait.imageio import IMAGE_SUFFIXES, atomic_open, load_image, write_json
 
 if TYPE_CHECKING:
     from idportrait.methods.base import Method
 
 METADATA_KEY = "idportrait"
+SETTINGS_FILE = "settings.json"
+RESERVED_NAMES = (SETTINGS_FILE,)
+"""Names the batch writes in its output folder, so no identity may have them."""
 
 
 def save_with_seed(
@@ -57,24 +62,45 @@ def read_metadata(path: str | Path) -> dict:
 def identities(faces_dir: str | Path) -> dict[str, list[Path]]:
     """Identity name -> its reference photos (sorted), from files and sub-folders of ``faces_dir``.
 
-    A single photo file is one identity named after its stem.
+    A single photo file is one identity named after its stem. Names become output folders, so they must be
+    unique (ignoring case) and safe; raises `UserError` naming the clash (``a.jpg`` beside ``a/``, ``a.png``
+    beside ``a.jpg``), a name that is not a plain folder name (``..jpg`` -> ``.``, ``.hidden``) or one the batch
+    writes itself (``settings.json``).
     """
     faces_dir = Path(faces_dir)
     if faces_dir.is_file():
-        return {faces_dir.stem: [faces_dir]}
+        return {identity_name(faces_dir.stem, faces_dir): [faces_dir]}
     if not faces_dir.is_dir():
         raise ImageError("faces folder not found", faces_dir)
     found: dict[str, list[Path]] = {}
+    sources: dict[str, Path] = {}
     for entry in sorted(faces_dir.iterdir()):
         if entry.is_dir():
             photos = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if photos:
-                found[entry.name] = photos
+            name = entry.name
         elif entry.suffix.lower() in IMAGE_SUFFIXES:
-            found[entry.stem] = [entry]
+            photos, name = [entry], entry.stem
+        else:
+            continue
+        if not photos:
+            continue
+        name = identity_name(name, entry)
+        clash = sources.get(name.casefold())
+        if clash is not None:
+            raise UserError(f"{clash.name!r} and {entry.name!r} would both be identity {name!r}; rename one", faces_dir)
+        sources[name.casefold()] = entry
+        found[name] = photos
     if not found:
         raise ImageError(f"no photos ({', '.join(IMAGE_SUFFIXES)}) found", faces_dir)
     return found
+
+
+def identity_name(name: str, source: Path) -> str:
+    """``name`` when it can name an output folder: not empty, not hidden or relative (``.``, ``..``, ``.x``), not a
+    file the batch writes; else `UserError` naming ``source``."""
+    if not name or name.startswith(".") or name.casefold() in RESERVED_NAMES:
+        raise UserError(f"identity name {name!r} cannot be an output folder (rename the photo or folder)", source)
+    return name
 
 
 def read_prompts(path: str | Path) -> list[str]:
@@ -112,10 +138,12 @@ class Job:
     seed: int
 
 
-def jobs_for(out_dir: Path, identity: str, prompts: list[str], per_prompt: int, seed: int) -> Iterator[Job]:
-    for i, prompt in enumerate(prompts):
-        for k in range(per_prompt):
-            yield Job(out_dir / identity / f"{i:03d}_{k:02d}.png", prompt, seed + i * per_prompt + k)
+def batch_units(out_dir: Path, identity: str, prompts: list[str], per_prompt: int, seed: int) -> list[list[Job]]:
+    """The jobs of one identity, one list per prompt: ``<identity>/<i:03d>_<k:02d>.png``, seed ``seed + i * n + k``."""
+    return [
+        [Job(out_dir / identity / f"{i:03d}_{k:02d}.png", prompt, seed + i * per_prompt + k) for k in range(per_prompt)]
+        for i, prompt in enumerate(prompts)
+    ]
 
 
 def loader_options(method_name: str, given: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
@@ -177,9 +205,78 @@ def write_images(
 
 def write_settings(out_dir: Path, settings: dict[str, Any], images: list[Path]) -> Path:
     """``out_dir/settings.json``: the run settings and its images (paths relative to ``out_dir``)."""
-    path = out_dir / "settings.json"
+    path = out_dir / SETTINGS_FILE
     write_json(path, {**settings, "images": [p.relative_to(out_dir).as_posix() for p in images]})
     return path
+
+
+def settings_changes(previous: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """``["seed: 0 -> 5", ...]``: the settings that differ between two runs (their image lists aside)."""
+    now = json.loads(json.dumps(settings))
+    keys = sorted((set(previous) | set(now)) - {"images"})
+    return [f"{k}: {_short(previous.get(k))} -> {_short(now.get(k))}" for k in keys if previous.get(k) != now.get(k)]
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_resumable(out_dir: str | Path, settings: dict[str, Any], overwrite: bool = False) -> dict[str, Any] | None:
+    """The settings of the run already in ``out_dir`` (None if there is none), if this run may resume it.
+
+    Raises `UserError` when ``out_dir`` is a file, or, unless ``overwrite``, when its ``settings.json`` is unreadable
+    or names other settings (one line listing them).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError("--out is a file, not a folder", out_dir)
+    path = out_dir / SETTINGS_FILE
+    if not path.exists():
+        return None
+    try:
+        previous = json.loads(path.read_text("utf-8"))
+        if not isinstance(previous, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        if overwrite:
+            return None
+        raise UserError(
+            f"unreadable run settings ({type(err).__name__}); pass --overwrite to replace them", path
+        ) from None
+    changes = settings_changes(previous, settings)
+    if changes and not overwrite:
+        raise UserError(
+            f"holds images made with other settings ({'; '.join(changes)}); "
+            "pass --overwrite to replace them, or choose another --out",
+            out_dir,
+        )
+    return previous
+
+
+def claim_out_dir(
+    out_dir: Path, settings: dict[str, Any], images: list[Path], overwrite: bool, processes: Processes
+) -> None:
+    """Make ``out_dir`` this run's (see `check_resumable`); with ``overwrite`` the previous run's images and this
+    batch's are removed first. The main process writes ``settings.json`` without its image list, which
+    `write_settings` adds once the batch is complete, so a killed run is recognised on the next one.
+    """
+    previous = check_resumable(out_dir, settings, overwrite)
+    processes.wait()  # every process has read the old settings before they are replaced
+    if processes.is_main:
+        if overwrite:
+            listed = (previous or {}).get("images", [])
+            old = [out_dir / p for p in listed if isinstance(p, str) and _inside(p) and p.endswith(".png")]
+            for path in [*old, *images]:
+                path.unlink(missing_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / SETTINGS_FILE, json.loads(json.dumps(settings)))
+    processes.wait()
+
+
+def _inside(relpath: str) -> bool:
+    parts = Path(relpath).parts
+    return bool(parts) and not Path(relpath).is_absolute() and ".." not in parts
 
 
 def run_batch(
@@ -193,21 +290,32 @@ def run_batch(
     options: dict[str, Any] | None = None,
     on_image: Callable[[Path], None] = lambda path: None,
     settings: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    processes: Processes = Processes(),
 ) -> dict[str, int]:
-    """Generate the missing images of the batch; returns counts ``{"written", "skipped", "identities"}``.
+    """Generate the missing images of the batch; returns counts ``{"written", "skipped", "identities"}`` (all
+    processes together).
 
     ``method`` has ``prepare(photo or list of photos) -> prepared`` and ``generate(prepared, prompts, seeds, **options)
-    -> images`` (one per prompt x seed). ``on_image`` is called with every path written or found. ``settings``
-    (optional) go into each PNG and, with every image of the batch, into ``out_dir/settings.json``.
+    -> images`` (one per prompt x seed). ``on_image`` is called with every path this process writes or finds.
+    ``settings`` (optional) go into each PNG and, with every image of the batch, into ``out_dir/settings.json``; a
+    folder holding a run with other settings is refused unless ``overwrite`` (`check_resumable`).
+
+    Work unit: one identity x one prompt, its ``per_prompt`` seeds in one ``generate`` call. Unit ``u`` (identities
+    in name order, then prompts) goes to process ``u % world_size``, so every image is made by the same call
+    whatever the number of processes.
     """
     out_dir = Path(out_dir)
-    written = skipped = 0
     people = identities(faces_dir)
-    every: list[Path] = []
-    for name, photos in people.items():
+    units = [(name, group) for name in people for group in batch_units(out_dir, name, prompts, per_prompt, seed)]
+    every = [job.path for _, group in units for job in group]
+    if settings is not None:
+        claim_out_dir(out_dir, settings, every, overwrite, processes)
+    written = skipped = 0
+    prepared: dict[str, Any] = {}
+    for name, group in processes.share(units):
         todo = []
-        for job in jobs_for(out_dir, name, prompts, per_prompt, seed):
-            every.append(job.path)
+        for job in group:
             if job.path.is_file():
                 skipped += 1
                 on_image(job.path)
@@ -215,10 +323,13 @@ def run_batch(
                 todo.append(job)
         if not todo:
             continue
-        prepared = prepare_references(method, method_name, photos, [load_image(p) for p in photos])
-        refs = [p.name for p in photos]
-        info = {"method": method_name, "references": refs}
-        written += len(write_images(method, prepared, todo, options, settings, info, on_image))
-    if settings is not None:
+        photos = people[name]
+        if name not in prepared:  # units come identity by identity: keep only the current one
+            prepared = {name: prepare_references(method, method_name, photos, [load_image(p) for p in photos])}
+        info = {"method": method_name, "references": [p.name for p in photos]}
+        written += len(write_images(method, prepared[name], todo, options, settings, info, on_image))
+    processes.wait()
+    counts = processes.gather((written, skipped))
+    if settings is not None and processes.is_main:
         write_settings(out_dir, settings, every)
-    return {"written": written, "skipped": skipped, "identities": len(people)}
+    return {"written": sum(c[0] for c in counts), "skipped": sum(c[1] for c in counts), "identities": len(people)}

@@ -3,7 +3,10 @@
     idportrait generate-batch --method ipadapter-faceid --faces faces/ --prompts prompts.txt --n 2 --out outputs/batch
     idportrait generate-batch --method instantid --faces me.jpg --prompt "a photo of a person in a garden"
 
-Resumable: rerunning the same command only makes the images that are missing.
+Resumable: rerunning the same command only makes the images that are missing; other settings into the same
+``--out`` stop with one line naming them (``--overwrite`` replaces the images). Several processes split the work:
+
+    accelerate launch -m idportrait.cli generate-batch --faces faces/ --prompts prompts.txt --out outputs/batch
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ def generate_batch(
     out: Annotated[Path, typer.Option(help="Output folder: <out>/<identity>/<prompt>_<k>.png.")] = Path(
         "outputs/batch"
     ),
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the images of an earlier run with other settings in --out.")
+    ] = False,
 ) -> None:
     """Generate portraits for many identities and prompts; seeds, prompts and settings go into the PNG metadata."""
     from rich.console import Console
@@ -63,8 +69,9 @@ def generate_batch(
 
     from idportrait.devices import resolve_device
     from idportrait.errors import UserError
-    from idportrait.generate.batch import identities, loader_options, read_prompts, run_batch
+    from idportrait.generate.batch import check_resumable, identities, loader_options, read_prompts, run_batch
     from idportrait.generate.checks import check_face_models, check_finite, check_output_folder
+    from idportrait.generate.processes import launched_processes
     from idportrait.methods import load_method
 
     if (prompts is None) == (not prompt):
@@ -75,14 +82,16 @@ def generate_batch(
     resolve_device(device, dtype)
     prompt_list = read_prompts(prompts) if prompts is not None else list(prompt)
     people = identities(faces)
-    console = Console(stderr=True)
     options = loader_options(method, {"face_backend": face_backend, "adapter": adapter}, set_)
-    with console.status(f"loading {method}"):
-        loaded = load_method(method, base=base, device=device, dtype=dtype, **options)
-    total = len(people) * len(prompt_list) * n
     call_options = {"num_inference_steps": steps, "guidance_scale": guidance}
     settings = {"method": method, "base": base, "faces": str(faces), "prompts": prompt_list, "seed": seed,
                 "n": n, "device": device, "dtype": dtype, **options, **call_options}  # fmt: skip
+    check_resumable(out, settings, overwrite)  # before any model loads
+    processes = launched_processes()
+    console = Console(stderr=True, quiet=not processes.is_main)
+    with console.status(f"loading {method}"):
+        loaded = load_method(method, base=base, device=processes.device_for(device), dtype=dtype, **options)
+    total = len(processes.share(range(len(people) * len(prompt_list)))) * n
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("generating", total=total)
@@ -97,8 +106,10 @@ def generate_batch(
             options=call_options,
             on_image=lambda path: progress.advance(task),
             settings=settings,
+            overwrite=overwrite,
+            processes=processes,
         )
     console.print(
         f"{counts['written']} images written, {counts['skipped']} already there, "
-        f"{counts['identities']} identities -> {out} (settings.json lists them)"
+        f"{counts['identities']} identities, {processes.world_size} process(es) -> {out} (settings.json lists them)"
     )
