@@ -6,7 +6,9 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -97,7 +99,7 @@ def test_ratings_are_upserted_with_timestamps_in_wal_mode(tmp_path):
     db.save("ana", image, "faceid", 0)
     db.save("bo", image, "prompt", 5)
     assert db.scores("ana", image) == {"prompt": 4, "faceid": 0} and db.completed("ana") == 0
-    db.save("ana", image, "quality", 3)
+    assert db.save("ana", image, "quality", 3) == {"prompt", "faceid"}  # what was there before this save
     assert db.completed("ana") == 1
     db.set_position("ana", 3)
     assert db.position("ana") == 3 and db.position("new rater") == 0
@@ -120,6 +122,22 @@ def test_ratings_are_upserted_with_timestamps_in_wal_mode(tmp_path):
         open_study(tmp_path / "ratings.sqlite", images, {**SETTINGS, "seed": "1"})
     with pytest.raises(UserError, match="holds another study"):
         open_study(tmp_path / "ratings.sqlite", images[1:], SETTINGS)
+
+
+def test_of_concurrent_saves_exactly_one_completes_the_image(tmp_path):
+    generated, refs = make_study_folders(tmp_path, prompts=1)
+    images = [i.study for i in collect_items(generated, refs)]
+    db = open_study(tmp_path / "ratings.sqlite", images, SETTINGS)
+
+    def save(rater: str, criterion: str, barrier: threading.Barrier) -> set[str]:
+        barrier.wait()  # the three saves start together
+        return db.save(rater, images[0].image, criterion, 1)
+
+    for round_ in range(10):
+        barrier = threading.Barrier(3)
+        with ThreadPoolExecutor(3) as pool:
+            befores = list(pool.map(save, [f"r{round_}"] * 3, ["prompt", "faceid", "quality"], [barrier] * 3))
+        assert sorted(len(b) for b in befores) == [0, 1, 2]
 
 
 def _foreign(path: Path) -> None:

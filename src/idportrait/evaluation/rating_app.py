@@ -122,6 +122,9 @@ def build_rating_app(study: Study) -> Any:
             shown |= {reference: load_image(item.reference), prompt: item.study.prompt or "(no prompt recorded)"}
             return shown | {radio: scores.get(key) for key, radio in radios.items()}
 
+        def unchanged() -> dict:  # gradio reads an empty dict as one output value
+            return {progress: gr.skip()}
+
         def resume(rater: str) -> dict:
             rater = (rater or "").strip()
             if not rater:
@@ -130,19 +133,18 @@ def build_rating_app(study: Study) -> Any:
 
         def move(current: dict | None, step: int) -> dict:
             if current is None:
-                return {}
+                return unchanged()
             position = min(max(current["position"] + step, 0), len(study.items))
             study.db.set_position(current["rater"], position)
             return screen(current["rater"], position)
 
         def rate(criterion: str, current: dict | None, score: int | None) -> dict:
             if current is None or score is None or current["position"] >= len(study.items):
-                return {}
+                return unchanged()
             rater, position = current["rater"], current["position"]
             image = study.item(rater, position).study.image
-            before = study.db.scores(rater, image)
-            study.db.save(rater, image, criterion, int(score))
-            if len(before) < len(CRITERIA) <= len(before | {criterion: score}):
+            before = study.db.save(rater, image, criterion, int(score))
+            if criterion not in before and len(before) == len(CRITERIA) - 1:  # this click completed the image
                 return move(current, +1)
             return {progress: progress_text(study, rater, position)}
 
@@ -150,7 +152,7 @@ def build_rating_app(study: Study) -> Any:
             hidden = {name_box: gr.Column(visible=True), panel: gr.Column(visible=False)}
             return {state: None, remembered: "", name: "", name_status: "", **hidden}
 
-        page.load(lambda saved: resume(saved) if saved else {}, inputs=[remembered], outputs=outputs)
+        page.load(lambda saved: resume(saved) if saved else unchanged(), inputs=[remembered], outputs=outputs)
         start.click(resume, inputs=[name], outputs=outputs)
         name.submit(resume, inputs=[name], outputs=outputs)
         back.click(lambda current: move(current, -1), inputs=[state], outputs=outputs)

@@ -75,12 +75,24 @@ class RatingDB:
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=10.0)
+        """An autocommit connection (each statement is its own transaction)."""
+        con = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         try:
-            with con:
-                yield con
+            yield con
         finally:
             con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the write lock from its first read to its commit."""
+        with self.connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     def settings(self) -> dict[str, str]:
         with self.connect() as con:
@@ -91,16 +103,20 @@ class RatingDB:
             rows = con.execute("SELECT image, method, identity, prompt FROM items ORDER BY position")
             return [StudyImage(*row) for row in rows]
 
-    def save(self, rater: str, image: str, criterion: str, score: int) -> None:
-        """Insert or replace one rating, timestamped (UTC)."""
+    def save(self, rater: str, image: str, criterion: str, score: int) -> set[str]:
+        """Insert or replace one rating, timestamped (UTC); returns the criteria of this image the rater had
+        rated before, read in the same transaction (so of two concurrent saves exactly one completes an image)."""
         if criterion not in CRITERIA or not 0 <= score <= MAX_SCORE:
             raise ValueError(f"bad rating {criterion}={score}")
-        with self.connect() as con:
+        with self.transaction() as con:
+            rows = con.execute("SELECT criterion FROM ratings WHERE rater = ? AND image = ?", (rater, image))
+            before = {row[0] for row in rows}
             con.execute(
                 "INSERT INTO ratings VALUES (?, ?, ?, ?, ?) ON CONFLICT (rater, image, criterion) "
                 "DO UPDATE SET score = excluded.score, rated_at = excluded.rated_at",
                 (rater, image, criterion, int(score), _now()),
             )
+        return before
 
     def scores(self, rater: str, image: str) -> dict[str, int]:
         """Criterion -> score that ``rater`` gave ``image`` (missing criteria are absent)."""
@@ -124,7 +140,7 @@ class RatingDB:
             return 0 if row is None else row[0]
 
     def set_position(self, rater: str, position: int) -> None:
-        with self.connect() as con:
+        with self.transaction() as con:
             con.execute(
                 "INSERT INTO raters VALUES (?, ?, ?) ON CONFLICT (rater) "
                 "DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
