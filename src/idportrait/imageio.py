@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from idportrait.errors import ImageError
@@ -69,11 +68,6 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     if im.mode != "RGB":
         im = im.convert("RGB")
     return im
-
-
-def to_bgr(image: Image.Image) -> np.ndarray:
-    """PIL RGB -> uint8 BGR array [H, W, 3] (what insightface/OpenCV expect)."""
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from PIL import Image
 from rich.progress import Progress
 from torch import nn
 
+from idportrait.devices import pick_device
 from idportrait.errors import NoFaceError, UserError
 from idportrait.evaluation.clip_score import ClipEmbedder
 from idportrait.evaluation.config import NONE, MetricsSpec
@@ -51,15 +52,13 @@ class MetricModels:
 
 def load_metric_models(spec: MetricsSpec) -> MetricModels:
     """Load what ``spec`` asks for (hub ids / local paths), on ``spec.device``."""
-    import torch
-
     from idportrait.evaluation.clip_score import load_clip
     from idportrait.evaluation.dino import load_dino
     from idportrait.evaluation.facenet import load_facenet
     from idportrait.evaluation.fid import DinoFeatures, inception_extractor
     from idportrait.faces import get_face_analyzer, get_face_parser
 
-    device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(spec.device)
     models = MetricModels()
     models.clip = None if spec.clip == NONE else load_clip(spec.clip, device)
     models.dino = None if spec.dino == NONE else load_dino(spec.dino, device)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from idportrait.methods.base import resolve_device
+from idportrait import registry
+from idportrait.devices import resolve_device
 from idportrait.methods.consistentid import ConsistentIDMethod, load_face_models
 
 
@@ -12,7 +13,7 @@ def load_consistentid_sdxl_method(
     base: str | None = None,
     adapter: str | None = None,
     image_encoder: str | None = None,
-    face_backend: str = "insightface:buffalo_l",
+    face_backend: str = registry.FACE_BACKEND_CONSISTENTID,
     parser: str = "bisenet",
     parser_weights: str | None = None,
     device: str = "auto",

@@ -150,7 +150,7 @@ def load_ipadapter_faceid(
     sdxl: bool = False,
     adapter: str | Path | None = None,
     image_encoder: str | Path | None = None,
-    face_backend: str = f"insightface:{registry.INSIGHTFACE_CONSISTENTID}",
+    face_backend: str = registry.FACE_BACKEND_CONSISTENTID,
     detect: FaceDetector | None = None,
     device: str = "auto",
     dtype: str = "auto",
@@ -167,7 +167,7 @@ def load_ipadapter_faceid(
     from transformers import CLIPVisionModelWithProjection
 
     from idportrait.adapters.ipadapter_faceid import load_faceid_adapter
-    from idportrait.methods.base import resolve_device
+    from idportrait.devices import resolve_device
     from idportrait.pipelines.loading import fetch, hub_file
 
     if variant not in VARIANTS:
@@ -200,7 +200,7 @@ def load_ipadapter_faceid(
         raise CheckpointError(f"this checkpoint does not hold an IP-Adapter-{variant} projection", checkpoint)
     pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
     if variant != "faceid" and pipe.feature_extractor is None:  # SDXL bases ship without one
-        from idportrait.tiny import clip_image_processor
+        from idportrait.pipelines.clip_processor import clip_image_processor
 
         pipe.register_modules(feature_extractor=clip_image_processor())
     pipe.to(device)
