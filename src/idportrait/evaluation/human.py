@@ -20,8 +20,7 @@ import numpy as np
 
 from idportrait.evaluation.agreement import krippendorff_alpha_ordinal
 from idportrait.evaluation.rating_db import CRITERIA, MAX_SCORE, Rating
-from idportrait.evaluation.report import write_csv
-from idportrait.imageio import atomic_open
+from idportrait.imageio import atomic_open, write_csv
 
 RESAMPLES = 2000
 SECTION = "## Human ratings"

@@ -92,12 +92,12 @@ def build_rating_app(study: Study) -> Any:
             start = gr.Button("Start", variant="primary", elem_id="start")
         with gr.Column(visible=False, elem_id="panel") as panel:
             progress = gr.Markdown(elem_id="progress")
-            with gr.Row(elem_id="item") as item_row:
-                shown_image = {"type": "pil", "format": "png", "interactive": False, "buttons": []}
-                generated = gr.Image(label="Generated", elem_id="generated", **shown_image)
-                reference = gr.Image(label="Reference photo", elem_id="reference", **shown_image)
-            prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="prompt")
-            with gr.Row():
+            with gr.Column(elem_id="item") as item_box:
+                with gr.Row():
+                    shown_image = {"type": "pil", "format": "png", "interactive": False, "buttons": []}
+                    generated = gr.Image(label="Generated", elem_id="generated", **shown_image)
+                    reference = gr.Image(label="Reference photo", elem_id="reference", **shown_image)
+                prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="prompt")
                 radios = {
                     key: gr.Radio(choices, label=f"{label} (0-{MAX_SCORE})", elem_id=f"rate-{key}")
                     for key, label in CRITERIA.items()
@@ -107,7 +107,7 @@ def build_rating_app(study: Study) -> Any:
                 skip = gr.Button("Skip →", elem_id="skip")
                 switch = gr.Button("Switch rater", elem_id="switch", variant="secondary")
             gr.Markdown("Keys: 0-5 rate the next empty criterion · ← or Backspace: back · → or S: skip.")
-        shown_parts = [name_box, panel, item_row, progress, generated, reference, prompt, *radios.values()]
+        shown_parts = [name_box, panel, item_box, progress, generated, reference, prompt, *radios.values()]
         outputs = [state, remembered, name_status, *shown_parts]
 
         def screen(rater: str, position: int) -> dict:
@@ -115,10 +115,10 @@ def build_rating_app(study: Study) -> Any:
             shown |= {name_box: gr.Column(visible=False), panel: gr.Column(visible=True)}
             shown[progress] = progress_text(study, rater, position)
             if position >= len(study.items):
-                return shown | {item_row: gr.Row(visible=False), prompt: "", **dict.fromkeys(radios.values())}
+                return shown | {item_box: gr.Column(visible=False), prompt: "", **dict.fromkeys(radios.values())}
             item = study.item(rater, position)
             scores = study.db.scores(rater, item.study.image)
-            shown |= {item_row: gr.Row(visible=True), generated: load_image(item.path)}
+            shown |= {item_box: gr.Column(visible=True), generated: load_image(item.path)}
             shown |= {reference: load_image(item.reference), prompt: item.study.prompt or "(no prompt recorded)"}
             return shown | {radio: scores.get(key) for key, radio in radios.items()}
 
@@ -146,7 +146,7 @@ def build_rating_app(study: Study) -> Any:
             before = study.db.save(rater, image, criterion, int(score))
             if criterion not in before and len(before) == len(CRITERIA) - 1:  # this click completed the image
                 return move(current, +1)
-            return {progress: progress_text(study, rater, position)}
+            return unchanged()  # answers may arrive out of order: only the completing one changes the page
 
         def sign_out() -> dict:
             hidden = {name_box: gr.Column(visible=True), panel: gr.Column(visible=False)}

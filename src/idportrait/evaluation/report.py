@@ -10,7 +10,6 @@ grids/<identity>.png reference photo, then one row per method over the prompts (
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from PIL import Image, ImageDraw
 from idportrait.evaluation.records import Record
 from idportrait.evaluation.score import METRICS
 from idportrait.evaluation.speed import STAGES
-from idportrait.imageio import atomic_open, load_image, save_image
+from idportrait.imageio import atomic_open, load_image, save_image, write_csv
 
 LABELS = {
     "clip_t": "CLIP-T",
@@ -126,16 +125,6 @@ def write_report(
         if mine:
             save_image(paths["grids"] / f"{identity}.png", identity_grid(load_image(photo), mine, run_dir))
     return paths
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Rows (dicts) -> CSV with the union of their keys as header, atomically."""
-    header = list(dict.fromkeys(k for row in rows for k in row))
-    with atomic_open(path, "w") as f:
-        writer = csv.DictWriter(f, fieldnames=header, restval="")
-        writer.writeheader()
-        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-    return path
 
 
 def plot_name(metric: str, face_name: str = "ArcFace") -> str:
@@ -243,9 +232,3 @@ def _mean(values) -> float:
 
 def _fmt(value: float, digits: int = 1) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else round(value, 4)
-    return value
