@@ -27,9 +27,10 @@ from idportrait.evaluation.clip_score import ClipEmbedder
 from idportrait.evaluation.config import NONE, MetricsSpec
 from idportrait.evaluation.dino import DinoEmbedder
 from idportrait.evaluation.facenet import InceptionResnetV1
-from idportrait.evaluation.facesim import FaceDetector, arcface_embedding, cosine100, facenet_embedding
+from idportrait.evaluation.facesim import arcface_embedding, cosine100, facenet_embedding
 from idportrait.evaluation.fgis import fgis
 from idportrait.evaluation.records import Record
+from idportrait.faces.analyzer import FaceDetector
 from idportrait.imageio import load_image
 
 METRICS: tuple[str, ...] = ("clip_t", "clip_i", "dino", "facesim_facenet", "facesim_arcface", "fgis")

@@ -13,6 +13,7 @@ Parser names: "bisenet" (weights: a local face_parsing.pth, or None for the hub 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,7 +32,19 @@ class FaceBackend(Protocol):
 
 
 class FaceParser(Protocol):
+    """What every parser offers (`get_face_parser`): the label map and regions of the (given) face."""
+
     def parse(self, image: Image.Image | np.ndarray, face: Face | None = None) -> Parsing: ...
+
+
+class FaceFinder(Protocol):
+    """What pipelines and annotation need of an analyzer (`FaceAnalyzer` or a test double): the largest face."""
+
+    def largest_face(self, image: Image.Image | np.ndarray, path_for_errors: str | Path | None = None) -> Face: ...
+
+
+FaceDetector = Callable[[Image.Image], list[Face]]
+"""RGB image -> faces, largest first (``get_face_analyzer(...).detect``)."""
 
 
 @dataclass

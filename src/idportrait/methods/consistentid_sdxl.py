@@ -24,8 +24,8 @@ def load_consistentid_sdxl_method(
 
     ``defaults`` become default `ConsistentIDSDXLPipeline.__call__` keywords (e.g. ``num_inference_steps``).
     """
+    from idportrait.hub import fetch
     from idportrait.pipelines.consistentid_sdxl import ConsistentIDSDXLPipeline
-    from idportrait.pipelines.loading import fetch
     from idportrait.registry import CONSISTENTID_REPO, SDXL_BASE
 
     device, torch_dtype = resolve_device(device, dtype)

@@ -97,8 +97,8 @@ def load_instantid_method(
     from diffusers import ControlNetModel
 
     from idportrait.devices import resolve_device
+    from idportrait.hub import fetch, hub_file
     from idportrait.pipelines.instantid_sdxl import InstantIDPipeline
-    from idportrait.pipelines.loading import fetch, hub_file
 
     device, torch_dtype = resolve_device(device, dtype)
     if identitynet is None:

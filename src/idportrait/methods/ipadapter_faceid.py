@@ -13,7 +13,6 @@ averaged over several reference photos; the Plus variants also take CLIP ``hidde
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,10 @@ from PIL import Image
 from idportrait import registry
 from idportrait.adapters.ipadapter_layout import check_faceid_checkpoint
 from idportrait.errors import CheckpointError, NoFaceError
+from idportrait.faces.analyzer import FaceDetector
 from idportrait.faces.types import Face
 
 VARIANTS = ("faceid", "faceid-plus", "faceid-plusv2")
-
-FaceDetector = Callable[[Image.Image], list[Face]]
-"""RGB image -> faces, largest first (``get_face_analyzer(...).detect``)."""
 
 
 def released_file(variant: str, sdxl: bool) -> str:
@@ -168,7 +165,7 @@ def load_ipadapter_faceid(
 
     from idportrait.adapters.ipadapter_faceid import load_faceid_adapter
     from idportrait.devices import resolve_device
-    from idportrait.pipelines.loading import fetch, hub_file
+    from idportrait.hub import fetch, hub_file
 
     if variant not in VARIANTS:
         raise CheckpointError(f"unknown IP-Adapter-FaceID variant {variant!r}; choose one of {', '.join(VARIANTS)}")

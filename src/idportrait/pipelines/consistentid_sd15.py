@@ -40,15 +40,10 @@ from idportrait.adapters.consistentid.text import (
     token_regions,
 )
 from idportrait.errors import CheckpointError, UserError
+from idportrait.faces.analyzer import FaceFinder, FaceParser
+from idportrait.hub import fetch, hub_file
 from idportrait.pipelines.common import broadcast_prompts, denoise
-from idportrait.pipelines.face_inputs import (
-    FaceAnalyzer,
-    FaceInputs,
-    FaceParser,
-    compute_face_inputs,
-    zero_image_embeds,
-)
-from idportrait.pipelines.loading import fetch, hub_file
+from idportrait.pipelines.face_inputs import FaceInputs, compute_face_inputs, zero_image_embeds
 from idportrait.registry import CLIP_VIT_H, CONSISTENTID_REPO, CONSISTENTID_SD15_FILE
 
 DEFAULT_STEPS = 50
@@ -174,7 +169,7 @@ class ConsistentIDMixin:
     def prepare_face_inputs(
         self,
         image: Image.Image,
-        face_analyzer: FaceAnalyzer,
+        face_analyzer: FaceFinder,
         face_parser: FaceParser,
         source: str = "<image>",
         allow_no_face: bool = False,
@@ -227,7 +222,7 @@ class ConsistentIDMixin:
         self,
         face_inputs: FaceInputs | None,
         face_image: Image.Image | None,
-        face_analyzer: FaceAnalyzer | None,
+        face_analyzer: FaceFinder | None,
         face_parser: FaceParser | None,
     ) -> FaceInputs:
         """The call's face inputs: ``face_inputs`` as given, or computed from ``face_image``."""
@@ -340,7 +335,7 @@ class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
         prompt: str | list[str],
         face_inputs: FaceInputs | None = None,
         face_image: Image.Image | None = None,
-        face_analyzer: FaceAnalyzer | None = None,
+        face_analyzer: FaceFinder | None = None,
         face_parser: FaceParser | None = None,
         negative_prompt: str | list[str] | None = None,
         num_images_per_prompt: int = 1,

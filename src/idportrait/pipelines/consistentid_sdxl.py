@@ -31,6 +31,7 @@ from PIL import Image
 
 from idportrait.adapters.consistentid.attention import set_id_scale
 from idportrait.adapters.consistentid.text import add_consistentid_tokens
+from idportrait.faces.analyzer import FaceFinder, FaceParser
 from idportrait.pipelines.common import decode_sdxl, denoise, sdxl_time_ids
 from idportrait.pipelines.consistentid_sd15 import (
     DEFAULT_GUIDANCE,
@@ -38,7 +39,7 @@ from idportrait.pipelines.consistentid_sd15 import (
     DEFAULT_STEPS,
     ConsistentIDMixin,
 )
-from idportrait.pipelines.face_inputs import FaceAnalyzer, FaceInputs, FaceParser
+from idportrait.pipelines.face_inputs import FaceInputs
 from idportrait.registry import CONSISTENTID_REPO, CONSISTENTID_SDXL_FILE
 
 
@@ -74,7 +75,7 @@ class ConsistentIDSDXLPipeline(ConsistentIDMixin, StableDiffusionXLPipeline):
         prompt: str | list[str],
         face_inputs: FaceInputs | None = None,
         face_image: Image.Image | None = None,
-        face_analyzer: FaceAnalyzer | None = None,
+        face_analyzer: FaceFinder | None = None,
         face_parser: FaceParser | None = None,
         negative_prompt: str | list[str] | None = None,
         num_images_per_prompt: int = 1,
