@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from idportrait.errors import UserError
-from idportrait.evaluation.rating_db import APPLICATION_ID, open_existing, open_study
+from idportrait.evaluation.rating_db import APPLICATION_ID, StudyImage, open_existing, open_study
 from idportrait.evaluation.rating_items import collect_items
 from idportrait.evaluation.rating_sample import balanced_sample, rater_order
 from idportrait.evaluation.records import MANIFEST, Record
@@ -157,14 +157,27 @@ def _newer(path: Path) -> None:
     con.close()
 
 
+def _truncated(path: Path) -> None:
+    images = [StudyImage(f"m/p/{i:04d}.png", "m", "p", "a prompt " * 20) for i in range(400)]
+    db = open_study(path, images, SETTINGS)
+    for image in images:
+        db.save("ana", image.image, "prompt", 3)
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.execute("PRAGMA journal_mode = DELETE")
+    con.close()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda p: p.write_bytes(bytes(range(256)) * 64), "not a readable ratings database"),
         (_foreign, "not an idportrait ratings database"),
         (_newer, "schema version 7"),
+        (_truncated, "malformed|corrupt"),
     ],
-    ids=["random-bytes", "foreign-sqlite", "newer-schema"],
+    ids=["random-bytes", "foreign-sqlite", "newer-schema", "truncated"],
 )
 def test_corrupt_or_foreign_database_is_refused_and_left_untouched(tmp_path, make, message):
     path = tmp_path / "ratings.sqlite"
