@@ -61,6 +61,10 @@ def test_items_from_method_folders_batch_outputs_and_run_manifests(tmp_path):
     (item,) = collect_items(run, refs)
     assert (item.study.method, item.study.prompt, item.path) == ("m", "a woman in a hat", run / record.path)
 
+    broken = generated / "faceid" / "ana" / "001_00.png"
+    broken.write_bytes(broken.read_bytes()[:60])
+    with pytest.raises(UserError, match=r"001_00\.png: not a readable image"):
+        collect_items(generated, refs)
     (refs / "bo.png").unlink()
     with pytest.raises(UserError, match="no reference photo for identities bo"):
         collect_items(generated, refs)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from idportrait.errors import UserError
+from idportrait.errors import ImageError, UserError
 from idportrait.evaluation.rating_db import StudyImage
 from idportrait.evaluation.records import IMAGE_SUFFIXES, MANIFEST, read_manifest
 from idportrait.generate.batch import METADATA_KEY, identities
@@ -54,6 +54,8 @@ def collect_items(generated: Path, references: Path) -> list[RatingItem]:
     unknown = sorted({s.identity for s in found} - set(photos))
     if unknown:
         raise UserError(f"no reference photo for identities {', '.join(unknown)}", references)
+    for s in found:  # a broken file stops the study before it starts, not in a rater's browser
+        _check_readable(generated / s.image)
     found.sort(key=lambda s: s.image)
     return [RatingItem(s, generated / s.image, photos[s.identity]) for s in found]
 
@@ -77,6 +79,14 @@ def _from_file(root: Path, path: Path) -> StudyImage | None:
     else:
         return None
     return StudyImage(path.relative_to(root).as_posix(), method, parts[-2], str(meta.get("prompt", "")))
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"not a readable image ({type(err).__name__}: {err})", path) from None
 
 
 def _metadata(path: Path) -> dict:
