@@ -97,6 +97,7 @@ def test_ratings_are_upserted_with_timestamps_in_wal_mode(tmp_path):
     generated, refs = make_study_folders(tmp_path, prompts=1)
     images = [i.study for i in collect_items(generated, refs)]
     db = open_study(tmp_path / "ratings.sqlite", images, SETTINGS)
+    assert not list(tmp_path.glob(".ratings.sqlite*"))  # built aside and moved into place
     image = images[0].image
     db.save("ana", image, "prompt", 2)
     db.save("ana", image, "prompt", 4)  # a changed mind replaces the rating

@@ -13,6 +13,7 @@ other tables, corrupt) is refused with one line before anything is written into 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -173,20 +174,27 @@ def open_study(path: Path, images: list[StudyImage], settings: dict[str, str]) -
             )
         return db
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")  # built aside, then moved into place: never half a study
+    tmp.unlink(missing_ok=True)
     try:
-        con = sqlite3.connect(path)
-        with con:
-            con.execute("PRAGMA journal_mode = WAL")
+        con = sqlite3.connect(tmp, isolation_level=None)
+        try:
             con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            con.executescript(SCHEMA)
+            con.executescript(f"BEGIN; {SCHEMA} COMMIT;")
+            con.execute("BEGIN")
             con.executemany("INSERT INTO study VALUES (?, ?)", settings.items())
             con.executemany(
                 "INSERT INTO items VALUES (?, ?, ?, ?, ?)",
                 [(i, s.image, s.method, s.identity, s.prompt) for i, s in enumerate(images)],
             )
-        con.close()
+            con.execute("COMMIT")
+            con.execute("PRAGMA journal_mode = WAL")
+        finally:
+            con.close()
+        os.replace(tmp, path)
     except sqlite3.Error as err:
+        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot create the ratings database ({err})", path) from None
     return RatingDB(path)
 
