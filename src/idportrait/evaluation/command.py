@@ -82,7 +82,9 @@ def rate(
     settings = {"seed": str(seed), "sample": "all" if sample is None else str(sample)}
     study = Study(open_study(db, [item.study for item in items], settings), items, seed)
     Console(stderr=True).print(
-        f"rating page on http://{host}:{port}/ ; {len(items)} images, ratings are saved to {db}", highlight=False
+        f"rating page on http://{host}:{port}/ ; {len(items)} images, ratings are saved to {db}",
+        highlight=False,
+        soft_wrap=True,
     )
     build_rating_app(study).launch(server_name=host, server_port=port, head=KEYBOARD_JS, quiet=True)
 
