@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -125,3 +127,19 @@ def save_image(path: str | Path, image: Image.Image, **save_kwargs: Any) -> None
     fmt = IMAGE_FORMATS.get(path.suffix.lower(), "PNG")
     with atomic_open(path, "wb") as f:
         image.save(f, format=fmt, **save_kwargs)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Rows (dicts) -> CSV with the union of their keys as header, atomically; floats to 4 decimals, NaN empty."""
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_open(path, "w") as f:
+        writer = csv.DictWriter(f, fieldnames=header, restval="")
+        writer.writeheader()
+        writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
+    return path
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else round(value, 4)
+    return value

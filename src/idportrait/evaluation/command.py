@@ -79,3 +79,60 @@ def _score_and_report(run_dir: Path, references: Path, metrics, records, process
     console.print((run_dir / "summary.md").read_text("utf-8"), markup=False, highlight=False)
     for name, path in paths.items():
         console.print(f"{name}: {path}", highlight=False)
+
+
+@app.command("rate")
+def rate(
+    generated: Path = typer.Option(..., "--generated", help="A run folder, <method>/<identity>/*.png, or batch PNGs."),
+    references: Path = typer.Option(..., "--references", help="One photo (or sub-folder) per identity."),
+    db: Path = typer.Option(..., "--db", help="SQLite file of the study (created on first use)."),
+    sample: int | None = typer.Option(None, "--sample", min=1, help="Rate N images, balanced across methods."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the sample and every rater's order."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 = every interface)."),
+    port: int = typer.Option(7861, help="Port."),
+) -> None:
+    """Serve the human-study page: raters score images 0-5 on prompt, FaceID and quality (saved at once)."""
+    from rich.console import Console
+
+    from idportrait.evaluation.rating_app import KEYBOARD_JS, Study, build_rating_app
+    from idportrait.evaluation.rating_db import open_study
+    from idportrait.evaluation.rating_items import collect_items
+    from idportrait.evaluation.rating_sample import balanced_sample
+
+    items = collect_items(generated, references)
+    if sample is not None:
+        items = balanced_sample(items, sample, seed)
+    settings = {"seed": str(seed), "sample": "all" if sample is None else str(sample)}
+    study = Study(open_study(db, [item.study for item in items], settings), items, seed)
+    Console(stderr=True).print(
+        f"rating page on http://{host}:{port}/ ; {len(items)} images, ratings are saved to {db}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    build_rating_app(study).launch(server_name=host, server_port=port, head=KEYBOARD_JS, quiet=True)
+
+
+@app.command("report")
+def report(
+    db: Path = typer.Option(..., "--db", help="The study's SQLite file (from `evaluate rate`)."),
+    out: Path = typer.Option(..., "--out", help="Report folder, e.g. the scored run: human columns join its summary."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the bootstrap."),
+    resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples."),
+) -> None:
+    """Human ratings per method: means with 95 % bootstrap intervals, Krippendorff's alpha, a bar plot."""
+    from rich.console import Console
+
+    from idportrait.errors import UserError
+    from idportrait.evaluation.rating_db import open_existing
+
+    ratings = open_existing(db).ratings()
+    if not ratings:
+        raise UserError("no ratings yet", db)
+    from idportrait.evaluation.human import human_agreement, human_summary, write_human_report
+
+    summary = human_summary(ratings, seed, resamples)
+    paths = write_human_report(out, summary, human_agreement(ratings), resamples, seed)
+    console = Console()
+    console.print(paths["table"].read_text("utf-8"), markup=False, highlight=False)
+    for name, path in paths.items():
+        console.print(f"{name}: {path}", highlight=False)

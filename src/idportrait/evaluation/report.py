@@ -3,13 +3,13 @@
 scores.csv        one row per generated image (`idportrait.evaluation.score.score_records`)
 summary.csv/.md   one row per method: mean of each metric, FID, seconds per image by stage, no-face count
 by_category.csv   method x prompt category means
-plots/<metric>.png   grouped bars per prompt category (one bar per method)
+plots/<metric>.png   grouped bars per prompt category (one bar per method); the analyzer's FaceSim is
+                     named after its embedding (facesim_arcface, facesim_dlib)
 grids/<identity>.png reference photo, then one row per method over the prompts (first seed)
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from idportrait.evaluation.records import Record
 from idportrait.evaluation.score import METRICS
 from idportrait.evaluation.speed import STAGES
-from idportrait.imageio import atomic_open, load_image, save_image
+from idportrait.imageio import atomic_open, load_image, save_image, write_csv
 
 LABELS = {
     "clip_t": "CLIP-T",
@@ -63,28 +63,34 @@ def by_category(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown_table(summary: list[dict[str, Any]], fid_name: str = "FID", face_name: str = "ArcFace") -> str:
-    """The papers' table: methods as rows; empty metrics (switched off everywhere) are left out."""
+    """The papers' table: methods as rows; columns with no value for any method (metric switched off, no
+    timings, no face analyzer) are left out."""
     metrics = [m for m in METRICS if any(not math.isnan(s[m]) for s in summary)]
-    columns = [_label(m, face_name) for m in metrics]
     has_fid = any(not math.isnan(s[fid_name]) for s in summary)
-    columns += [fid_name] * has_fid + ["Speed (s)", "No face"]
-    lines = ["| Method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    has_speed = _has_timings(summary)
+    has_face = any(s["no_face"] is not None for s in summary)
+    columns = [_label(m, face_name) for m in metrics] + [fid_name] * has_fid
+    columns += ["Speed (s)"] * has_speed + ["No face"] * has_face
+    rows = []
     for s in summary:
-        cells = [_fmt(s[m]) for m in metrics] + [_fmt(s[fid_name])] * has_fid
-        cells += [_fmt(s["seconds"], 2), "–" if s["no_face"] is None else f"{s['no_face']}/{s['images']}"]
-        lines.append(f"| {s['method']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        cells = [_fmt(s[m]) for m in metrics] + [_fmt(s[fid_name])] * has_fid + [_fmt(s["seconds"], 2)] * has_speed
+        cells += [f"{s['no_face']}/{s['images']}"] * has_face
+        rows.append([s["method"], *cells])
+    return _table(["Method", *columns], rows)
 
 
 def speed_table(summary: list[dict[str, Any]]) -> str:
     """Seconds per image by stage: ``prepare`` (per reference) and ``generate`` (per image), then marked stages."""
     stages = [k for k in summary[0] if k.startswith("s_") and any(not math.isnan(s[k]) for s in summary)]
-    lines = ["| Method | " + " | ".join(k[2:] for k in stages) + " | total |", "|---" * (len(stages) + 2) + "|"]
-    for s in summary:
-        lines.append(
-            f"| {s['method']} | " + " | ".join(_fmt(s[k], 2) for k in stages) + f" | {_fmt(s['seconds'], 2)} |"
-        )
-    return "\n".join(lines) + "\n"
+    rows = [[s["method"], *(_fmt(s[k], 2) for k in stages), _fmt(s["seconds"], 2)] for s in summary]
+    return _table(["Method", *(k[2:] for k in stages), "total"], rows)
+
+
+def summary_markdown(summary: list[dict[str, Any]], fid_name: str = "FID", face_name: str = "ArcFace") -> str:
+    """``summary.md``: the methods table, then the stage table, or a line saying no timings were recorded."""
+    if not _has_timings(summary):
+        return markdown_table(summary, fid_name, face_name) + "\nNo timings recorded (images made outside a run).\n"
+    return markdown_table(summary, fid_name, face_name) + "\nSeconds per image by stage:\n\n" + speed_table(summary)
 
 
 def write_report(
@@ -107,13 +113,12 @@ def write_report(
         "table": out_dir / "summary.md",
     }
     with atomic_open(paths["table"], "w") as f:
-        f.write(
-            markdown_table(summary, fid_name, face_name) + "\nSeconds per image by stage:\n\n" + speed_table(summary)
-        )
+        f.write(summary_markdown(summary, fid_name, face_name))
     paths["plots"] = out_dir / "plots"
     for metric in METRICS:
         if any(not math.isnan(c[metric]) for c in categories):
-            plot_categories(categories, metric, paths["plots"] / f"{metric}.png", _label(metric, face_name))
+            path = paths["plots"] / f"{plot_name(metric, face_name)}.png"
+            plot_categories(categories, metric, path, _label(metric, face_name))
     paths["grids"] = out_dir / "grids"
     for identity, photo in references.items():
         mine = [r for r in records if r.identity == identity]
@@ -122,18 +127,28 @@ def write_report(
     return paths
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Rows (dicts) -> CSV with the union of their keys as header, atomically."""
-    header = list(dict.fromkeys(k for row in rows for k in row))
-    with atomic_open(path, "w") as f:
-        writer = csv.DictWriter(f, fieldnames=header, restval="")
-        writer.writeheader()
-        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-    return path
+def plot_name(metric: str, face_name: str = "ArcFace") -> str:
+    """File stem of a metric's plot: the analyzer's FaceSim is named after its embedding (``facesim_dlib``)."""
+    if metric != "facesim_arcface":
+        return metric
+    return "facesim_" + "".join(c if c.isalnum() else "_" for c in face_name.lower())
 
 
 def plot_categories(categories: list[dict[str, Any]], metric: str, path: Path, label: str) -> Path:
-    """Grouped bar chart: prompt categories on x, one bar per method, metric x100 on y."""
+    """Save `category_figure` as a PNG."""
+    fig = category_figure(categories, metric, label)
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def category_figure(categories: list[dict[str, Any]], metric: str, label: str) -> Any:
+    """Grouped bar chart: prompt categories on x, one bar per method, metric x100 on y; widened until the
+    title fits."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,11 +167,13 @@ def plot_categories(categories: list[dict[str, Any]], metric: str, path: Path, l
     ax.set_title(f"{label} by prompt category")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    fig.canvas.draw()
+    title = ax.title.get_window_extent()
+    overflow = max(0.0, title.x1 - fig.bbox.x1, fig.bbox.x0 - title.x0)
+    if overflow:
+        fig.set_figwidth(fig.get_figwidth() + (2 * overflow + 20) / fig.dpi)
+        fig.tight_layout()
+    return fig
 
 
 def identity_grid(reference: Image.Image, records: list[Record], run_dir: Path) -> Image.Image:
@@ -197,6 +214,17 @@ def _stage_names(rows: list[dict[str, Any]]) -> list[str]:
     return [s for s in order if s in found] + [s for s in found if s not in order]
 
 
+def _has_timings(summary: list[dict[str, Any]]) -> bool:
+    return any(not math.isnan(s["seconds"]) for s in summary)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table; every row has the header's number of cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def _mean(values) -> float:
     finite = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     return float(np.mean(finite)) if finite else float("nan")
@@ -204,9 +232,3 @@ def _mean(values) -> float:
 
 def _fmt(value: float, digits: int = 1) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else round(value, 4)
-    return value
