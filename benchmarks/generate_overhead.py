@@ -71,9 +71,9 @@ def build_pipelines(size: str, device: str, dtype: torch.dtype, tokenizer_dir: s
     from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from idportrait.demo import TINY_ADAPTER, random_consistentid
+    from idportrait.pipelines.clip_processor import clip_image_processor
     from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-    from idportrait.tiny import clip_image_processor, clip_tokenizer_from_bpe, tiny_scheduler, tiny_sd15
+    from idportrait.tiny import TINY_ADAPTER, clip_tokenizer_from_bpe, random_consistentid, tiny_scheduler, tiny_sd15
 
     torch.manual_seed(0)
     if size == "tiny":
@@ -130,7 +130,7 @@ def measure(size: str, device: str, dtype: torch.dtype, steps: int, pixels: int,
 
     def prepare():
         face = method.prepare(photo)
-        cid._identity_tokens(face, cid._execution_device, dtype)
+        cid.identity_tokens(face, cid._execution_device, dtype)
         return face
 
     prep_first = timed(prepare, device)

@@ -19,7 +19,7 @@ from idportrait.errors import UserError
 from idportrait.evaluation.command import app as evaluate_app
 from idportrait.faces.command import app as faces_app
 from idportrait.generate.command import generate_batch
-from idportrait.pipelines.command import generate
+from idportrait.generate.single_command import generate
 from idportrait.serve.command import serve
 from idportrait.training.command import app as train_app
 

@@ -23,45 +23,6 @@ import typer
 
 DEMO_PROMPTS = ["a portrait photo of a person in a garden", "a person as an astronaut, digital art"]
 DEMO_SEEDS = [0, 1]
-TINY_ADAPTER = {"cross_attention_dim": 32, "clip_dim": 32, "id_dim": 128, "rank": 4, "num_tokens": 4}
-"""Tiny ConsistentID dims: text/cross 32 (tiny SD1.5), CLIP 32 (tiny vision tower), 128-D dlib descriptor."""
-
-
-def random_consistentid(
-    unet: Any,
-    cross_attention_dim: int,
-    clip_dim: int,
-    id_dim: int,
-    rank: int,
-    num_tokens: int = 4,
-    full_size: bool = False,
-    seed: int = 0,
-) -> tuple[Any, Any, Any]:
-    """Random ConsistentID modules for ``unet`` (processors installed in place), every weight non-zero.
-
-    ``full_size``: the release architecture (FacialEncoder 1024-d x 8 layers, projector depth 4); otherwise
-    one small layer each. Returns (facial_encoder, image_proj, processors ModuleList).
-    """
-    import torch
-
-    from idportrait.adapters.consistentid.attention import install_consistentid_processors
-    from idportrait.adapters.consistentid.facial_encoder import FacialEncoder
-    from idportrait.adapters.consistentid.image_proj import ProjPlusModel
-
-    torch.manual_seed(seed)
-    if full_size:
-        facial_encoder = FacialEncoder(embed_dim=cross_attention_dim, clip_dim=clip_dim)
-        image_proj = ProjPlusModel(cross_attention_dim, id_dim, clip_dim, num_tokens)
-    else:
-        facial_encoder = FacialEncoder(cross_attention_dim, clip_dim, latent_dim=64, depth=1, dim_head=16, heads=4)
-        image_proj = ProjPlusModel(cross_attention_dim, id_dim, clip_dim, num_tokens, depth=1, dim_head=8, heads=4)
-    processors = install_consistentid_processors(unet, rank=rank, num_tokens=num_tokens)
-    with torch.no_grad():
-        for module in (facial_encoder, image_proj, processors):
-            for name, p in module.named_parameters():
-                if p.ndim > 1 and not name.endswith("latents"):
-                    p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
-    return facial_encoder.eval(), image_proj.eval(), processors
 
 
 def demo(
@@ -72,7 +33,7 @@ def demo(
     """Offline end-to-end ConsistentID generation with tiny random models (CPU, about a minute)."""
     from rich.console import Console
 
-    from idportrait.pipelines.command import quiet_library_progress
+    from idportrait.generate.outputs import quiet_library_progress
 
     quiet_library_progress()
     console = Console(stderr=True)
@@ -87,7 +48,7 @@ def demo(
 def build_demo_models(models_dir: Path) -> tuple[Path, Path]:
     """Write the tiny SD1.5 base folder and a tiny ConsistentID safetensors checkpoint; return their paths."""
     from idportrait.adapters.consistentid.checkpoint import save_consistentid_safetensors
-    from idportrait.tiny import save_tiny_sd15, tiny_unet
+    from idportrait.tiny import TINY_ADAPTER, random_consistentid, save_tiny_sd15, tiny_unet
 
     base = save_tiny_sd15(models_dir / "tiny-sd15")
     facial_encoder, image_proj, processors = random_consistentid(tiny_unet(), **TINY_ADAPTER)
@@ -106,9 +67,9 @@ def demo_photo() -> Any:
 
 def run_demo(out: Path, base: Path, adapter: Path, steps: int, size: int, console: Any) -> dict[str, Any]:
     """Load the tiny models through the real loaders, analyse the photo, generate, write everything."""
+    from idportrait.generate.outputs import write_generations
     from idportrait.imageio import save_image
     from idportrait.methods.consistentid import load_consistentid_method
-    from idportrait.pipelines.command import write_generations
 
     method = load_consistentid_method(
         base=str(base), adapter=str(adapter), face_backend="dlib", parser="landmarks", device="cpu", dtype="float32"

@@ -10,13 +10,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from idportrait.errors import ImageError
 
+IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+"""Photo file suffix -> PIL format: the photos every command reads, and what `save_image` writes."""
+IMAGE_SUFFIXES = tuple(IMAGE_FORMATS)
 MAX_IMAGE_PIXELS = 64_000_000
 """Decompression-bomb guard: images with more pixels than this are refused (64 MP)."""
+
+
+def check_pixels(width: int, height: int, name: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Raise `ImageError` naming ``name`` when a ``width`` x ``height`` image has more than ``max_pixels`` pixels."""
+    if width * height > max_pixels:
+        raise ImageError(
+            f"image too large ({width}x{height} = {width * height / 1e6:.0f} MP, limit {max_pixels / 1e6:.0f} MP)",
+            name,
+        )
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
@@ -30,12 +41,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
         raise ImageError("file not found", path)
     try:
         with Image.open(path) as im:
-            if im.width * im.height > max_pixels:
-                raise ImageError(
-                    f"image too large ({im.width}x{im.height} = {im.width * im.height / 1e6:.0f} MP, "
-                    f"limit {max_pixels / 1e6:.0f} MP)",
-                    path,
-                )
+            check_pixels(im.width, im.height, path, max_pixels)
             im.load()
             return _to_rgb(im)
     except ImageError:
@@ -52,8 +58,7 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_IMAGE
 
     try:
         with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > max_pixels:
-                raise ImageError(f"image too large ({im.width}x{im.height})", name)
+            check_pixels(im.width, im.height, name, max_pixels)
             im.load()
             return _to_rgb(im)
     except ImageError:
@@ -69,11 +74,6 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     if im.mode != "RGB":
         im = im.convert("RGB")
     return im
-
-
-def to_bgr(image: Image.Image) -> np.ndarray:
-    """PIL RGB -> uint8 BGR array [H, W, 3] (what insightface/OpenCV expect)."""
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
 
 
 @contextlib.contextmanager
@@ -104,6 +104,6 @@ def write_json(path: str | Path, obj: Any) -> None:
 def save_image(path: str | Path, image: Image.Image, **save_kwargs: Any) -> None:
     """Save a PIL image atomically; the format comes from the suffix."""
     path = Path(path)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
+    fmt = IMAGE_FORMATS.get(path.suffix.lower(), "PNG")
     with atomic_open(path, "wb") as f:
         image.save(f, format=fmt, **save_kwargs)

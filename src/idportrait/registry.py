@@ -32,6 +32,8 @@ FACENET_VGGFACE2_URL = (  # FaceSim (ConsistentID/PhotoMaker): facenet-pytorch I
 # --- Face analysis (insightface model zoo pack names) ----------------------------------------
 INSIGHTFACE_CONSISTENTID = "buffalo_l"  # ConsistentID, IP-Adapter-FaceID
 INSIGHTFACE_FACEID6M = "antelopev2"  # FaceID-6M curation, InstantID
+FACE_BACKEND_CONSISTENTID = f"insightface:{INSIGHTFACE_CONSISTENTID}"  # their `idportrait.faces` analyzer names
+FACE_BACKEND_FACEID6M = f"insightface:{INSIGHTFACE_FACEID6M}"
 
 # --- Other methods ---------------------------------------------------------------------------
 IP_ADAPTER_FACEID_REPO = "h94/IP-Adapter-FaceID"
@@ -42,8 +44,8 @@ IP_ADAPTER_FACEID_FILES = {  # (variant, sdxl) -> file in IP_ADAPTER_FACEID_REPO
     ("faceid-plusv2", False): "ip-adapter-faceid-plusv2_sd15.bin",
     ("faceid-plusv2", True): "ip-adapter-faceid-plusv2_sdxl.bin",
 }
-INSTANTID_ADAPTER_FILE = "ip-adapter.bin"  # in INSTANTID_REPO; IdentityNet is its "ControlNetModel" folder
-INSTANTID_CONTROLNET_SUBFOLDER = "ControlNetModel"
+INSTANTID_ADAPTER_FILE = "ip-adapter.bin"  # in INSTANTID_REPO
+INSTANTID_CONTROLNET_SUBFOLDER = "ControlNetModel"  # IdentityNet in INSTANTID_REPO and in `train instantid` output
 INSTANTID_REPO = "InstantX/InstantID"
 
 # --- Captioning -----------------------------------------------------------------------------

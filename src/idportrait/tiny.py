@@ -1,8 +1,8 @@
 """Tiny, randomly initialised models with the real architectures, built in code (no download).
 
-Used by `idportrait demo`, the tests and the CPU benchmarks. Each builder returns the same classes the
-real checkpoints load into, and the ``save_*`` helpers write the standard on-disk layout, so code under
-test loads them back through its real ``from_pretrained`` path.
+Used by `idportrait demo`, the tests and the CPU benchmarks, never by production code. Each builder returns
+the same classes (or released checkpoint layouts) the real checkpoints load into, and the ``save_*`` helpers
+write the standard on-disk layout, so code under test loads them back through its real ``from_pretrained`` path.
 
 Sizes: SD1.5-shaped pipeline with 32/64 UNet channels, a 2-layer 32-d CLIP text encoder with the real
 SD1.5 vocabulary (49408 tokens), a 2-layer 32-d CLIP vision tower that still returns 257 tokens at 224 px,
@@ -16,6 +16,7 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
@@ -29,8 +30,14 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from idportrait.adapters.instantid.checkpoint import RESAMPLER_DEPTH, resampler_layout
+from idportrait.adapters.ipadapter_layout import image_proj_layout, ip_adapter_layout
+from idportrait.pipelines.clip_processor import clip_image_processor
+
 TINY_TEXT_DIM = 32
 TINY_VISION_DIM = 32
+TINY_ADAPTER = {"cross_attention_dim": 32, "clip_dim": 32, "id_dim": 128, "rank": 4, "num_tokens": 4}
+"""Tiny ConsistentID dims: text/cross 32 (tiny SD1.5), CLIP 32 (tiny vision tower), 128-D dlib descriptor."""
 SD15_SCHEDULER_CONFIG = {
     "beta_start": 0.00085,
     "beta_end": 0.012,
@@ -128,18 +135,6 @@ def tiny_image_encoder(hidden_size: int = TINY_VISION_DIM, seed: int = 0) -> CLI
         projection_dim=hidden_size,
     )
     return CLIPVisionModelWithProjection(config).eval()
-
-
-def clip_image_processor() -> CLIPImageProcessor:
-    """The OpenAI CLIP preprocessing: shortest side 224 (bicubic), centre crop 224, OpenAI mean/std."""
-    return CLIPImageProcessor(
-        size={"shortest_edge": 224},
-        crop_size={"height": 224, "width": 224},
-        image_mean=[0.48145466, 0.4578275, 0.40821073],
-        image_std=[0.26862954, 0.26130258, 0.27577711],
-        resample=3,
-        do_convert_rgb=True,
-    )
 
 
 def tiny_unet(cross_attention_dim: int = TINY_TEXT_DIM, sdxl: bool = False, seed: int = 0) -> UNet2DConditionModel:
@@ -260,3 +255,76 @@ def save_tiny_sdxl(out_dir: str | Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(out_dir, safe_serialization=True)
     return out_dir
+
+
+def random_consistentid(
+    unet: Any,
+    cross_attention_dim: int,
+    clip_dim: int,
+    id_dim: int,
+    rank: int,
+    num_tokens: int = 4,
+    full_size: bool = False,
+    seed: int = 0,
+) -> tuple[Any, Any, Any]:
+    """Random ConsistentID modules for ``unet`` (processors installed in place), every weight non-zero.
+
+    ``full_size``: the release architecture (FacialEncoder 1024-d x 8 layers, projector depth 4); otherwise
+    one small layer each. Returns (facial_encoder, image_proj, processors ModuleList).
+    """
+    from idportrait.adapters.consistentid.attention import install_consistentid_processors
+    from idportrait.adapters.consistentid.facial_encoder import FacialEncoder
+    from idportrait.adapters.consistentid.image_proj import ProjPlusModel
+
+    torch.manual_seed(seed)
+    if full_size:
+        facial_encoder = FacialEncoder(embed_dim=cross_attention_dim, clip_dim=clip_dim)
+        image_proj = ProjPlusModel(cross_attention_dim, id_dim, clip_dim, num_tokens)
+    else:
+        facial_encoder = FacialEncoder(cross_attention_dim, clip_dim, latent_dim=64, depth=1, dim_head=16, heads=4)
+        image_proj = ProjPlusModel(cross_attention_dim, id_dim, clip_dim, num_tokens, depth=1, dim_head=8, heads=4)
+    processors = install_consistentid_processors(unet, rank=rank, num_tokens=num_tokens)
+    with torch.no_grad():
+        for module in (facial_encoder, image_proj, processors):
+            for name, p in module.named_parameters():
+                if p.ndim > 1 and not name.endswith("latents"):
+                    p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
+    return facial_encoder.eval(), image_proj.eval(), processors
+
+
+def random_faceid_checkpoint(
+    unet: torch.nn.Module,
+    id_dim: int = 512,
+    clip_dim: int | None = None,
+    heads: int = 1,
+    lora_rank: int | None = 4,
+    seed: int = 0,
+    std: float = 0.3,
+) -> dict:
+    """A released-layout checkpoint with random weights for ``unet`` (tiny demos and tests).
+
+    ``clip_dim`` set -> a Plus projection; ``lora_rank`` None -> no LoRA.
+    """
+    g = torch.Generator().manual_seed(seed)
+    layout = {
+        "image_proj": image_proj_layout(unet.config.cross_attention_dim, id_dim, clip_dim, heads),
+        "ip_adapter": ip_adapter_layout(unet, lora_rank),
+    }
+    return {
+        group: {k: std * torch.randn(shape, generator=g) for k, shape in keys.items()} for group, keys in layout.items()
+    }
+
+
+def random_instantid_checkpoint(
+    unet: torch.nn.Module, dim: int = 64, heads: int = 1, embedding_dim: int = 512, seed: int = 0
+) -> dict:
+    """Released-layout adapter with random weights for ``unet`` (tiny demos and tests)."""
+    g = torch.Generator().manual_seed(seed)
+    layout = {
+        "image_proj": resampler_layout(dim, RESAMPLER_DEPTH, heads, embedding_dim, unet.config.cross_attention_dim),
+        "ip_adapter": ip_adapter_layout(unet, None),
+    }
+    return {
+        group: {k: torch.randn(shape, generator=g) / shape[-1] ** 0.5 for k, shape in keys.items()}
+        for group, keys in layout.items()
+    }

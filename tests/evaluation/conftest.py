@@ -15,7 +15,8 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
     """A 2-layer CLIPModel (32-d, ViT patch 32, projection 16) + tokenizer + image processor."""
     from transformers import CLIPConfig, CLIPModel
 
-    from idportrait.tiny import clip_image_processor, clip_tokenizer_from_bpe
+    from idportrait.pipelines.clip_processor import clip_image_processor
+    from idportrait.tiny import clip_tokenizer_from_bpe
 
     out = tmp_path_factory.mktemp("tiny_clip")
     torch.manual_seed(0)

@@ -12,11 +12,10 @@ from PIL import Image
 from skimage import data
 from typer.testing import CliRunner
 
-from idportrait.adapters.ipadapter_layout import random_faceid_checkpoint
 from idportrait.cli import app
 from idportrait.errors import ImageError, UserError
 from idportrait.generate.batch import identities, parse_options, read_metadata, read_prompts, run_batch
-from idportrait.tiny import save_tiny_sd15, tiny_unet
+from idportrait.tiny import random_faceid_checkpoint, save_tiny_sd15, tiny_unet
 
 
 class CountingMethod:

@@ -10,15 +10,11 @@ from diffusers import ControlNetModel, StableDiffusionXLPipeline, UNet2DConditio
 from PIL import Image
 from skimage import data
 
-from idportrait.adapters.instantid.checkpoint import (
-    RELEASE_RESAMPLER,
-    random_instantid_checkpoint,
-    resampler_layout,
-)
+from idportrait.adapters.instantid.checkpoint import RELEASE_RESAMPLER, resampler_layout
 from idportrait.adapters.instantid.kps import KPS_COLOURS, draw_kps
 from idportrait.errors import CheckpointError
 from idportrait.pipelines.instantid_sdxl import InstantIDPipeline
-from idportrait.tiny import save_tiny_sdxl
+from idportrait.tiny import random_instantid_checkpoint, save_tiny_sdxl
 
 EMBED_DIM = 128  # the offline dlib descriptor; the released adapter takes 512-D antelopev2 embeddings
 KPS = np.array([[20, 24], [44, 24], [32, 36], [22, 50], [42, 50]], np.float32)

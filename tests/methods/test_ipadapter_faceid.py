@@ -9,11 +9,10 @@ import torch
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from PIL import Image
 
-from idportrait.adapters.ipadapter_layout import random_faceid_checkpoint
 from idportrait.errors import CheckpointError, NoFaceError
 from idportrait.faces.types import Face
 from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid
-from idportrait.tiny import TINY_VISION_DIM, save_tiny_sd15, tiny_unet
+from idportrait.tiny import TINY_VISION_DIM, random_faceid_checkpoint, save_tiny_sd15, tiny_unet
 
 ID_DIM = 512
 LORA_RANK = 4

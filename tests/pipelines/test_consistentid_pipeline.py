@@ -68,9 +68,9 @@ def test_delayed_merge_uses_text_only_prompt_before_the_merge_step(tiny_pipe, as
 
 def test_encode_prompts_fuses_only_flagged_tokens(tiny_pipe, astronaut_inputs):
     device, dtype = torch.device("cpu"), torch.float32
-    _, region_tokens = tiny_pipe._identity_tokens(astronaut_inputs, device, dtype)
-    _, zero_regions = tiny_pipe._uncond_tokens(astronaut_inputs.id_embedding.shape[-1], device, dtype)
-    aug, text_only, neg = tiny_pipe.encode_prompts(
+    _, region_tokens = tiny_pipe.identity_tokens(astronaut_inputs, device, dtype)
+    _, zero_regions = tiny_pipe.uncond_tokens(astronaut_inputs.id_embedding.shape[-1], device, dtype)
+    aug, text_only, neg, _ = tiny_pipe.encode_prompts(
         ["a woman"], ["blurry"], astronaut_inputs, region_tokens, zero_regions
     )
     facial = build_facial_prompt(tiny_pipe.tokenizer, "a woman", astronaut_inputs.region_names)
@@ -176,11 +176,11 @@ def test_unconditional_tokens_follow_the_spec(tiny_pipe, astronaut_inputs):
     from idportrait.pipelines.face_inputs import zero_image_embeds
 
     cpu = torch.device("cpu")
-    uncond_id, zero_regions = tiny_pipe._uncond_tokens(128, cpu, torch.float32)
+    uncond_id, zero_regions = tiny_pipe.uncond_tokens(128, cpu, torch.float32)
     zero = zero_image_embeds(tiny_pipe.image_encoder)[None]
     torch.testing.assert_close(uncond_id, tiny_pipe.image_proj(torch.zeros(1, 128), zero))
     torch.testing.assert_close(zero_regions[0, 3], tiny_pipe.facial_encoder.encode_regions(zero[:, None])[0, 0])
-    id_tokens, _ = tiny_pipe._identity_tokens(astronaut_inputs, cpu, torch.float32)
+    id_tokens, _ = tiny_pipe.identity_tokens(astronaut_inputs, cpu, torch.float32)
     expected = tiny_pipe.image_proj(astronaut_inputs.id_embedding[None], astronaut_inputs.clip_embeds[None])
     torch.testing.assert_close(id_tokens, expected)
     assert id_tokens.shape == (1, 4, 32)
@@ -210,8 +210,8 @@ def test_token_pairing_checkpoint_fuses_each_class_word_with_its_own_region(
     assert pipe.consistentid_config["pairing"] == "token"
 
     device, dtype = torch.device("cpu"), torch.float32
-    _, region_tokens = tiny_pipe._identity_tokens(astronaut_inputs, device, dtype)
-    _, zero_regions = tiny_pipe._uncond_tokens(astronaut_inputs.id_embedding.shape[-1], device, dtype)
+    _, region_tokens = tiny_pipe.identity_tokens(astronaut_inputs, device, dtype)
+    _, zero_regions = tiny_pipe.uncond_tokens(astronaut_inputs.id_embedding.shape[-1], device, dtype)
     args = (["a woman"], ["blurry"], astronaut_inputs, region_tokens, zero_regions)
     release, token = tiny_pipe.encode_prompts(*args)[0], pipe.encode_prompts(*args)[0]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from idportrait import hub
 from idportrait.errors import CheckpointError, ModelNotFoundError, UserError
 from idportrait.pipelines import loading
 from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
@@ -12,7 +13,7 @@ from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
 
 @pytest.fixture
 def offline(monkeypatch):
-    monkeypatch.setattr(loading, "hub_reachable", lambda: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda: False)
 
 
 def test_loaded_adapter_equals_saved_weights(tiny_pipe, tiny_models):
@@ -33,7 +34,7 @@ def test_hub_ids_fail_offline_with_one_line(offline):
     assert "SG161222/Realistic_Vision_V6.0_B1_noVAE" in message and "--base PATH" in message
 
     with pytest.raises(ModelNotFoundError, match=r"ConsistentID-v1\.bin.*--adapter PATH"):
-        loading.hub_file("JackAILab/ConsistentID", "ConsistentID-v1.bin", "ConsistentID checkpoint", "--adapter")
+        hub.hub_file("JackAILab/ConsistentID", "ConsistentID-v1.bin", "ConsistentID checkpoint", "--adapter")
 
 
 def test_missing_image_encoder_fails_offline(offline, tiny_models, tmp_path):

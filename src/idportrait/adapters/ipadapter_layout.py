@@ -3,7 +3,7 @@
 Released checkpoints are ``{"image_proj": {...}, "ip_adapter": {...}}``; ``ip_adapter`` indexes the UNet's
 attention processors in registration order: odd (cross-attention) indices carry ``to_k_ip`` / ``to_v_ip``,
 FaceID files add LoRA on every processor. These functions give each layout as key -> shape for a given UNet,
-check a loaded dict against it strictly, and make random weights in it for tiny bases.
+check a loaded dict against it strictly (`idportrait.tiny` fills them with random weights for tiny bases).
 """
 
 from __future__ import annotations
@@ -108,26 +108,3 @@ def check_faceid_checkpoint(state: dict, unet: torch.nn.Module, path: str | Path
         heads=proj["perceiver_resampler.layers.0.0.to_q.weight"].shape[0] // 64 if plus else 0,
     )
     check_layout_group(proj, expected, "image_proj", path)
-
-
-def random_faceid_checkpoint(
-    unet: torch.nn.Module,
-    id_dim: int = 512,
-    clip_dim: int | None = None,
-    heads: int = 1,
-    lora_rank: int | None = 4,
-    seed: int = 0,
-    std: float = 0.3,
-) -> dict:
-    """A released-layout checkpoint with random weights for ``unet`` (tiny demos and tests).
-
-    ``clip_dim`` set -> a Plus projection; ``lora_rank`` None -> no LoRA.
-    """
-    g = torch.Generator().manual_seed(seed)
-    layout = {
-        "image_proj": image_proj_layout(unet.config.cross_attention_dim, id_dim, clip_dim, heads),
-        "ip_adapter": ip_adapter_layout(unet, lora_rank),
-    }
-    return {
-        group: {k: std * torch.randn(shape, generator=g) for k, shape in keys.items()} for group, keys in layout.items()
-    }

@@ -28,19 +28,11 @@ from idportrait.adapters.consistentid.text import mark_caption
 from idportrait.annotate import schema
 from idportrait.annotate.prompts import FACIAL_PROMPT, OVERALL_PROMPT, normalise_facial_caption
 from idportrait.errors import NoFaceError, UserError
+from idportrait.faces.analyzer import FaceFinder, FaceParser
 from idportrait.faces.types import Face, Parsing
-from idportrait.imageio import decode_image, load_image
+from idportrait.imageio import IMAGE_SUFFIXES, decode_image, load_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 SKIPPED = "skipped.jsonl"
-
-
-class Analyzer(Protocol):
-    def largest_face(self, image: Image.Image, path_for_errors: str | None = None) -> Face: ...
-
-
-class Parser(Protocol):
-    def parse(self, image: Image.Image, face: Face | None = None) -> Parsing: ...
 
 
 class VLM(Protocol):
@@ -103,7 +95,7 @@ def _iter_shard(path: Path) -> Iterator[InputPhoto]:
 
 
 def annotate_photo(
-    photo: InputPhoto, analyzer: Analyzer | None, parser: Parser, vlm: VLM
+    photo: InputPhoto, analyzer: FaceFinder | None, parser: FaceParser, vlm: VLM
 ) -> tuple[Image.Image, Parsing, Face, dict[str, Any]]:
     """Annotate one photo; returns the image, its parsing, its face and the caption fields of the record."""
     image = photo.load()
@@ -130,8 +122,8 @@ def annotate_photo(
 def annotate(
     inputs: list[Path],
     out_dir: Path,
-    analyzer: Analyzer | None,
-    parser: Parser,
+    analyzer: FaceFinder | None,
+    parser: FaceParser,
     vlm: VLM,
     models: dict[str, str],
     limit: int | None = None,

@@ -16,7 +16,7 @@ def annotate_command(
     load_in_4bit: bool = typer.Option(False, help="Quantise the VLM to 4 bit (CUDA + bitsandbytes)."),
     max_new_tokens: int = typer.Option(512, help="Longest caption in tokens."),
     face_analyzer: str = typer.Option(
-        f"insightface:{registry.INSIGHTFACE_CONSISTENTID}", help="Face analyzer (insightface:<pack> or dlib)."
+        registry.FACE_BACKEND_CONSISTENTID, help="Face analyzer (insightface:<pack> or dlib)."
     ),
     face_model_dir: Path | None = typer.Option(None, help="Folder holding the insightface model packs."),
     parser: str = typer.Option("bisenet", help="Face parser: bisenet or landmarks."),

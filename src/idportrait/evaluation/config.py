@@ -58,7 +58,7 @@ class MetricsSpec:
 
     clip: str = registry.CLIP_EVAL
     dino: str = registry.DINO_VIT_S16
-    face_backend: str = f"insightface:{registry.INSIGHTFACE_FACEID6M}"
+    face_backend: str = registry.FACE_BACKEND_FACEID6M
     face_model_dir: str | None = None
     facenet_weights: str | None = None
     parser: str = "bisenet"

@@ -15,17 +15,15 @@ the scorer as ``no_face``), never a silent skip and never a zero.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 
 from idportrait.evaluation.facenet import FACENET_SIZE, InceptionResnetV1
+from idportrait.faces.analyzer import FaceDetector
 from idportrait.faces.types import Face
 
-FaceDetector = Callable[[Image.Image], list[Face]]
 """RGB image -> faces, largest first (``get_face_analyzer(...).detect``)."""
 
 

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from idportrait.errors import UserError
+from idportrait.imageio import IMAGE_SUFFIXES
 
 MANIFEST = "generation.jsonl"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 @dataclass

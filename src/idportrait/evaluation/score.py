@@ -21,14 +21,16 @@ from PIL import Image
 from rich.progress import Progress
 from torch import nn
 
+from idportrait.devices import pick_device
 from idportrait.errors import NoFaceError, UserError
 from idportrait.evaluation.clip_score import ClipEmbedder
 from idportrait.evaluation.config import NONE, MetricsSpec
 from idportrait.evaluation.dino import DinoEmbedder
 from idportrait.evaluation.facenet import InceptionResnetV1
-from idportrait.evaluation.facesim import FaceDetector, arcface_embedding, cosine100, facenet_embedding
+from idportrait.evaluation.facesim import arcface_embedding, cosine100, facenet_embedding
 from idportrait.evaluation.fgis import fgis
 from idportrait.evaluation.records import Record
+from idportrait.faces.analyzer import FaceDetector
 from idportrait.imageio import load_image
 
 METRICS: tuple[str, ...] = ("clip_t", "clip_i", "dino", "facesim_facenet", "facesim_arcface", "fgis")
@@ -51,15 +53,13 @@ class MetricModels:
 
 def load_metric_models(spec: MetricsSpec) -> MetricModels:
     """Load what ``spec`` asks for (hub ids / local paths), on ``spec.device``."""
-    import torch
-
     from idportrait.evaluation.clip_score import load_clip
     from idportrait.evaluation.dino import load_dino
     from idportrait.evaluation.facenet import load_facenet
     from idportrait.evaluation.fid import DinoFeatures, inception_extractor
     from idportrait.faces import get_face_analyzer, get_face_parser
 
-    device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(spec.device)
     models = MetricModels()
     models.clip = None if spec.clip == NONE else load_clip(spec.clip, device)
     models.dino = None if spec.dino == NONE else load_dino(spec.dino, device)

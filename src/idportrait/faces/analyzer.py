@@ -13,6 +13,7 @@ Parser names: "bisenet" (weights: a local face_parsing.pth, or None for the hub 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,7 @@ from PIL import Image
 from idportrait.errors import NoFaceError
 from idportrait.faces.image import as_rgb_array
 from idportrait.faces.types import Face, Parsing
+from idportrait.registry import FACE_BACKEND_CONSISTENTID
 
 
 class FaceBackend(Protocol):
@@ -30,7 +32,19 @@ class FaceBackend(Protocol):
 
 
 class FaceParser(Protocol):
+    """What every parser offers (`get_face_parser`): the label map and regions of the (given) face."""
+
     def parse(self, image: Image.Image | np.ndarray, face: Face | None = None) -> Parsing: ...
+
+
+class FaceFinder(Protocol):
+    """What pipelines and annotation need of an analyzer (`FaceAnalyzer` or a test double): the largest face."""
+
+    def largest_face(self, image: Image.Image | np.ndarray, path_for_errors: str | Path | None = None) -> Face: ...
+
+
+FaceDetector = Callable[[Image.Image], list[Face]]
+"""RGB image -> faces, largest first (``get_face_analyzer(...).detect``)."""
 
 
 @dataclass
@@ -74,7 +88,7 @@ class FaceAnalyzer:
 
 
 def get_face_analyzer(
-    name: str = "insightface:buffalo_l",
+    name: str = FACE_BACKEND_CONSISTENTID,
     model_dir: str | Path | None = None,
     device: str = "cpu",
     det_size: int = 640,
@@ -99,14 +113,11 @@ def get_face_parser(name: str = "bisenet", weights: str | Path | None = None, de
     """Build a face parser: "bisenet" (ConsistentID's; ``weights`` = local face_parsing.pth or None for the
     hub file; device "cpu", "cuda[:i]" or "auto") or "landmarks" (dlib 68-point polygons, no weights)."""
     if name == "bisenet":
+        from idportrait.devices import pick_device
         from idportrait.faces.bisenet import load_bisenet
         from idportrait.faces.parsing import BiSeNetParser, default_bisenet_weights
 
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return BiSeNetParser(load_bisenet(weights or default_bisenet_weights(), device=device))
+        return BiSeNetParser(load_bisenet(weights or default_bisenet_weights(), device=pick_device(device)))
     if name == "landmarks":
         from idportrait.faces.landmark_parsing import LandmarkParser
 

@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from idportrait.registry import FACE_BACKEND_CONSISTENTID
+
 app = typer.Typer(help="Face analysis: detect, parse, check model folders.", no_args_is_help=True)
 
 
@@ -20,7 +22,7 @@ def detect(
     photos: Annotated[list[Path], typer.Argument(help="Photos to analyse.")],
     analyzer: Annotated[
         str, typer.Option(help="insightface:buffalo_l, insightface:antelopev2, dlib or dlib:cnn.")
-    ] = "insightface:buffalo_l",
+    ] = FACE_BACKEND_CONSISTENTID,
     model_dir: Annotated[Path | None, typer.Option(help="Folder holding the insightface pack.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 or auto.")] = "cpu",
     det_size: Annotated[int, typer.Option(help="Detector input size (insightface).")] = 640,

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from idportrait.errors import ImageError
-from idportrait.imageio import MAX_IMAGE_PIXELS
+from idportrait.imageio import check_pixels
 
 
 def as_rgb_array(image: Image.Image | np.ndarray, name: str = "<image>") -> np.ndarray:
@@ -29,9 +29,4 @@ def as_rgb_array(image: Image.Image | np.ndarray, name: str = "<image>") -> np.n
 def _check_size(width: int, height: int, name: str) -> None:
     if width == 0 or height == 0:
         raise ImageError(f"empty image ({width}x{height})", name)
-    if width * height > MAX_IMAGE_PIXELS:
-        raise ImageError(
-            f"image too large ({width}x{height} = {width * height / 1e6:.0f} MP, "
-            f"limit {MAX_IMAGE_PIXELS / 1e6:.0f} MP)",
-            name,
-        )
+    check_pixels(width, height, name)

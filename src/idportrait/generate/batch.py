@@ -22,9 +22,8 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from idportrait.errors import ImageError, UserError
-from idportrait.imageio import atomic_open, load_image, write_json
+from idportrait.imageio import IMAGE_SUFFIXES, atomic_open, load_image, write_json
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 METADATA_KEY = "idportrait"
 
 

@@ -13,8 +13,6 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
-from idportrait.errors import UserError
-
 
 class Method(Protocol):
     """An identity-conditioned generator: ``prepare`` once per reference, ``generate`` many times."""
@@ -40,24 +38,3 @@ def image_key(image: Image.Image) -> str:
 def seed_generators(prompts: list[str], seeds: list[int]) -> list[torch.Generator]:
     """One CPU generator per (prompt, seed) image, prompt-major (CPU so results match across devices)."""
     return [torch.Generator("cpu").manual_seed(int(s)) for _ in prompts for s in seeds]
-
-
-def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, torch.dtype]:
-    """``auto`` -> cuda when present else cpu; dtype ``auto`` -> float16 on cuda, float32 on cpu."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        return device, torch.float16 if device.startswith("cuda") else torch.float32
-    names = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }
-    if dtype not in names:
-        raise UserError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
-    if device == "cpu" and names[dtype] == torch.float16:
-        raise UserError("float16 needs a GPU; use float32 or bfloat16 on CPU")
-    return device, names[dtype]

@@ -7,8 +7,10 @@ from typing import Any
 
 from PIL import Image
 
+from idportrait import registry
+from idportrait.devices import resolve_device
 from idportrait.errors import UserError
-from idportrait.methods.base import image_key, resolve_device, seed_generators
+from idportrait.methods.base import image_key, seed_generators
 
 
 @dataclass
@@ -59,7 +61,7 @@ def load_consistentid_method(
     adapter: str | None = None,
     image_encoder: str | None = None,
     vae: str | None = None,
-    face_backend: str = "insightface:buffalo_l",
+    face_backend: str = registry.FACE_BACKEND_CONSISTENTID,
     parser: str = "bisenet",
     parser_weights: str | None = None,
     device: str = "auto",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from idportrait.methods.base import resolve_device
+from idportrait import registry
+from idportrait.devices import resolve_device
 from idportrait.methods.consistentid import ConsistentIDMethod, load_face_models
 
 
@@ -12,7 +13,7 @@ def load_consistentid_sdxl_method(
     base: str | None = None,
     adapter: str | None = None,
     image_encoder: str | None = None,
-    face_backend: str = "insightface:buffalo_l",
+    face_backend: str = registry.FACE_BACKEND_CONSISTENTID,
     parser: str = "bisenet",
     parser_weights: str | None = None,
     device: str = "auto",
@@ -23,8 +24,8 @@ def load_consistentid_sdxl_method(
 
     ``defaults`` become default `ConsistentIDSDXLPipeline.__call__` keywords (e.g. ``num_inference_steps``).
     """
+    from idportrait.hub import fetch
     from idportrait.pipelines.consistentid_sdxl import ConsistentIDSDXLPipeline
-    from idportrait.pipelines.loading import fetch
     from idportrait.registry import CONSISTENTID_REPO, SDXL_BASE
 
     device, torch_dtype = resolve_device(device, dtype)

@@ -81,7 +81,7 @@ def load_instantid_method(
     base: str | None = None,
     adapter: str | None = None,
     identitynet: str | None = None,
-    face_backend: str = f"insightface:{registry.INSIGHTFACE_FACEID6M}",
+    face_backend: str = registry.FACE_BACKEND_FACEID6M,
     detect: Any = None,
     size: tuple[int, int] | None = None,
     device: str = "auto",
@@ -96,9 +96,9 @@ def load_instantid_method(
     """
     from diffusers import ControlNetModel
 
-    from idportrait.methods.base import resolve_device
+    from idportrait.devices import resolve_device
+    from idportrait.hub import fetch, hub_file
     from idportrait.pipelines.instantid_sdxl import InstantIDPipeline
-    from idportrait.pipelines.loading import fetch, hub_file
 
     device, torch_dtype = resolve_device(device, dtype)
     if identitynet is None:

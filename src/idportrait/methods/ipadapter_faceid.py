@@ -13,7 +13,6 @@ averaged over several reference photos; the Plus variants also take CLIP ``hidde
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,10 @@ from PIL import Image
 from idportrait import registry
 from idportrait.adapters.ipadapter_layout import check_faceid_checkpoint
 from idportrait.errors import CheckpointError, NoFaceError
+from idportrait.faces.analyzer import FaceDetector
 from idportrait.faces.types import Face
 
 VARIANTS = ("faceid", "faceid-plus", "faceid-plusv2")
-
-FaceDetector = Callable[[Image.Image], list[Face]]
-"""RGB image -> faces, largest first (``get_face_analyzer(...).detect``)."""
 
 
 def released_file(variant: str, sdxl: bool) -> str:
@@ -150,7 +147,7 @@ def load_ipadapter_faceid(
     sdxl: bool = False,
     adapter: str | Path | None = None,
     image_encoder: str | Path | None = None,
-    face_backend: str = f"insightface:{registry.INSIGHTFACE_CONSISTENTID}",
+    face_backend: str = registry.FACE_BACKEND_CONSISTENTID,
     detect: FaceDetector | None = None,
     device: str = "auto",
     dtype: str = "auto",
@@ -167,8 +164,8 @@ def load_ipadapter_faceid(
     from transformers import CLIPVisionModelWithProjection
 
     from idportrait.adapters.ipadapter_faceid import load_faceid_adapter
-    from idportrait.methods.base import resolve_device
-    from idportrait.pipelines.loading import fetch, hub_file
+    from idportrait.devices import resolve_device
+    from idportrait.hub import fetch, hub_file
 
     if variant not in VARIANTS:
         raise CheckpointError(f"unknown IP-Adapter-FaceID variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -200,7 +197,7 @@ def load_ipadapter_faceid(
         raise CheckpointError(f"this checkpoint does not hold an IP-Adapter-{variant} projection", checkpoint)
     pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
     if variant != "faceid" and pipe.feature_extractor is None:  # SDXL bases ship without one
-        from idportrait.tiny import clip_image_processor
+        from idportrait.pipelines.clip_processor import clip_image_processor
 
         pipe.register_modules(feature_extractor=clip_image_processor())
     pipe.to(device)

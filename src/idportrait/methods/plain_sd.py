@@ -7,7 +7,8 @@ from typing import Any
 
 from PIL import Image
 
-from idportrait.methods.base import resolve_device, seed_generators
+from idportrait.devices import resolve_device
+from idportrait.methods.base import seed_generators
 
 
 @dataclass

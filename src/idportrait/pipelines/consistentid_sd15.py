@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from diffusers import StableDiffusionPipeline
@@ -40,15 +40,10 @@ from idportrait.adapters.consistentid.text import (
     token_regions,
 )
 from idportrait.errors import CheckpointError, UserError
+from idportrait.faces.analyzer import FaceFinder, FaceParser
+from idportrait.hub import fetch, hub_file
 from idportrait.pipelines.common import broadcast_prompts, denoise
-from idportrait.pipelines.face_inputs import (
-    FaceAnalyzer,
-    FaceInputs,
-    FaceParser,
-    compute_face_inputs,
-    zero_image_embeds,
-)
-from idportrait.pipelines.loading import fetch, hub_file
+from idportrait.pipelines.face_inputs import FaceInputs, compute_face_inputs, zero_image_embeds
 from idportrait.registry import CLIP_VIT_H, CONSISTENTID_REPO, CONSISTENTID_SD15_FILE
 
 DEFAULT_STEPS = 50
@@ -58,8 +53,32 @@ DEFAULT_MERGE_STEP = 30
 signature defaults to 0, i.e. only step 0 uses the text-only prompt)."""
 
 
-class ConsistentIDPipeline(StableDiffusionPipeline):
-    """`StableDiffusionPipeline` + ConsistentID (load with `load_consistentid`, then call with face inputs)."""
+class PromptEmbeds(NamedTuple):
+    """One text-encoder call's prompt embeddings, each [P, 77, D]; ``pooled`` [3P, D2] (rows augmented,
+    text-only, negative) from an SDXL second encoder, None for SD1.5."""
+
+    augmented: torch.Tensor
+    text_only: torch.Tensor
+    negative: torch.Tensor
+    pooled: torch.Tensor | None
+
+
+class IDContexts(NamedTuple):
+    """The UNet contexts of one call, each [B, 81, D] (prompt embeddings + ID tokens); ``pooled`` for SDXL:
+    the matching pooled embeddings, each [B, D2]."""
+
+    negative: torch.Tensor
+    text_only: torch.Tensor
+    augmented: torch.Tensor
+    pooled: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+
+
+class ConsistentIDMixin:
+    """ConsistentID's loading, per-identity tokens and prompt handling, shared by the SD1.5 and SDXL pipelines.
+
+    Mixed into a diffusers pipeline with ``unet``, ``tokenizer``, ``image_encoder`` and ``feature_extractor``;
+    the pipeline supplies ``_encode_ids(ids [N, 77]) -> (hidden states [N, 77, D], pooled [N, D2] or None)``.
+    """
 
     facial_encoder: torch.nn.Module | None = None
     image_proj: torch.nn.Module | None = None
@@ -150,7 +169,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
     def prepare_face_inputs(
         self,
         image: Image.Image,
-        face_analyzer: FaceAnalyzer,
+        face_analyzer: FaceFinder,
         face_parser: FaceParser,
         source: str = "<image>",
         allow_no_face: bool = False,
@@ -174,7 +193,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         )
 
     @torch.no_grad()
-    def _identity_tokens(self, face: FaceInputs, device: torch.device, dtype: torch.dtype) -> tuple:
+    def identity_tokens(self, face: FaceInputs, device: torch.device, dtype: torch.dtype) -> tuple:
         """(id_tokens [1, 4, D], region_tokens [1, 5, D]) for one identity, cached on the `FaceInputs`."""
         key = ("consistentid", id(self.image_proj), id(self.facial_encoder), str(device), dtype)
         if key not in face.cache:
@@ -188,7 +207,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         return face.cache[key]
 
     @torch.no_grad()
-    def _uncond_tokens(self, id_dim: int, device: torch.device, dtype: torch.dtype) -> tuple:
+    def uncond_tokens(self, id_dim: int, device: torch.device, dtype: torch.dtype) -> tuple:
         """(uncond ID tokens [1, 4, D] = image_proj(0, CLIP(zero)), zero-image region tokens [1, 5, D])."""
         key = (id_dim, str(device), dtype)
         if key not in self._uncond_cache:
@@ -203,7 +222,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         self,
         face_inputs: FaceInputs | None,
         face_image: Image.Image | None,
-        face_analyzer: FaceAnalyzer | None,
+        face_analyzer: FaceFinder | None,
         face_parser: FaceParser | None,
     ) -> FaceInputs:
         """The call's face inputs: ``face_inputs`` as given, or computed from ``face_image``."""
@@ -213,7 +232,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
             raise ValueError("pass face_inputs, or face_image with face_analyzer and face_parser")
         return self.prepare_face_inputs(face_image, face_analyzer, face_parser)
 
-    def _id_contexts(
+    def id_contexts(
         self,
         prompts: list[str],
         negative_prompt: str | list[str] | None,
@@ -221,35 +240,39 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         num_images_per_prompt: int,
         device: torch.device,
         dtype: torch.dtype,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(negative, text-only, augmented) contexts [B, 81, D]: prompt embeddings [P, 77, D] repeated per image,
-        then the ID tokens [1, 4, D] (zero-image tokens for the negative)."""
+    ) -> IDContexts:
+        """Contexts [B, 81, D]: prompt embeddings [P, 77, D] repeated per image, then the ID tokens [1, 4, D]
+        (zero-image tokens for the negative); SDXL's pooled embeddings repeated the same way."""
         negatives = broadcast_prompts(
             negative_prompt if negative_prompt is not None else "", len(prompts), "negative_prompt"
         )
         self.facial_encoder.to(device, dtype)
         self.image_proj.to(device, dtype)
-        id_tokens, region_tokens = self._identity_tokens(face, device, dtype)
-        uncond_id, zero_regions = self._uncond_tokens(face.id_embedding.shape[-1], device, dtype)
-        augmented, text_only, negative = self.encode_prompts(prompts, negatives, face, region_tokens, zero_regions)
+        id_tokens, region_tokens = self.identity_tokens(face, device, dtype)
+        uncond_id, zero_regions = self.uncond_tokens(face.id_embedding.shape[-1], device, dtype)
+        embeds = self.encode_prompts(prompts, negatives, face, region_tokens, zero_regions)
 
         def context(text: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
             text = text.repeat_interleave(num_images_per_prompt, dim=0)
             return torch.cat([text.to(dtype), ids.to(dtype).expand(text.shape[0], -1, -1)], dim=1)
 
-        return context(negative, uncond_id), context(text_only, id_tokens), context(augmented, id_tokens)
+        pooled = None
+        if embeds.pooled is not None:
+            per_image = embeds.pooled.to(dtype).repeat_interleave(num_images_per_prompt, dim=0)
+            augmented, text_only, negative = per_image.chunk(3)
+            pooled = (negative, text_only, augmented)
+        return IDContexts(
+            context(embeds.negative, uncond_id),
+            context(embeds.text_only, id_tokens),
+            context(embeds.augmented, id_tokens),
+            pooled,
+        )
 
     def _require_adapter(self) -> None:
         if self.facial_encoder is None or self.image_proj is None:
             raise RuntimeError("call load_consistentid(...) before generating")
 
     # ------------------------------------------------------------------ text
-    @torch.no_grad()
-    def _encode_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        """Token ids [N, 77] -> text-encoder last hidden states [N, 77, D]."""
-        device = self._execution_device
-        return self.text_encoder(ids.to(device))[0]
-
     def encode_prompts(
         self,
         prompts: list[str],
@@ -257,7 +280,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         face: FaceInputs,
         region_tokens: torch.Tensor,
         zero_region_tokens: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> PromptEmbeds:
         """(augmented, text_only, negative) prompt embeddings, each [P, 77, D], in one text-encoder call.
 
         The checkpoint's pairing decides which region each flagged class token is fused with (release: the k-th
@@ -278,7 +301,8 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
             ]
         )
         dtype = region_tokens.dtype
-        embeds = self._encode_ids(ids).to(dtype)
+        embeds, pooled = self._encode_ids(ids)
+        embeds = embeds.to(dtype)
         n = len(prompts)
         augmented, text_only, negative = embeds[:n], embeds[n : 2 * n], embeds[2 * n :]
 
@@ -292,7 +316,17 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
             regions[k, : len(rows)] = region_tokens[0, rows]
         augmented = self.facial_encoder.fuse(augmented, regions, flags, valid)
         negative = self.facial_encoder.fuse(negative, zero_region_tokens.expand(n, -1, -1), flags, valid)
-        return augmented, text_only, negative
+        return PromptEmbeds(augmented, text_only, negative, pooled)
+
+
+class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
+    """`StableDiffusionPipeline` + ConsistentID (load with `load_consistentid`, then call with face inputs)."""
+
+    @torch.no_grad()
+    def _encode_ids(self, ids: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Token ids [N, 77] -> (text-encoder last hidden states [N, 77, D], no pooled embedding)."""
+        device = self._execution_device
+        return self.text_encoder(ids.to(device))[0], None
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
@@ -301,7 +335,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         prompt: str | list[str],
         face_inputs: FaceInputs | None = None,
         face_image: Image.Image | None = None,
-        face_analyzer: FaceAnalyzer | None = None,
+        face_analyzer: FaceFinder | None = None,
         face_parser: FaceParser | None = None,
         negative_prompt: str | list[str] | None = None,
         num_images_per_prompt: int = 1,
@@ -334,7 +368,7 @@ class ConsistentIDPipeline(StableDiffusionPipeline):
         do_cfg = guidance_scale > 1.0
 
         # 1. identity tokens (cached) and text contexts (once per call, not per step)
-        negative_ctx, early_ctx, late_ctx = self._id_contexts(
+        negative_ctx, early_ctx, late_ctx, _ = self.id_contexts(
             prompts, negative_prompt, face_inputs, num_images_per_prompt, device, dtype
         )
         if do_cfg:

@@ -31,36 +31,20 @@ from PIL import Image
 
 from idportrait.adapters.consistentid.attention import set_id_scale
 from idportrait.adapters.consistentid.text import add_consistentid_tokens
+from idportrait.faces.analyzer import FaceFinder, FaceParser
 from idportrait.pipelines.common import decode_sdxl, denoise, sdxl_time_ids
 from idportrait.pipelines.consistentid_sd15 import (
     DEFAULT_GUIDANCE,
     DEFAULT_MERGE_STEP,
     DEFAULT_STEPS,
-    ConsistentIDPipeline,
+    ConsistentIDMixin,
 )
-from idportrait.pipelines.face_inputs import FaceAnalyzer, FaceInputs, FaceParser
+from idportrait.pipelines.face_inputs import FaceInputs
 from idportrait.registry import CONSISTENTID_REPO, CONSISTENTID_SDXL_FILE
 
-_SHARED = ConsistentIDPipeline
-"""Methods shared with the SD1.5 pipeline; they only touch components both pipelines have."""
 
-
-class ConsistentIDSDXLPipeline(StableDiffusionXLPipeline):
+class ConsistentIDSDXLPipeline(ConsistentIDMixin, StableDiffusionXLPipeline):
     """`StableDiffusionXLPipeline` + ConsistentID (load with `load_consistentid`, then call with face inputs)."""
-
-    facial_encoder: torch.nn.Module | None = None
-    image_proj: torch.nn.Module | None = None
-
-    set_consistentid = _SHARED.set_consistentid
-    _load_image_encoder = _SHARED._load_image_encoder
-    zero_clip_embeds = _SHARED.zero_clip_embeds
-    prepare_face_inputs = _SHARED.prepare_face_inputs
-    _identity_tokens = _SHARED._identity_tokens
-    _uncond_tokens = _SHARED._uncond_tokens
-    _require_adapter = _SHARED._require_adapter
-    _resolve_face_inputs = _SHARED._resolve_face_inputs
-    encode_prompts = _SHARED.encode_prompts
-    _id_contexts = _SHARED._id_contexts
 
     def load_consistentid(
         self,
@@ -69,16 +53,13 @@ class ConsistentIDSDXLPipeline(StableDiffusionXLPipeline):
         image_encoder: str | Path | None = None,
     ) -> None:
         """`ConsistentIDPipeline.load_consistentid` with the SDXL file as default; both tokenizers learn the markers."""
-        _SHARED.load_consistentid(self, path_or_hub_id, weight_name, image_encoder)
+        super().load_consistentid(path_or_hub_id, weight_name, image_encoder)
         add_consistentid_tokens(self.tokenizer_2)
 
     @torch.no_grad()
-    def _encode_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        """Token ids [N, 77] -> concatenated penultimate states of both encoders [N, 77, D1 + D2].
-
-        ``text_encoder_2``'s pooled projection of the same rows [N, D2] is kept in ``self._pooled``
-        (`encode_prompts` makes one call with rows augmented, text-only, negative).
-        """
+    def _encode_ids(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids [N, 77] -> (concatenated penultimate states of both encoders [N, 77, D1 + D2],
+        ``text_encoder_2``'s pooled projection of the same rows [N, D2])."""
         device = self._execution_device
         ids = ids.to(device)
         ids_2 = ids.clone()
@@ -86,8 +67,7 @@ class ConsistentIDSDXLPipeline(StableDiffusionXLPipeline):
         ids_2[after_end] = self.tokenizer_2.pad_token_id
         out_1 = self.text_encoder(ids, output_hidden_states=True)
         out_2 = self.text_encoder_2(ids_2, output_hidden_states=True)
-        self._pooled = out_2.text_embeds
-        return torch.cat([out_1.hidden_states[-2], out_2.hidden_states[-2]], dim=-1)
+        return torch.cat([out_1.hidden_states[-2], out_2.hidden_states[-2]], dim=-1), out_2.text_embeds
 
     @torch.no_grad()
     def __call__(
@@ -95,7 +75,7 @@ class ConsistentIDSDXLPipeline(StableDiffusionXLPipeline):
         prompt: str | list[str],
         face_inputs: FaceInputs | None = None,
         face_image: Image.Image | None = None,
-        face_analyzer: FaceAnalyzer | None = None,
+        face_analyzer: FaceFinder | None = None,
         face_parser: FaceParser | None = None,
         negative_prompt: str | list[str] | None = None,
         num_images_per_prompt: int = 1,
@@ -124,11 +104,10 @@ class ConsistentIDSDXLPipeline(StableDiffusionXLPipeline):
         do_cfg = guidance_scale > 1.0
 
         # 1. identity tokens (cached), text contexts and their pooled embeddings
-        negative_ctx, early_ctx, late_ctx = self._id_contexts(
+        negative_ctx, early_ctx, late_ctx, pooled = self.id_contexts(
             prompts, negative_prompt, face_inputs, num_images_per_prompt, device, dtype
         )
-        pooled = self._pooled.to(dtype).repeat_interleave(num_images_per_prompt, dim=0).split(batch)
-        pooled_augmented, pooled_text_only, pooled_negative = pooled
+        pooled_negative, pooled_text_only, pooled_augmented = pooled
         early = (early_ctx, pooled_text_only)
         late = (late_ctx, pooled_augmented)
         negative = (negative_ctx, pooled_negative)

@@ -19,24 +19,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from idportrait.errors import CheckpointError, NoFaceError
+from idportrait.faces.analyzer import FaceFinder, FaceParser
 from idportrait.faces.labels import MAX_REGIONS
 
 FORMAT = "idportrait.face_inputs.v1"
-
-
-class FaceAnalyzer(Protocol):
-    def largest_face(self, image: Image.Image | np.ndarray, path_for_errors: str | None = None) -> Any: ...
-
-
-class FaceParser(Protocol):
-    def parse(self, image: Image.Image | np.ndarray, face: Any = None) -> Any: ...
 
 
 @dataclass
@@ -117,7 +109,7 @@ def zero_image_embeds(image_encoder: torch.nn.Module, size: int = 224) -> torch.
 
 def compute_face_inputs(
     image: Image.Image,
-    face_analyzer: FaceAnalyzer,
+    face_analyzer: FaceFinder,
     face_parser: FaceParser,
     image_encoder: torch.nn.Module,
     feature_extractor: Any,

@@ -1,1 +1,1 @@
-"""`idportrait serve`: the web demo server (the UI itself is `idportrait.app`)."""
+"""`idportrait serve`: the web demo server (the UI is `idportrait.serve.app`)."""

@@ -12,15 +12,17 @@ from typing import Annotated
 
 import typer
 
+from idportrait import registry
+
 
 def serve(
     method: Annotated[
         list[str], typer.Option("--method", "-m", help="Method offered in the demo; repeat for several.")
     ] = ["consistentid"],  # noqa: B006 (typer reads the default, nothing mutates it)
     base: Annotated[str | None, typer.Option(help="Base model (hub id or folder); default: each method's.")] = None,
-    face_backend: Annotated[str, typer.Option(help="insightface:buffalo_l or dlib (offline).")] = (
-        "insightface:buffalo_l"
-    ),
+    face_backend: Annotated[
+        str, typer.Option(help="insightface:buffalo_l or dlib (offline).")
+    ] = registry.FACE_BACKEND_CONSISTENTID,
     masks: Annotated[
         str, typer.Option(help="Parser for the mask view: landmarks (offline), bisenet or none.")
     ] = "landmarks",
@@ -36,10 +38,10 @@ def serve(
     """Serve the web demo: upload a photo, pick a method and a style, download portraits."""
     from rich.console import Console
 
-    from idportrait.app import MAX_UPLOAD_MB, Demo, build_app
     from idportrait.errors import UserError
     from idportrait.generate.batch import parse_options
     from idportrait.methods import METHODS, load_method
+    from idportrait.serve.app import MAX_UPLOAD_MB, Demo, build_app
 
     unknown = [m for m in method if m not in METHODS]
     if unknown:

@@ -59,14 +59,6 @@ def square_resize(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + s, top + s)).resize((size, size), Image.BICUBIC)
 
 
-def square_resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
-    """bool [H, W] -> float [size, size] in [0, 1], centre-cropped like `square_resize` (bilinear)."""
-    h, w = mask.shape
-    left, top, s = centre_square(w, h)
-    crop = Image.fromarray(mask[top : top + s, left : left + s].astype(np.uint8) * 255)
-    return torch.from_numpy(np.asarray(crop.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0)
-
-
 def to_pixel_values(image: Image.Image) -> torch.Tensor:
     """PIL RGB -> float [3, H, W] in [-1, 1] (what the VAE encodes)."""
     x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0)

@@ -19,7 +19,6 @@ it) and IdentityNet as a diffusers ``ControlNetModel/`` folder beside it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from idportrait import registry
 from idportrait.adapters.consistentid.resampler import PerceiverResampler
 from idportrait.adapters.instantid.checkpoint import NUM_TOKENS, RELEASE_RESAMPLER
 from idportrait.adapters.instantid.kps import draw_kps
-from idportrait.errors import ModelNotFoundError
 from idportrait.training.data import (
     centre_square,
     decode_sample_image,
@@ -41,61 +40,12 @@ from idportrait.training.data import (
     to_pixel_values,
 )
 from idportrait.training.loop import TrainConfig
-from idportrait.training.models import encode_latents, noised_latents
+from idportrait.training.models import FrozenSDXL, load_frozen_sdxl, noised_latents
 from idportrait.training.steps import sample_drops, stack_collate, tokenize
 
 DROP_FACE, DROP_TEXT, DROP_BOTH = 0.05, 0.05, 0.05
 CONTROL_CHANNELS = (16, 32, 96, 256)
 """ControlNet conditioning-embedding widths; one block per factor 2 of the VAE's downsampling (SDXL: 8 -> 4)."""
-
-
-@dataclass
-class FrozenSDXL:
-    """SDXL base parts, frozen and in eval mode."""
-
-    unet: Any
-    vae: Any
-    text_encoder: Any
-    text_encoder_2: Any
-    tokenizer: Any
-    tokenizer_2: Any
-    noise_scheduler: Any
-
-    def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """pixels [B, 3, H, W] in [-1, 1] -> scaled latents [B, 4, H/f, W/f]."""
-        return encode_latents(self.vae, pixel_values)
-
-    @torch.no_grad()
-    def encode_text(self, ids: torch.Tensor, ids_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """ids [B, 77] of each tokenizer -> (penultimate states concatenated [B, 77, D1 + D2], pooled [B, D2])."""
-        out_1 = self.text_encoder(ids.to(self.text_encoder.device), output_hidden_states=True)
-        out_2 = self.text_encoder_2(ids_2.to(self.text_encoder_2.device), output_hidden_states=True)
-        return torch.cat([out_1.hidden_states[-2], out_2.hidden_states[-2]], dim=-1), out_2.text_embeds
-
-
-def load_frozen_sdxl(base: str, device: torch.device | str, weight_dtype: torch.dtype) -> FrozenSDXL:
-    """Every part of an SDXL base (hub id or diffusers folder); failures raise `ModelNotFoundError`."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    try:
-        parts = FrozenSDXL(
-            unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet"),
-            vae=AutoencoderKL.from_pretrained(base, subfolder="vae"),
-            text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder"),
-            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"),
-            tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
-            tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2"),
-            noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler"),
-        )
-    except (OSError, ValueError) as err:
-        raise ModelNotFoundError(
-            f"could not load the SDXL base '{base}' ({type(err).__name__}); pass a local folder with --base"
-        ) from None
-    for model in (parts.unet, parts.text_encoder, parts.text_encoder_2):
-        model.requires_grad_(False).eval().to(device, dtype=weight_dtype)
-    parts.vae.requires_grad_(False).eval().to(device)  # float32: the SDXL VAE overflows in fp16
-    return parts
 
 
 def install_ip_processors(unet: nn.Module, num_tokens: int = NUM_TOKENS) -> dict[int, nn.Module]:
@@ -231,7 +181,8 @@ class InstantIDObjective:
         return loss, {"loss": loss.item(), "mse": loss.item()}
 
     def export(self, model: nn.Module, path: Path) -> Path:
-        """``path``: the face adapter in the released layout; IdentityNet in ``path.parent / "ControlNetModel"``."""
+        """``path``: the face adapter in the released layout; IdentityNet beside it in the release's folder name
+        (``path.parent / registry.INSTANTID_CONTROLNET_SUBFOLDER``)."""
         from safetensors.torch import save
 
         from idportrait.imageio import atomic_open
@@ -242,5 +193,5 @@ class InstantIDObjective:
             flat[f"ip_adapter.{i}.to_v_ip.weight"] = proc.to_v_ip[0].weight.detach().cpu().contiguous()
         with atomic_open(path, "wb") as f:
             f.write(save(flat, metadata={"format": "instantid-ip-adapter", "num_tokens": str(NUM_TOKENS)}))
-        model.identitynet.save_pretrained(Path(path).parent / "ControlNetModel")
+        model.identitynet.save_pretrained(Path(path).parent / registry.INSTANTID_CONTROLNET_SUBFOLDER)
         return Path(path)

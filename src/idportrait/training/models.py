@@ -10,7 +10,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from idportrait.errors import ModelNotFoundError
-from idportrait.tiny import clip_image_processor
+from idportrait.pipelines.clip_processor import clip_image_processor
 
 
 @dataclass
@@ -70,6 +70,55 @@ def load_frozen_sd15(
                 model.to(dtype=weight_dtype)
     vae.requires_grad_(False).eval().to(device)  # kept in float32: its encoder overflows in fp16
     return FrozenSD15(unet, vae, text_encoder, tokenizer, noise_scheduler, encoder, clip_image_processor())
+
+
+@dataclass
+class FrozenSDXL:
+    """SDXL base parts, frozen and in eval mode."""
+
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    text_encoder_2: Any
+    tokenizer: Any
+    tokenizer_2: Any
+    noise_scheduler: Any
+
+    def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixels [B, 3, H, W] in [-1, 1] -> scaled latents [B, 4, H/f, W/f]."""
+        return encode_latents(self.vae, pixel_values)
+
+    @torch.no_grad()
+    def encode_text(self, ids: torch.Tensor, ids_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids [B, 77] of each tokenizer -> (penultimate states concatenated [B, 77, D1 + D2], pooled [B, D2])."""
+        out_1 = self.text_encoder(ids.to(self.text_encoder.device), output_hidden_states=True)
+        out_2 = self.text_encoder_2(ids_2.to(self.text_encoder_2.device), output_hidden_states=True)
+        return torch.cat([out_1.hidden_states[-2], out_2.hidden_states[-2]], dim=-1), out_2.text_embeds
+
+
+def load_frozen_sdxl(base: str, device: torch.device | str, weight_dtype: torch.dtype) -> FrozenSDXL:
+    """Every part of an SDXL base (hub id or diffusers folder); failures raise `ModelNotFoundError`."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    try:
+        parts = FrozenSDXL(
+            unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet"),
+            vae=AutoencoderKL.from_pretrained(base, subfolder="vae"),
+            text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder"),
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"),
+            tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
+            tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2"),
+            noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler"),
+        )
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(
+            f"could not load the SDXL base '{base}' ({type(err).__name__}); pass a local folder with --base"
+        ) from None
+    for model in (parts.unet, parts.text_encoder, parts.text_encoder_2):
+        model.requires_grad_(False).eval().to(device, dtype=weight_dtype)
+    parts.vae.requires_grad_(False).eval().to(device)  # float32: the SDXL VAE overflows in fp16
+    return parts
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The released ``ip-adapter.bin`` of InstantID: layout, strict check, and random weights for tiny bases.
+"""The released ``ip-adapter.bin`` of InstantID: layout and strict check.
 
     {"image_proj": Resampler (16 latents [1, 16, 1280], proj_in 512 -> 1280, 4 layers of 20 heads x 64,
                    proj_out 1280 -> 2048, norm_out),
@@ -95,18 +95,3 @@ def load_instantid_checkpoint(path: str | Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(f"not a weights-only torch checkpoint ({type(err).__name__})", path) from None
-
-
-def random_instantid_checkpoint(
-    unet: torch.nn.Module, dim: int = 64, heads: int = 1, embedding_dim: int = 512, seed: int = 0
-) -> dict:
-    """Released-layout adapter with random weights for ``unet`` (tiny demos and tests)."""
-    g = torch.Generator().manual_seed(seed)
-    layout = {
-        "image_proj": resampler_layout(dim, RESAMPLER_DEPTH, heads, embedding_dim, unet.config.cross_attention_dim),
-        "ip_adapter": ip_adapter_layout(unet, None),
-    }
-    return {
-        group: {k: torch.randn(shape, generator=g) / shape[-1] ** 0.5 for k, shape in keys.items()}
-        for group, keys in layout.items()
-    }

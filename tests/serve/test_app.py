@@ -8,9 +8,9 @@ from PIL import Image
 from skimage import data
 from web_tiny_demo import tiny_demo
 
-from idportrait.app import check_upload, run
 from idportrait.errors import ImageError
 from idportrait.generate.batch import read_metadata
+from idportrait.serve.app import check_upload, run
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from idportrait.errors import ImageError, NoFaceError, UserError
-from idportrait.imageio import load_image
+from idportrait.imageio import IMAGE_SUFFIXES, load_image
+from idportrait.methods.base import Method
 
-ALLOWED_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MAX_UPLOAD_MB = 15.0
 MAX_UPLOAD_PIXELS = 40_000_000
 MAX_IMAGES = 8
@@ -34,14 +34,6 @@ STYLES = {
     "Anime": "anime illustration of {prompt}, clean line art, vibrant colors",
     "None": "{prompt}",
 }
-
-
-class Method(Protocol):
-    """What the demo needs from a generation method (see `idportrait.methods`)."""
-
-    def prepare(self, reference: Image.Image) -> Any: ...
-
-    def generate(self, prepared: Any, prompts: list[str], seeds: list[int]) -> list[Image.Image]: ...
 
 
 @dataclass
@@ -68,7 +60,7 @@ def check_upload(path: str | Path | None) -> Image.Image:
     if not path:
         raise ImageError("Please upload a photo first.")
     path = Path(path)
-    if path.suffix.lower() not in ALLOWED_SUFFIXES:
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ImageError(f"'{path.suffix or path.name}' is not a supported photo type; use JPG, PNG or WebP.")
     size_mb = path.stat().st_size / 2**20
     if size_mb > MAX_UPLOAD_MB:

@@ -11,6 +11,8 @@ from PIL import Image
 
 from idportrait.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["idportrait", *args])
@@ -131,8 +133,7 @@ def test_demo_runs_offline(monkeypatch, capsys, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_faceid(tmp_path_factory):
     """(tiny SD1.5 base folder, tiny released-layout IP-Adapter-FaceID checkpoint for 128-D dlib embeddings)."""
-    from idportrait.adapters.ipadapter_layout import random_faceid_checkpoint
-    from idportrait.tiny import save_tiny_sd15, tiny_unet
+    from idportrait.tiny import random_faceid_checkpoint, save_tiny_sd15, tiny_unet
 
     folder = tmp_path_factory.mktemp("tiny-faceid")
     base = save_tiny_sd15(folder / "sd15")

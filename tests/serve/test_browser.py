@@ -15,7 +15,7 @@ from PIL import Image
 from skimage import data
 from web_tiny_demo import tiny_demo
 
-from idportrait.app import build_app
+from idportrait.serve.app import build_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [

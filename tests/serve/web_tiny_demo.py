@@ -7,11 +7,10 @@ from pathlib import Path
 
 import torch
 
-from idportrait.adapters.ipadapter_layout import random_faceid_checkpoint
-from idportrait.app import Demo
 from idportrait.faces import get_face_analyzer, get_face_parser
 from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid
-from idportrait.tiny import save_tiny_sd15, tiny_unet
+from idportrait.serve.app import Demo
+from idportrait.tiny import random_faceid_checkpoint, save_tiny_sd15, tiny_unet
 
 DLIB_EMBEDDING_DIM = 128
 
