@@ -38,5 +38,5 @@ def test_dino_identical_images_are_maximal(tiny_dino_dir, astronaut, tom_hanks, 
 
 
 def test_missing_model_is_a_user_error(tmp_path):
-    with pytest.raises(ModelNotFoundError, match="could not load ViTModel"):
+    with pytest.raises(ModelNotFoundError, match="could not load the DINO model"):
         load_dino(tmp_path / "nowhere")

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from idportrait.errors import ModelNotFoundError, UserError
+from idportrait.errors import UserError
+from idportrait.hub import fetch
 
 
 @dataclass
@@ -58,14 +59,15 @@ def load_captioner(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
         )
         kwargs["device_map"] = {"": device}
-    try:
-        processor = AutoProcessor.from_pretrained(name)
-        model = LlavaForConditionalGeneration.from_pretrained(name, **kwargs)
-    except (OSError, ValueError) as err:
-        raise ModelNotFoundError(
-            f"could not load the captioning model '{name}' ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-            "download it and pass its local folder with --vlm PATH"
-        ) from None
+    processor, model = fetch(
+        "captioning model",
+        name,
+        "--vlm",
+        lambda local: (
+            AutoProcessor.from_pretrained(name, local_files_only=local),
+            LlavaForConditionalGeneration.from_pretrained(name, local_files_only=local, **kwargs),
+        ),
+    )
     if not load_in_4bit:
         model.to(device)
     return Captioner(model.eval(), processor, name, max_new_tokens)

@@ -45,11 +45,18 @@ class ClipEmbedder:
 
 def load_clip(name_or_path: str | Path, device: str | torch.device = "cpu") -> ClipEmbedder:
     """Load a CLIP model, tokenizer and image processor with transformers' ``from_pretrained``."""
-    from idportrait.evaluation.loading import from_pretrained
+    from idportrait.hub import fetch
 
-    model = from_pretrained(CLIPModel, name_or_path).to(device).eval()
-    tokenizer = from_pretrained(CLIPTokenizer, name_or_path)
-    processor = from_pretrained(CLIPImageProcessor, name_or_path)
+    name = str(name_or_path)
+    model, tokenizer, processor = fetch(
+        "CLIP model",
+        name,
+        "clip =",
+        lambda local: tuple(
+            cls.from_pretrained(name, local_files_only=local) for cls in (CLIPModel, CLIPTokenizer, CLIPImageProcessor)
+        ),
+    )
+    model = model.to(device).eval()
     return ClipEmbedder(model=model, tokenizer=tokenizer, processor=processor, device=torch.device(device))
 
 

@@ -36,10 +36,19 @@ class DinoEmbedder:
 
 def load_dino(name_or_path: str | Path, device: str | torch.device = "cpu") -> DinoEmbedder:
     """Load a DINO ViT (no pooling head) and its image processor with ``from_pretrained``."""
-    from idportrait.evaluation.loading import from_pretrained
+    from idportrait.hub import fetch
 
-    model = from_pretrained(ViTModel, name_or_path, add_pooling_layer=False).to(device).eval()
-    processor = from_pretrained(ViTImageProcessor, name_or_path)
+    name = str(name_or_path)
+    model, processor = fetch(
+        "DINO model",
+        name,
+        "dino =",
+        lambda local: (
+            ViTModel.from_pretrained(name, add_pooling_layer=False, local_files_only=local),
+            ViTImageProcessor.from_pretrained(name, local_files_only=local),
+        ),
+    )
+    model = model.to(device).eval()
     return DinoEmbedder(model=model, processor=processor, device=torch.device(device))
 
 

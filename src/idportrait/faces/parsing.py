@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from idportrait.errors import ModelNotFoundError
 from idportrait.faces.image import as_rgb_array
 from idportrait.faces.labels import BACKGROUND, REGION_LABELS, select_regions
 from idportrait.faces.types import Face, Parsing
@@ -106,20 +105,18 @@ def default_bisenet_weights(cache_dir: str | Path | None = None, local_files_onl
     """
     from huggingface_hub import hf_hub_download
 
+    from idportrait.hub import fetch
     from idportrait.registry import CONSISTENTID_REPO, FACE_PARSING_FILE
 
-    try:
+    def download(local: bool) -> Path:
         return Path(
             hf_hub_download(
-                CONSISTENTID_REPO, FACE_PARSING_FILE, cache_dir=cache_dir, local_files_only=local_files_only
+                CONSISTENTID_REPO, FACE_PARSING_FILE, cache_dir=cache_dir, local_files_only=local or local_files_only
             )
         )
-    except Exception as err:
-        raise ModelNotFoundError(
-            f"could not get {FACE_PARSING_FILE} from the hub repo {CONSISTENTID_REPO} ({type(err).__name__}). "
-            f"Download it (or face-parsing.PyTorch's 79999_iter.pth, the same weights) and pass its local path "
-            f"as weights=... / --parser-weights PATH."
-        ) from None
+
+    what = f"BiSeNet {FACE_PARSING_FILE} (or face-parsing.PyTorch's 79999_iter.pth, the same weights)"
+    return fetch(what, f"{CONSISTENTID_REPO}/{FACE_PARSING_FILE}", "--parser-weights", download)
 
 
 def _as_pil(image: Image.Image | np.ndarray) -> Image.Image:

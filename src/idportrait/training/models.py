@@ -9,7 +9,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
-from idportrait.errors import ModelNotFoundError
+from idportrait.hub import fetch
 from idportrait.pipelines.clip_processor import clip_image_processor
 
 
@@ -48,21 +48,30 @@ def load_frozen_sd15(
 ) -> FrozenSD15:
     """Load the base's unet/vae/text_encoder/tokenizer/scheduler and the CLIP image encoder, all frozen.
 
-    ``base`` and ``image_encoder`` are hub ids or local folders; failures raise `ModelNotFoundError`.
+    ``base`` and ``image_encoder`` are hub ids or local folders; failures raise `ModelNotFoundError` (`fetch`).
     """
-    try:
-        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
-        vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
-        text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder")
-        tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
-        noise_scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
-        encoder = CLIPVisionModelWithProjection.from_pretrained(image_encoder) if image_encoder else None
-    except (OSError, ValueError) as err:
-        raise ModelNotFoundError(
-            f"could not load the base model '{base}' or image encoder '{image_encoder}' "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-            "pass local folders with --base / --image-encoder"
-        ) from None
+
+    def load_base(local: bool) -> tuple:
+        return tuple(
+            cls.from_pretrained(base, subfolder=name, local_files_only=local)
+            for cls, name in [
+                (UNet2DConditionModel, "unet"),
+                (AutoencoderKL, "vae"),
+                (CLIPTextModel, "text_encoder"),
+                (CLIPTokenizer, "tokenizer"),
+                (DDPMScheduler, "scheduler"),
+            ]
+        )
+
+    unet, vae, text_encoder, tokenizer, noise_scheduler = fetch("base model", base, "--base", load_base)
+    encoder = None
+    if image_encoder:
+        encoder = fetch(
+            "image encoder",
+            image_encoder,
+            "--image-encoder",
+            lambda local: CLIPVisionModelWithProjection.from_pretrained(image_encoder, local_files_only=local),
+        )
     for model in (unet, text_encoder, encoder):
         if model is not None:
             model.requires_grad_(False).eval().to(device)
@@ -101,20 +110,20 @@ def load_frozen_sdxl(base: str, device: torch.device | str, weight_dtype: torch.
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-    try:
-        parts = FrozenSDXL(
-            unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet"),
-            vae=AutoencoderKL.from_pretrained(base, subfolder="vae"),
-            text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder"),
-            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"),
-            tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
-            tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2"),
-            noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler"),
+    def load(local: bool) -> FrozenSDXL:
+        return FrozenSDXL(
+            unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet", local_files_only=local),
+            vae=AutoencoderKL.from_pretrained(base, subfolder="vae", local_files_only=local),
+            text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder", local_files_only=local),
+            text_encoder_2=CLIPTextModelWithProjection.from_pretrained(
+                base, subfolder="text_encoder_2", local_files_only=local
+            ),
+            tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", local_files_only=local),
+            tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2", local_files_only=local),
+            noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler", local_files_only=local),
         )
-    except (OSError, ValueError) as err:
-        raise ModelNotFoundError(
-            f"could not load the SDXL base '{base}' ({type(err).__name__}); pass a local folder with --base"
-        ) from None
+
+    parts = fetch("SDXL base", base, "--base", load)
     for model in (parts.unet, parts.text_encoder, parts.text_encoder_2):
         model.requires_grad_(False).eval().to(device, dtype=weight_dtype)
     parts.vae.requires_grad_(False).eval().to(device)  # float32: the SDXL VAE overflows in fp16
