@@ -25,8 +25,17 @@ def generate_batch(
     adapter: Annotated[str | None, typer.Option(help="Method checkpoint (file, folder or hub repo).")] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="Images per prompt and identity.")] = 1,
     seed: Annotated[int, typer.Option(help="First seed; image k of prompt i uses seed + i * n + k.")] = 0,
-    steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 30,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 5.0,
+    steps: Annotated[int | None, typer.Option(min=1, help="Denoising steps [30; 4 with --accelerator].")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance scale [5.0; 1.0 with --accelerator].")
+    ] = None,
+    accelerator: Annotated[
+        str | None, typer.Option(help="Few-step LoRA: lcm, hyper-sd or tcd (4 steps, guidance 1, its scheduler).")
+    ] = None,
+    accelerator_weights: Annotated[
+        str | None, typer.Option(help="The accelerator's LoRA file, folder or hub repo (default: the registry's).")
+    ] = None,
+    compile: Annotated[bool, typer.Option(help="torch.compile the UNet (channels_last; slow first image).")] = False,
     face_backend: Annotated[
         str | None, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib (default: the method's).")
     ] = None,
@@ -47,13 +56,17 @@ def generate_batch(
     from idportrait.errors import UserError
     from idportrait.generate.batch import identities, loader_options, read_prompts, run_batch
     from idportrait.methods import load_method
+    from idportrait.pipelines.accelerators import sampling_settings
 
     if (prompts is None) == (not prompt):
         raise UserError("pass --prompts FILE or one or more --prompt TEXT (not both)")
     prompt_list = read_prompts(prompts) if prompts is not None else list(prompt)
     people = identities(faces)
     console = Console(stderr=True)
-    options = loader_options(method, {"face_backend": face_backend, "adapter": adapter}, set_)
+    given = {"face_backend": face_backend, "adapter": adapter, "compile": compile}
+    given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
+    options = loader_options(method, given, set_)
+    steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(30, 5.0))
     with console.status(f"loading {method}"):
         loaded = load_method(method, base=base, device=device, dtype=dtype, **options)
     total = len(people) * len(prompt_list) * n

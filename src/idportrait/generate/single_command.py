@@ -33,11 +33,21 @@ def generate(
     ] = "consistentid",
     n: Annotated[int, typer.Option("--n", min=1, help="Images per prompt (seeds S, S+1, ...).")] = 1,
     seed: Annotated[int, typer.Option(help="First seed.")] = 0,
-    steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 50,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 5.0,
+    steps: Annotated[int | None, typer.Option(min=1, help="Denoising steps [50; 4 with --accelerator].")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance scale [5.0; 1.0 with --accelerator].")
+    ] = None,
+    merge_fraction: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="ConsistentID: share of the steps on the plain prompt before the facial one [0.6].",
+        ),
+    ] = None,
     merge_step: Annotated[
         int | None,
-        typer.Option(help="ConsistentID: steps 0..merge-step use the plain prompt, later ones the facial prompt [30]."),
+        typer.Option(help="ConsistentID: steps 0..merge-step use the plain prompt (overrides --merge-fraction)."),
     ] = None,
     id_scale: Annotated[
         float | None, typer.Option(help="ConsistentID: strength of the ID attention branch (0 = off) [1.0].")
@@ -76,6 +86,14 @@ def generate(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (fp16 on GPU, fp32 on CPU), float32, float16, bfloat16.")] = "auto",
     offload: Annotated[bool, typer.Option(help="Keep models on the CPU until they run (low GPU memory).")] = False,
+    accelerator: Annotated[
+        str | None, typer.Option(help="Few-step LoRA: lcm, hyper-sd or tcd (4 steps, guidance 1, its scheduler).")
+    ] = None,
+    accelerator_weights: Annotated[
+        str | None, typer.Option(help="The accelerator's LoRA file, folder or hub repo (default: the registry's).")
+    ] = None,
+    compile: Annotated[bool, typer.Option(help="torch.compile the UNet (channels_last; slow first image).")] = False,
+    vae_tiling: Annotated[bool, typer.Option(help="Decode tile by tile and image by image (large sizes).")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/generate"),
 ) -> None:
     """Generate portraits of the person in --face with ConsistentID (default) or any other --method."""
@@ -86,18 +104,22 @@ def generate(
     from idportrait.generate.outputs import quiet_library_progress, write_generations
     from idportrait.imageio import load_image
     from idportrait.methods import load_method
+    from idportrait.pipelines.accelerators import sampling_settings
 
     given = {"adapter": adapter, "image_encoder": image_encoder, "vae": vae, "face_backend": face_backend}
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
+    given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
+    given |= {"compile": compile, "vae_tiling": vae_tiling}
     load_options = loader_options(method, given, set_)
     if (not face) == (face_inputs is None):
         raise UserError("pass --face PHOTO (repeatable) or --face-inputs FILE, not both")
     photos = [load_image(path) for path in face]
+    steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(50, 5.0))
     options: dict[str, Any] = {"num_inference_steps": steps, "guidance_scale": guidance, "negative_prompt": negative}
-    consistentid_only = {"start_merge_step": merge_step, "id_scale": id_scale}
+    consistentid_only = {"merge_fraction": merge_fraction, "start_merge_step": merge_step, "id_scale": id_scale}
     sizes = {"height": height, "width": width}
     if method not in CONSISTENTID_METHODS and any(v is not None for v in consistentid_only.values()):
-        raise UserError(f"--merge-step and --id-scale apply to ConsistentID, not {method}")
+        raise UserError(f"--merge-fraction, --merge-step and --id-scale apply to ConsistentID, not {method}")
     if method == "instantid" and any(v is not None for v in sizes.values()):
         raise UserError("instantid takes its size from the reference photo; use --set size=[WIDTH,HEIGHT]")
     options |= {k: v for k, v in {**consistentid_only, **sizes}.items() if v is not None}

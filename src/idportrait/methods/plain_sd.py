@@ -8,7 +8,7 @@ from typing import Any
 from PIL import Image
 
 from idportrait.devices import resolve_device
-from idportrait.methods.base import seed_generators
+from idportrait.methods.base import apply_speed_options, seed_generators
 
 
 @dataclass
@@ -36,9 +36,16 @@ def load_plain_sd_method(
     device: str = "auto",
     dtype: str = "auto",
     offload: bool = False,
+    accelerator: str | None = None,
+    accelerator_weights: str | None = None,
+    compile: bool = False,
+    vae_tiling: bool = False,
     **defaults: Any,
 ) -> PlainSDMethod:
-    """Load the SD1.5-family base (registry default: the ConsistentID demos' base) with the Euler scheduler."""
+    """Load the SD1.5-family base (registry default: the ConsistentID demos' base) with the Euler scheduler.
+
+    ``accelerator`` / ``accelerator_weights`` / ``compile`` / ``vae_tiling``: `apply_speed_options`.
+    """
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
     from idportrait.pipelines.loading import default_vae, load_sd15_pipeline
@@ -48,4 +55,5 @@ def load_plain_sd_method(
     base = base or SD15_BASE
     pipe = load_sd15_pipeline(StableDiffusionPipeline, base, vae or default_vae(base), device, torch_dtype, offload)
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    defaults = apply_speed_options(pipe, accelerator, accelerator_weights, compile, vae_tiling) | defaults
     return PlainSDMethod(pipe=pipe, defaults=defaults)

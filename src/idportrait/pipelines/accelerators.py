@@ -88,3 +88,9 @@ def set_accelerator_scale(pipe: Any, scale: float, others: dict[str, float] | No
     """Weight the accelerator LoRA by ``scale``; ``others`` (adapter name -> weight) stay active next to it."""
     weights = {**(others or {}), ADAPTER_NAME: float(scale)}
     pipe.set_adapters(list(weights), adapter_weights=list(weights.values()))
+
+
+def sampling_settings(name: str | None, steps: int | None, guidance: float | None, plain: tuple[int, float]) -> tuple:
+    """(steps, guidance) of a run: the given ones, else the accelerator's recipe, else ``plain`` (steps, guidance)."""
+    recipe = (accelerator(name).steps, accelerator(name).guidance) if name is not None else plain
+    return (steps if steps is not None else recipe[0], guidance if guidance is not None else recipe[1])
