@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
+from idportrait.errors import UserError
+
 
 class Method(Protocol):
     """An identity-conditioned generator: ``prepare`` once per reference, ``generate`` many times."""
@@ -53,7 +55,6 @@ def apply_speed_options(
     ``accelerator_weights`` or the registry), giving ``num_inference_steps`` and ``guidance_scale`` defaults.
     ``compile`` / ``vae_tiling``: `idportrait.pipelines.speed.speed_up`.
     """
-    from idportrait.errors import UserError
     from idportrait.pipelines.accelerators import load_accelerator
     from idportrait.pipelines.speed import speed_up
 

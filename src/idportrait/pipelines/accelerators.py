@@ -90,7 +90,9 @@ def set_accelerator_scale(pipe: Any, scale: float, others: dict[str, float] | No
     pipe.set_adapters(list(weights), adapter_weights=list(weights.values()))
 
 
-def sampling_settings(name: str | None, steps: int | None, guidance: float | None, plain: tuple[int, float]) -> tuple:
+def sampling_settings(
+    name: str | None, steps: int | None, guidance: float | None, plain: tuple[int, float]
+) -> tuple[int, float]:
     """(steps, guidance) of a run: the given ones, else the accelerator's recipe, else ``plain`` (steps, guidance)."""
     recipe = (accelerator(name).steps, accelerator(name).guidance) if name is not None else plain
     return (steps if steps is not None else recipe[0], guidance if guidance is not None else recipe[1])
