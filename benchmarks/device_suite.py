@@ -35,21 +35,8 @@ from typing import Any
 
 import torch
 
-SD15_UNET = {"cross_attention_dim": 768, "sample_size": 64}
-SDXL_UNET = {
-    "sample_size": 128,
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    "block_out_channels": (320, 640, 1280),
-    "layers_per_block": 2,
-    "transformer_layers_per_block": (1, 2, 10),
-    "attention_head_dim": (5, 10, 20),
-    "cross_attention_dim": 2048,
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 2816,
-}
+from idportrait.adapters.consistentid.keymap import UNET_CONFIGS
+
 VAE = {
     "down_block_types": ("DownEncoderBlock2D",) * 4,
     "up_block_types": ("UpDecoderBlock2D",) * 4,
@@ -202,7 +189,7 @@ def sd15_parts(setting: Setting) -> dict[str, Any]:
         cast = {"unet": unet, "vae": vae, "text_encoder": text_encoder, "image_encoder": image_encoder}
         unet, vae, text_encoder, image_encoder = (m.to(setting.device, setting.dtype).eval() for m in cast.values())
     else:
-        unet = on_device(setting, lambda: UNet2DConditionModel(**SD15_UNET))
+        unet = on_device(setting, lambda: UNet2DConditionModel(**UNET_CONFIGS["sd15"], sample_size=64))
         vae = on_device(setting, lambda: AutoencoderKL(**VAE, sample_size=512))
         text_encoder = on_device(setting, lambda: CLIPTextModel(CLIPTextConfig(**CLIP_L_TEXT)))
         image_encoder = on_device(setting, lambda: CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_VIT_H)))
@@ -247,7 +234,7 @@ def sdxl_parts(setting: Setting) -> dict[str, Any]:
 
         tokenizer = clip_tokenizer_from_bpe(setting.tmp / "tokenizer")
         parts = {
-            "unet": on_device(setting, lambda: UNet2DConditionModel(**SDXL_UNET)),
+            "unet": on_device(setting, lambda: UNet2DConditionModel(**UNET_CONFIGS["sdxl"])),
             "vae": on_device(setting, lambda: AutoencoderKL(**VAE, sample_size=1024, force_upcast=True)),
             "text_encoder": on_device(setting, lambda: CLIPTextModel(CLIPTextConfig(**CLIP_L_TEXT))),
             "text_encoder_2": on_device(setting, lambda: CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG_TEXT))),
@@ -351,7 +338,7 @@ def build_method(setting: Setting, name: str, accelerator: str | None, fused: bo
         method = InstantIDMethod(pipe, detect=analyzer.detect, size=(setting.sdxl_pixels,) * 2)
     else:  # ipadapter-faceid: the PlusV2 variant (CLIP on the face crop + shortcut), LoRA rank 128
         pipe = StableDiffusionPipeline(**parts, safety_checker=None, requires_safety_checker=False)
-        state = random_faceid_checkpoint(parts["unet"], ID_DIM, clip_dim, heads=16 if real else 1,
+        state = random_faceid_checkpoint(parts["unet"], ID_DIM, clip_dim, heads=12 if real else 1,
                                          lora_rank=128 if real else 4)  # fmt: skip
         pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
         analyzer = face_models(setting)[0]
@@ -402,10 +389,10 @@ def measure(setting: Setting, name: str, accelerator: str | None = None, fused: 
     """Build one row's method, warm it up, and time ``repeats`` uncached prepare + generate calls."""
     from idportrait.demo import demo_photo
 
-    if setting.device.startswith("cuda"):
+    method, options, pixels = build_method(setting, name, accelerator, fused, offload)
+    if setting.device.startswith("cuda"):  # peak of the timed calls: the resident models + what they allocate
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    method, options, pixels = build_method(setting, name, accelerator, fused, offload)
     face_clocks(setting, method)
     photo = demo_photo()
 
