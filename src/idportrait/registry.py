@@ -54,5 +54,15 @@ INSTANTID_REPO = "InstantX/InstantID"
 # --- Release demo defaults -------------------------------------------------------------------
 DEFAULT_NEGATIVE_PROMPT = "monochrome, lowres, bad anatomy, worst quality, low quality, blurry"  # ConsistentID, FaceID
 
+# --- Few-step accelerators (LoRAs loaded with diffusers' load_lora_weights) ----------------------
+ACCELERATOR_LORAS = {  # (accelerator, sdxl) -> (hub repo, file)
+    ("lcm", False): ("latent-consistency/lcm-lora-sdv1-5", "pytorch_lora_weights.safetensors"),
+    ("lcm", True): ("latent-consistency/lcm-lora-sdxl", "pytorch_lora_weights.safetensors"),
+    ("hyper-sd", False): ("ByteDance/Hyper-SD", "Hyper-SD15-4steps-lora.safetensors"),
+    ("hyper-sd", True): ("ByteDance/Hyper-SD", "Hyper-SDXL-4steps-lora.safetensors"),
+    ("tcd", False): ("h1t/TCD-SD15-LoRA", "pytorch_lora_weights.safetensors"),
+    ("tcd", True): ("h1t/TCD-SDXL-LoRA", "pytorch_lora_weights.safetensors"),
+}
+
 # --- Captioning -----------------------------------------------------------------------------
 LLAVA = "llava-hf/llava-1.5-7b-hf"

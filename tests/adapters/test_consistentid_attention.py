@@ -230,6 +230,9 @@ def test_fused_lora_matches_unfused_and_unfuses_exactly(fixtures_dir):
         expected = unet(*args, encoder_hidden_states=ehs).sample
         assert fuse_lora(unet) == len(adapter)
         assert fuse_lora(unet) == 0  # already fused: nothing is folded twice
+        kept = [w for proc in unet.attn_processors.values() for w in proc.base_weights.values()]
+        assert {w.untyped_storage().data_ptr() for w in kept} == {kept[0].untyped_storage().data_ptr()}
+        assert all(w.device.type == "cpu" for w in kept)  # one CPU buffer, outside the malloc heap
         attn = unet.mid_block.attentions[0].transformer_blocks[0].attn1
         assert not torch.equal(attn.to_q.weight, base["mid_block.attentions.0.transformer_blocks.0.attn1.to_q.weight"])
         fused = unet(*args, encoder_hidden_states=ehs).sample

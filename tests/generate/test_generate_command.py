@@ -204,3 +204,30 @@ def test_generate_bad_method_options_one_line_exit_2(
     assert len(lines) == 1 and message in lines[0], err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_with_a_few_step_accelerator(monkeypatch, capsys, tiny_models, photos, tmp_path):
+    """--accelerator lcm: the LoRA file loads, steps and guidance default to the recipe (4, 1.0) and are recorded."""
+    from accelerator_loras import write_accelerator_lora
+    from idportrait.tiny import tiny_unet
+
+    lora = write_accelerator_lora(tiny_unet(), "lcm", tmp_path / "lcm.safetensors")
+    base, adapter = tiny_models
+    out = tmp_path / "fast"
+    code, _, err = run_cli(
+        monkeypatch, capsys, "generate", "--face", str(photos / "astronaut.png"), "-p", "a hat",
+        "--base", str(base), "--adapter", str(adapter), "--face-backend", "dlib", "--parser", "landmarks",
+        "--height", "32", "--width", "32", "--device", "cpu", "--out", str(out),
+        "--accelerator", "lcm", "--accelerator-weights", str(lora),
+    )  # fmt: skip
+    assert code == 0, err
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["accelerator"] == "lcm" and settings["accelerator_weights"] == str(lora)
+    assert settings["num_inference_steps"] == 4 and settings["guidance_scale"] == 1.0
+    assert Image.open(out / "p00_s0.png").size == (32, 32)
+
+    code, _, err = run_cli(
+        monkeypatch, capsys, "generate", "--face", str(photos / "astronaut.png"), "-p", "a hat",
+        *tiny_args(tiny_models, tmp_path / "bad"), "--accelerator-weights", str(lora),
+    )  # fmt: skip
+    assert code == 2 and "--accelerator-weights needs --accelerator" in err

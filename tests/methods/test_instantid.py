@@ -134,3 +134,18 @@ def test_method_on_the_astronaut(models):
     assert prepared.kps_image.size == (64, 32)  # size is (width, height), as PIL's
     images = method.generate(prepared, ["a portrait", "a painting"], [0])
     assert [im.size for im in images] == [(64, 32), (64, 32)]
+
+
+def test_method_with_a_tcd_accelerator(models, tmp_path):
+    from accelerator_loras import write_accelerator_lora
+    from idportrait.methods import load_method
+
+    base, identitynet, adapter = models
+    lora = write_accelerator_lora(UNet2DConditionModel.from_pretrained(base / "unet"), "tcd", tmp_path / "tcd.st")
+    method = load_method(
+        "instantid", base=str(base), adapter=str(adapter), identitynet=str(identitynet), detect=lambda image: [],
+        size=(64, 64), device="cpu", dtype="float32", accelerator="tcd", accelerator_weights=str(lora),
+    )  # fmt: skip
+    assert type(method.pipe.scheduler).__name__ == "TCDScheduler"
+    assert method.defaults == {"num_inference_steps": 4, "guidance_scale": 1.0}
+    assert "accelerator" in method.pipe.get_active_adapters()

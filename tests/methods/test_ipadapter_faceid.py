@@ -187,3 +187,21 @@ def test_released_layouts_at_real_size():
     plus = image_proj_layout(768, 512, clip_dim=1280, heads=12)
     assert plus["perceiver_resampler.layers.3.0.to_kv.weight"] == (1536, 768)
     assert plus["proj.2.weight"] == (3072, 1024)
+
+
+def test_accelerator_lora_stays_on_next_to_faceid_lora(base, photo, tmp_path):
+    """--accelerator hyper-sd: its LoRA loads next to FaceID's, both stay active, steps/guidance follow the recipe."""
+    from accelerator_loras import write_accelerator_lora
+
+    ckpt = tmp_path / "ip-adapter.bin"
+    synth_checkpoint(ckpt, plus=False)
+    lora = write_accelerator_lora(tiny_unet(), "hyper-sd", tmp_path / "hyper.safetensors")
+    method = load_ipadapter_faceid_method(
+        base, "faceid", adapter=ckpt, detect=fake_detect, accelerator="hyper-sd", accelerator_weights=str(lora)
+    )
+    assert (method.defaults["num_inference_steps"], method.defaults["guidance_scale"]) == (4, 1.0)
+    assert method.pipe.scheduler.config.timestep_spacing == "trailing"
+    prepared = method.prepare(photo)
+    image = method.generate(prepared, ["a portrait"], [3], num_inference_steps=1, output_type="np")[0]
+    assert np.isfinite(image).all()
+    assert set(method.pipe.get_active_adapters()) == {"faceid_0", "accelerator"}

@@ -244,3 +244,39 @@ def test_unknown_pairing_is_a_checkpoint_error(tiny_models, tmp_path):
     bad = _with_pairing(adapter, "diagonal", tmp_path / "bad.safetensors")
     with pytest.raises(CheckpointError, match="pairing 'diagonal'"):
         pipe.load_consistentid(str(bad))
+
+
+def test_merge_point_is_a_fraction_of_the_schedule():
+    from idportrait.pipelines.common import last_text_only_step
+
+    assert last_text_only_step(50, 0.6) == 30  # the release's --merge-step 30 of 50
+    assert last_text_only_step(4, 0.6) == 2  # steps 0-2 text-only, step 3 facial
+    assert last_text_only_step(2, 0.6) == 0  # the last step always merges below fraction 1
+    assert last_text_only_step(4, 1.0) == 4  # never
+    assert last_text_only_step(4, 0.6, start_merge_step=3) == 3  # the explicit step wins
+    with pytest.raises(ValueError, match="merge_fraction"):
+        last_text_only_step(4, 1.5)
+
+
+def test_facial_tokens_are_used_in_a_four_step_run(tiny_pipe, astronaut_inputs):
+    """Default merge fraction: a 4-step run feeds the region-fused prompt at its last step (steps 0-2 text-only)."""
+    regions_changed = dataclasses.replace(
+        astronaut_inputs, region_embeds=astronaut_inputs.region_embeds.flip(0).contiguous(), cache={}
+    )
+
+    def contexts(face, **kwargs):
+        seen = []
+        hook = tiny_pipe.unet.register_forward_pre_hook(
+            lambda _, args, kw: seen.append(kw["encoder_hidden_states"].clone()), with_kwargs=True
+        )
+        try:
+            images = run(tiny_pipe, face, num_inference_steps=4, start_merge_step=None, **kwargs)
+        finally:
+            hook.remove()
+        return seen, images
+
+    (ours, a), (theirs, b) = contexts(astronaut_inputs), contexts(regions_changed)
+    assert len(ours) == 4
+    assert all(torch.equal(x, y) for x, y in zip(ours[:3], theirs[:3], strict=True))  # text-only steps
+    assert (ours[3] - theirs[3]).abs().max() > 1e-3  # the facial tokens carry the regions at step 3
+    assert not torch.equal(a, b)

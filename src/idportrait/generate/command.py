@@ -17,8 +17,11 @@ from typing import Annotated
 import typer
 
 from idportrait.generate.options import (
+    Accelerator,
+    AcceleratorWeights,
     Adapter,
     Base,
+    Compile,
     Device,
     Dtype,
     FaceBackend,
@@ -44,14 +47,17 @@ def generate_batch(
         ),
     ] = 0,
     steps: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            help="Denoising steps: 30 (the IP-Adapter/InstantID demos' setting) keeps many-image batches affordable; "
-            "generate defaults to ConsistentID's 50.",
+            help="Denoising steps [30, the IP-Adapter/InstantID demos' setting, keeps many-image batches affordable; "
+            "generate defaults to ConsistentID's 50; 4 with --accelerator].",
         ),
-    ] = 30,
-    guidance: Guidance = 5.0,
+    ] = None,
+    guidance: Guidance = None,
+    accelerator: Accelerator = None,
+    accelerator_weights: AcceleratorWeights = None,
+    compile: Compile = False,
     face_backend: FaceBackend = None,
     set_: MethodOptions = [],  # noqa: B006 (typer reads the default, nothing mutates it)
     device: Device = "auto",
@@ -73,6 +79,7 @@ def generate_batch(
     from idportrait.generate.checks import check_face_models, check_finite, check_output_folder
     from idportrait.generate.processes import launched_processes
     from idportrait.methods import load_method
+    from idportrait.pipelines.accelerators import sampling_settings
 
     if (prompts is None) == (not prompt):
         raise UserError("pass --prompts FILE or one or more --prompt TEXT (not both)")
@@ -82,7 +89,10 @@ def generate_batch(
     resolve_device(device, dtype)
     prompt_list = read_prompts(prompts) if prompts is not None else list(prompt)
     people = identities(faces)
-    options = loader_options(method, {"face_backend": face_backend, "adapter": adapter}, set_)
+    given = {"face_backend": face_backend, "adapter": adapter, "compile": compile}
+    given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
+    options = loader_options(method, given, set_)
+    steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(30, 5.0))
     call_options = {"num_inference_steps": steps, "guidance_scale": guidance}
     settings = {"method": method, "base": base, "faces": str(faces), "prompts": prompt_list, "seed": seed,
                 "n": n, "device": device, "dtype": dtype, **options, **call_options}  # fmt: skip

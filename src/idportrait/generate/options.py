@@ -16,7 +16,16 @@ Base = Annotated[str | None, typer.Option(help="Base model: hub id or local diff
 Adapter = Annotated[
     str | None, typer.Option(help="Method checkpoint: hub repo, folder or file (default: the method's release).")
 ]
-Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
+Guidance = Annotated[
+    float | None, typer.Option(help="Classifier-free guidance scale [5.0; the accelerator's with --accelerator].")
+]
+Accelerator = Annotated[
+    str | None, typer.Option(help="Few-step LoRA: lcm, hyper-sd or tcd (4 steps, guidance 1, its scheduler).")
+]
+AcceleratorWeights = Annotated[
+    str | None, typer.Option(help="The accelerator's LoRA file, folder or hub repo (default: the registry's).")
+]
+Compile = Annotated[bool, typer.Option(help="torch.compile the UNet (channels_last; slow first image).")]
 FaceBackend = Annotated[
     str | None, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib (default: the method's).")
 ]

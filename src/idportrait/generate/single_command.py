@@ -18,8 +18,11 @@ import typer
 
 from idportrait import registry
 from idportrait.generate.options import (
+    Accelerator,
+    AcceleratorWeights,
     Adapter,
     Base,
+    Compile,
     Device,
     Dtype,
     FaceBackend,
@@ -51,17 +54,25 @@ def generate(
     ] = 1,
     seed: Annotated[int, typer.Option(help="First seed.")] = 0,
     steps: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            help="Denoising steps: 50, the ConsistentID release demos' setting for single portraits "
-            "(generate-batch defaults to 30 for many images).",
+            help="Denoising steps [50, the ConsistentID release demos' setting for single portraits "
+            "(generate-batch defaults to 30 for many images); 4 with --accelerator].",
         ),
-    ] = 50,
-    guidance: Guidance = 5.0,
+    ] = None,
+    guidance: Guidance = None,
+    merge_fraction: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="ConsistentID: share of the steps on the plain prompt before the facial one [0.6].",
+        ),
+    ] = None,
     merge_step: Annotated[
         int | None,
-        typer.Option(help="ConsistentID: steps 0..merge-step use the plain prompt, later ones the facial prompt [30]."),
+        typer.Option(help="ConsistentID: steps 0..merge-step use the plain prompt (overrides --merge-fraction)."),
     ] = None,
     id_scale: Annotated[
         float | None, typer.Option(help="ConsistentID: strength of the ID attention branch (0 = off) [1.0].")
@@ -91,6 +102,10 @@ def generate(
     device: Device = "auto",
     dtype: Dtype = "auto",
     offload: Annotated[bool, typer.Option(help="Keep models on the CPU until they run (low GPU memory).")] = False,
+    accelerator: Accelerator = None,
+    accelerator_weights: AcceleratorWeights = None,
+    compile: Compile = False,
+    vae_tiling: Annotated[bool, typer.Option(help="Decode tile by tile and image by image (large sizes).")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/generate"),
 ) -> None:
     """Generate portraits of the person in --face with ConsistentID (default) or any other --method."""
@@ -100,9 +115,12 @@ def generate(
     from idportrait.generate.batch import loader_options, prepare_references
     from idportrait.generate.checks import check_face_models, check_finite, check_image_size, check_output_folder
     from idportrait.imageio import load_image
+    from idportrait.pipelines.accelerators import sampling_settings
 
     given = {"adapter": adapter, "image_encoder": image_encoder, "vae": vae, "face_backend": face_backend}
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
+    given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
+    given |= {"compile": compile, "vae_tiling": vae_tiling}
     load_options = loader_options(method, given, set_)
     check_output_folder(out)
     check_face_models(face_backend, parser)
@@ -113,11 +131,12 @@ def generate(
     if (not face) == (face_inputs is None):
         raise UserError("pass --face PHOTO (repeatable) or --face-inputs FILE, not both")
     photos = [load_image(path) for path in face]
+    steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(50, 5.0))
     options: dict[str, Any] = {"num_inference_steps": steps, "guidance_scale": guidance, "negative_prompt": negative}
-    consistentid_only = {"start_merge_step": merge_step, "id_scale": id_scale}
+    consistentid_only = {"merge_fraction": merge_fraction, "start_merge_step": merge_step, "id_scale": id_scale}
     sizes = {"height": height, "width": width}
     if method not in CONSISTENTID_METHODS and any(v is not None for v in consistentid_only.values()):
-        raise UserError(f"--merge-step and --id-scale apply to ConsistentID, not {method}")
+        raise UserError(f"--merge-fraction, --merge-step and --id-scale apply to ConsistentID, not {method}")
     if method == "instantid" and any(v is not None for v in sizes.values()):
         raise UserError("instantid takes its size from the reference photo; use --set size=[WIDTH,HEIGHT]")
     options |= {k: v for k, v in {**consistentid_only, **sizes}.items() if v is not None}

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
+from idportrait.errors import UserError
+
 SizeWH = tuple[int, int]
 """An image size as (width, height) in pixels, PIL's order: every method's ``size`` option."""
 
@@ -54,3 +56,28 @@ def image_key(image: Image.Image) -> str:
 def seed_generators(prompts: list[str], seeds: list[int]) -> list[torch.Generator]:
     """One CPU generator per (prompt, seed) image, prompt-major (CPU so results match across devices)."""
     return [torch.Generator("cpu").manual_seed(int(s)) for _ in prompts for s in seeds]
+
+
+def apply_speed_options(
+    pipe: Any,
+    accelerator: str | None = None,
+    accelerator_weights: str | None = None,
+    compile: bool = False,
+    vae_tiling: bool = False,
+) -> dict[str, Any]:
+    """A loaded method pipeline's speed options; returns the call defaults they bring (empty without accelerator).
+
+    ``accelerator``: ``lcm``, ``hyper-sd`` or ``tcd`` (`idportrait.pipelines.accelerators`; its LoRA from
+    ``accelerator_weights`` or the registry), giving ``num_inference_steps`` and ``guidance_scale`` defaults.
+    ``compile`` / ``vae_tiling``: `idportrait.pipelines.speed.speed_up`.
+    """
+    from idportrait.pipelines.accelerators import load_accelerator
+    from idportrait.pipelines.speed import speed_up
+
+    defaults: dict[str, Any] = {}
+    if accelerator is not None:
+        defaults = load_accelerator(pipe, accelerator, accelerator_weights)
+    elif accelerator_weights is not None:
+        raise UserError("--accelerator-weights needs --accelerator lcm|hyper-sd|tcd")
+    speed_up(pipe, compile=compile, vae_tiling=vae_tiling)
+    return defaults

@@ -10,7 +10,7 @@ from PIL import Image
 from idportrait import registry
 from idportrait.devices import resolve_device
 from idportrait.errors import UserError
-from idportrait.methods.base import SizeWH, image_key, seed_generators, size_options
+from idportrait.methods.base import SizeWH, apply_speed_options, image_key, seed_generators, size_options
 
 
 @dataclass
@@ -71,12 +71,17 @@ def load_consistentid_method(
     offload: bool = False,
     face_models: bool = True,
     size: SizeWH | None = None,
+    accelerator: str | None = None,
+    accelerator_weights: str | None = None,
+    compile: bool = False,
+    vae_tiling: bool = False,
     **defaults: Any,
 ) -> ConsistentIDMethod:
     """Load base + ConsistentID + face models; ``None`` means the registry default (real hub ids).
 
     ``face_models=False`` skips the face analyzer and parser (for callers that pass saved `FaceInputs`).
     ``defaults`` become default `ConsistentIDPipeline.__call__` keywords (e.g. ``num_inference_steps``).
+    ``accelerator`` / ``accelerator_weights`` / ``compile`` / ``vae_tiling``: `apply_speed_options`.
     """
     from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
     from idportrait.pipelines.loading import default_vae, load_sd15_pipeline
@@ -90,6 +95,7 @@ def load_consistentid_method(
     place = "cpu" if offload else device
     pipe = load_sd15_pipeline(ConsistentIDPipeline, base, vae or default_vae(base), place, torch_dtype)
     pipe.load_consistentid(adapter or CONSISTENTID_REPO, image_encoder=image_encoder)
+    defaults = apply_speed_options(pipe, accelerator, accelerator_weights, compile, vae_tiling) | defaults
     if offload:
         pipe.enable_model_cpu_offload(device=device)
     analyzer, face_parser = (

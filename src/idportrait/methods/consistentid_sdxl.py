@@ -6,7 +6,7 @@ from typing import Any
 
 from idportrait import registry
 from idportrait.devices import resolve_device
-from idportrait.methods.base import SizeWH
+from idportrait.methods.base import SizeWH, apply_speed_options
 from idportrait.methods.consistentid import ConsistentIDMethod, load_face_models
 
 
@@ -20,11 +20,16 @@ def load_consistentid_sdxl_method(
     device: str = "auto",
     dtype: str = "auto",
     size: SizeWH | None = None,
+    accelerator: str | None = None,
+    accelerator_weights: str | None = None,
+    compile: bool = False,
+    vae_tiling: bool = False,
     **defaults: Any,
 ) -> ConsistentIDMethod:
     """Load an SDXL base + ``ConsistentID_SDXL-v1.bin`` + face models; ``None`` means the registry default.
 
     ``defaults`` become default `ConsistentIDSDXLPipeline.__call__` keywords (e.g. ``num_inference_steps``).
+    ``accelerator`` / ``accelerator_weights`` / ``compile`` / ``vae_tiling``: `apply_speed_options`.
     """
     from idportrait.hub import fetch
     from idportrait.pipelines.consistentid_sdxl import ConsistentIDSDXLPipeline
@@ -40,6 +45,7 @@ def load_consistentid_sdxl_method(
     )
     pipe.to(device)
     pipe.load_consistentid(adapter or CONSISTENTID_REPO, image_encoder=image_encoder)
+    defaults = apply_speed_options(pipe, accelerator, accelerator_weights, compile, vae_tiling) | defaults
     analyzer, face_parser = load_face_models(face_backend, parser, parser_weights, device)
     return ConsistentIDMethod(
         pipe=pipe,

@@ -18,7 +18,7 @@ from idportrait import registry
 from idportrait.adapters.instantid.kps import draw_kps
 from idportrait.faces.analyzer import FaceDetector
 from idportrait.faces.types import Face
-from idportrait.methods.base import SizeWH, seed_generators
+from idportrait.methods.base import SizeWH, apply_speed_options, seed_generators
 from idportrait.methods.references import as_photo_list, largest_faces, mean_identity
 
 SDXL_PIXELS = 1024 * 1024
@@ -86,6 +86,10 @@ def load_instantid_method(
     size: SizeWH | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    accelerator: str | None = None,
+    accelerator_weights: str | None = None,
+    compile: bool = False,
+    vae_tiling: bool = False,
     **defaults: Any,
 ) -> InstantIDMethod:
     """Load SDXL base + IdentityNet + ``ip-adapter.bin`` + face analyzer; ``None`` means the registry default.
@@ -93,6 +97,7 @@ def load_instantid_method(
     adapter: ``ip-adapter.bin`` file, a folder holding it, or a hub repo (default `registry.INSTANTID_REPO`).
     identitynet: ControlNet folder or hub repo (default the ``ControlNetModel`` folder of the InstantID repo).
     ``defaults`` become default `InstantIDPipeline.__call__` keywords (e.g. ``num_inference_steps``).
+    ``accelerator`` / ``accelerator_weights`` / ``compile`` / ``vae_tiling``: `apply_speed_options`.
     """
     from diffusers import ControlNetModel
 
@@ -128,6 +133,7 @@ def load_instantid_method(
         )
     )
     pipe.to(device)
+    defaults = apply_speed_options(pipe, accelerator, accelerator_weights, compile, vae_tiling) | defaults
     pipe.set_progress_bar_config(disable=True)
     if detect is None:
         from idportrait.faces import get_face_analyzer

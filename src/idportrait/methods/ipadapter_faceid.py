@@ -27,6 +27,8 @@ from idportrait.faces.analyzer import FaceDetector
 from idportrait.faces.types import Face
 from idportrait.methods.base import SizeWH, seed_generators, size_options
 from idportrait.methods.references import as_photo_list, largest_faces, mean_identity
+from idportrait.pipelines.accelerators import ADAPTER_NAME as ACCELERATOR_ADAPTER
+from idportrait.pipelines.accelerators import set_accelerator_scale
 
 VARIANTS = ("faceid", "faceid-plus", "faceid-plusv2")
 
@@ -107,7 +109,10 @@ class IPAdapterFaceIDMethod:
         id_pos = prepared.id_embeds  # [1, 1, D]: the pipeline repeats it for all n images
         id_embeds = torch.cat([torch.zeros_like(id_pos), id_pos]).to(device, dtype)
         pipe.set_ip_adapter_scale(self.scale)
-        if "faceid_0" in pipe.get_list_adapters().get("unet", []):
+        loras = pipe.get_list_adapters().get("unet", [])
+        if ACCELERATOR_ADAPTER in loras:  # the few-step LoRA stays on next to FaceID's
+            set_accelerator_scale(pipe, 1.0, {"faceid_0": self.lora_scale} if "faceid_0" in loras else None)
+        elif "faceid_0" in loras:
             pipe.set_adapters(["faceid_0"], adapter_weights=[self.lora_scale])
         if self.plus:
             uncond = self._clip_hidden_states(torch.zeros(1, 3, 224, 224))[:, None]
@@ -141,6 +146,10 @@ def load_ipadapter_faceid_method(
     size: SizeWH | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    accelerator: str | None = None,
+    accelerator_weights: str | None = None,
+    compile: bool = False,
+    vae_tiling: bool = False,
     **defaults: Any,
 ) -> IPAdapterFaceIDMethod:
     """Load the base pipeline, the FaceID checkpoint and the face analyzer; ``None`` = registry default.
@@ -150,6 +159,8 @@ def load_ipadapter_faceid_method(
     of the Plus variants (default `registry.CLIP_VIT_H`). detect: overrides ``face_backend`` (an analyzer
     whose faces carry identity embeddings). ``scale`` / ``lora_scale`` / ``size``: see `IPAdapterFaceIDMethod`;
     ``defaults`` become default pipeline call keywords over `DEFAULTS` (e.g. ``num_inference_steps``).
+    ``accelerator`` / ``accelerator_weights`` / ``compile`` / ``vae_tiling``: `apply_speed_options` (the
+    accelerator's steps and guidance override `DEFAULTS`).
     """
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from transformers import CLIPVisionModelWithProjection
@@ -157,6 +168,7 @@ def load_ipadapter_faceid_method(
     from idportrait.adapters.ipadapter_faceid import load_faceid_adapter
     from idportrait.devices import resolve_device
     from idportrait.hub import fetch, hub_file
+    from idportrait.methods.base import apply_speed_options
 
     if variant not in VARIANTS:
         raise CheckpointError(f"unknown IP-Adapter-FaceID variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -192,6 +204,7 @@ def load_ipadapter_faceid_method(
 
         pipe.register_modules(feature_extractor=clip_image_processor())
     pipe.to(device)
+    recipe = apply_speed_options(pipe, accelerator, accelerator_weights, compile, vae_tiling)
     pipe.set_progress_bar_config(disable=True)
     if detect is None:
         from idportrait.faces import get_face_analyzer
@@ -204,5 +217,5 @@ def load_ipadapter_faceid_method(
         scale=scale,
         lora_scale=lora_scale,
         size=size,
-        defaults={**DEFAULTS, **defaults},
+        defaults={**DEFAULTS, **recipe, **defaults},
     )

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from idportrait.devices import resolve_device
-from idportrait.methods.base import SizeWH, seed_generators, size_options
+from idportrait.methods.base import SizeWH, apply_speed_options, seed_generators, size_options
 
 DEFAULTS = {"num_inference_steps": 50, "guidance_scale": 5.0}
 """Default pipeline call keywords: the ConsistentID release's, so the floor is comparable."""
@@ -42,9 +42,16 @@ def load_plain_sd_method(
     dtype: str = "auto",
     offload: bool = False,
     size: SizeWH | None = None,
+    accelerator: str | None = None,
+    accelerator_weights: str | None = None,
+    compile: bool = False,
+    vae_tiling: bool = False,
     **defaults: Any,
 ) -> PlainSDMethod:
-    """Load the SD1.5-family base (registry default: the ConsistentID demos' base) with the Euler scheduler."""
+    """Load the SD1.5-family base (registry default: the ConsistentID demos' base) with the Euler scheduler.
+
+    ``accelerator`` / ``accelerator_weights`` / ``compile`` / ``vae_tiling``: `apply_speed_options`.
+    """
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
     from idportrait.pipelines.loading import default_vae, load_sd15_pipeline
@@ -54,4 +61,5 @@ def load_plain_sd_method(
     base = base or SD15_BASE
     pipe = load_sd15_pipeline(StableDiffusionPipeline, base, vae or default_vae(base), device, torch_dtype, offload)
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-    return PlainSDMethod(pipe=pipe, size=size, defaults={**DEFAULTS, **defaults})
+    recipe = apply_speed_options(pipe, accelerator, accelerator_weights, compile, vae_tiling)
+    return PlainSDMethod(pipe=pipe, size=size, defaults={**DEFAULTS, **recipe, **defaults})

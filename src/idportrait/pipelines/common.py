@@ -28,6 +28,22 @@ def broadcast_prompts(value: str | list[str], n: int, name: str) -> list[str]:
     return list(value)
 
 
+def last_text_only_step(steps: int, merge_fraction: float, start_merge_step: int | None = None) -> int:
+    """The delayed merge point: steps ``i <= result`` use the text-only prompt, later ones the facial prompt.
+
+    ``start_merge_step`` (an explicit step index) wins; otherwise ``round(merge_fraction * steps)``, the
+    release's 30 of 50 at fraction 0.6. Below fraction 1 at least the last step uses the facial prompt, so
+    a 4-step run merges too (steps 0-2 text-only, step 3 facial); fraction 1 never merges.
+    """
+    if start_merge_step is not None:
+        return start_merge_step
+    if not 0.0 <= merge_fraction <= 1.0:
+        raise ValueError(f"merge_fraction must be in [0, 1], got {merge_fraction}")
+    if merge_fraction == 1.0:
+        return steps
+    return min(round(merge_fraction * steps), steps - 2)
+
+
 def denoise(
     pipe: Any,
     predict_noise: NoisePredictor,

@@ -15,7 +15,7 @@ Data flow of one call (spec §3.4-3.7)::
                  text encoder (text-only ids)                          text_only   [P, 77, D]
                  text encoder (negative) -> fuse(zero-image tokens)    negative    [P, 77, D]
     contexts (81 tokens): [negative; uncond_tokens], [text_only; id_tokens], [augmented; id_tokens]
-    denoising: step i <= start_merge_step uses the text-only context, later steps the augmented one;
+    denoising: step i <= merge step (0.6 of the steps) uses the text-only context, later the augmented one;
                CFG batches [negative, positive] in one UNet call.
 """
 
@@ -42,15 +42,15 @@ from idportrait.adapters.consistentid.text import (
 from idportrait.errors import CheckpointError, UserError
 from idportrait.faces.analyzer import FaceFinder, FaceParser
 from idportrait.hub import fetch, hub_file
-from idportrait.pipelines.common import broadcast_prompts, denoise
+from idportrait.pipelines.common import broadcast_prompts, denoise, last_text_only_step
 from idportrait.pipelines.face_inputs import FaceInputs, compute_face_inputs, zero_image_embeds
 from idportrait.registry import CLIP_VIT_H, CONSISTENTID_REPO, CONSISTENTID_SD15_FILE
 
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 5.0
-DEFAULT_MERGE_STEP = 30
-"""Release demo values: 50 Euler steps, CFG 5.0, fused facial prompt from step 31 on (the release's call
-signature defaults to 0, i.e. only step 0 uses the text-only prompt)."""
+DEFAULT_MERGE_FRACTION = 0.6
+"""Release demo values: 50 Euler steps, CFG 5.0, fused facial prompt from step 31 on (``start_merge_step=30``,
+0.6 of the schedule; the release's call signature defaults to 0, i.e. only step 0 uses the text-only prompt)."""
 
 
 class PromptEmbeds(NamedTuple):
@@ -342,7 +342,8 @@ class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_inference_steps: int = DEFAULT_STEPS,
         guidance_scale: float = DEFAULT_GUIDANCE,
-        start_merge_step: int = DEFAULT_MERGE_STEP,
+        start_merge_step: int | None = None,
+        merge_fraction: float = DEFAULT_MERGE_FRACTION,
         id_scale: float = 1.0,
         height: int | None = None,
         width: int | None = None,
@@ -353,7 +354,9 @@ class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
         """Generate ``len(prompts) * num_images_per_prompt`` images of one identity (prompt-major order).
 
         Pass ``face_inputs`` (from `prepare_face_inputs` or `FaceInputs.load`) or ``face_image`` with a face
-        analyzer and parser. ``generator``: one, or a list with one per image. ``id_scale`` scales the ID
+        analyzer and parser. ``generator``: one, or a list with one per image. Delayed merge: steps up to
+        ``round(merge_fraction * num_inference_steps)`` use the text-only prompt (`last_text_only_step`;
+        ``start_merge_step`` overrides it with a step index). ``id_scale`` scales the ID
         attention branch (0 = the same pipeline without ID tokens). ``callback(step, total)`` after each step.
         Returns images (PIL list, or a [B, 3, H, W] tensor in [0, 1] for ``output_type="pt"``).
         """
@@ -377,8 +380,10 @@ class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
         set_id_scale(self.unet, id_scale)
 
         # 2. denoising with delayed merge
+        merge_step = last_text_only_step(num_inference_steps, merge_fraction, start_merge_step)
+
         def predict_noise(i: int, t: torch.Tensor, model_in: torch.Tensor) -> torch.Tensor:
-            ctx = early_ctx if i <= start_merge_step else late_ctx
+            ctx = early_ctx if i <= merge_step else late_ctx
             return self.unet(model_in, t, encoder_hidden_states=ctx).sample
 
         size = (batch, height, width)

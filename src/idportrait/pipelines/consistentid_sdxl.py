@@ -15,7 +15,7 @@ delayed merge. What SDXL changes:
   per context for the added conditioning;
 - ID tokens: image_proj(id, CLIP) [1, 4, 2048], with the projector's shortcut on (checkpoint config);
 - denoising: the UNet also gets ``text_embeds`` (pooled) and ``time_ids`` (original size, crop, target size).
-  Delayed merge as in SD1.5: steps i <= start_merge_step use [negative, text-only] contexts (and their pooled
+  Delayed merge as in SD1.5: steps i <= the merge step use [negative, text-only] contexts (and their pooled
   embeddings), later steps [negative, augmented].
 """
 
@@ -32,10 +32,10 @@ from PIL import Image
 from idportrait.adapters.consistentid.attention import set_id_scale
 from idportrait.adapters.consistentid.text import add_consistentid_tokens
 from idportrait.faces.analyzer import FaceFinder, FaceParser
-from idportrait.pipelines.common import decode_sdxl, denoise, sdxl_time_ids
+from idportrait.pipelines.common import decode_sdxl, denoise, last_text_only_step, sdxl_time_ids
 from idportrait.pipelines.consistentid_sd15 import (
     DEFAULT_GUIDANCE,
-    DEFAULT_MERGE_STEP,
+    DEFAULT_MERGE_FRACTION,
     DEFAULT_STEPS,
     ConsistentIDMixin,
 )
@@ -82,7 +82,8 @@ class ConsistentIDSDXLPipeline(ConsistentIDMixin, StableDiffusionXLPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_inference_steps: int = DEFAULT_STEPS,
         guidance_scale: float = DEFAULT_GUIDANCE,
-        start_merge_step: int = DEFAULT_MERGE_STEP,
+        start_merge_step: int | None = None,
+        merge_fraction: float = DEFAULT_MERGE_FRACTION,
         id_scale: float = 1.0,
         height: int | None = None,
         width: int | None = None,
@@ -118,8 +119,10 @@ class ConsistentIDSDXLPipeline(ConsistentIDMixin, StableDiffusionXLPipeline):
         set_id_scale(self.unet, id_scale)
 
         # 2. denoising with delayed merge
+        merge_step = last_text_only_step(num_inference_steps, merge_fraction, start_merge_step)
+
         def predict_noise(i: int, t: torch.Tensor, model_in: torch.Tensor) -> torch.Tensor:
-            ctx, text_embeds = early if i <= start_merge_step else late
+            ctx, text_embeds = early if i <= merge_step else late
             added = {"text_embeds": text_embeds, "time_ids": time_ids}
             return self.unet(model_in, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
 
