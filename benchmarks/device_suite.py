@@ -291,7 +291,7 @@ def build_method(setting: Setting, name: str, accelerator: str | None, fused: bo
     from idportrait.methods.base import apply_speed_options
     from idportrait.methods.consistentid import ConsistentIDMethod
     from idportrait.methods.instantid import InstantIDMethod
-    from idportrait.methods.ipadapter_faceid import IPAdapterFaceID
+    from idportrait.methods.ipadapter_faceid import IPAdapterFaceIDMethod
     from idportrait.methods.plain_sd import PlainSDMethod
     from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
     from idportrait.pipelines.consistentid_sdxl import ConsistentIDSDXLPipeline
@@ -342,7 +342,7 @@ def build_method(setting: Setting, name: str, accelerator: str | None, fused: bo
                                          lora_rank=128 if real else 4)  # fmt: skip
         pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
         analyzer = face_models(setting)[0]
-        method = IPAdapterFaceID(pipe, detect=analyzer.detect, variant="faceid-plusv2")
+        method = IPAdapterFaceIDMethod(pipe, detect=analyzer.detect, variant="faceid-plusv2")
     pipe.to(setting.device, setting.dtype)
     pipe.set_progress_bar_config(disable=True)
     weights = None

@@ -119,6 +119,11 @@ def url_file(url: str, what: str, option: str) -> Path:
 
     target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     if not target.is_file():
+        if not url_reachable(url):
+            raise ModelNotFoundError(
+                f"the {what} {target.name} is not in the torch hub cache and {url} cannot be reached; "
+                f"download the file and pass its path with {option}"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             torch.hub.download_url_to_file(url, str(target), progress=True)

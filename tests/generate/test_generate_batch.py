@@ -181,7 +181,7 @@ def test_generate_batch_command_checks_out_before_loading(faces, tmp_path):
     assert isinstance(result.exception, UserError) and "seed: 0 -> 3" in str(result.exception)
     (tmp_path / "file").write_text("")
     result = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "file")])
-    assert isinstance(result.exception, UserError) and "--out is a file" in str(result.exception)
+    assert isinstance(result.exception, UserError) and "--out must be a folder" in str(result.exception)
 
 
 def test_generate_batch_command_with_tiny_faceid(tmp_path):

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from browser_wait import PAGE_TIMEOUT_MS
 
 CHROMIUM_HINT = (
     "chromium not found: install it as root with `apt-get install chromium` (Debian; `make test` does this "
@@ -30,7 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PAGE_TIMEOUT_MS = 180_000  # CI machines can be slow; every wait in a browser test is for a real event
 ARTIFACTS = Path("outputs") / "test-artifacts"  # under the rootdir
 
 

@@ -7,10 +7,10 @@ is for text the server writes (the progress line, the prompt box) or for a check
 
 from __future__ import annotations
 
-import shutil
 import socket
 
 import pytest
+from browser_wait import PAGE_TIMEOUT_MS
 from PIL import Image
 
 from idportrait.evaluation.rating_app import KEYBOARD_JS, Study, build_rating_app
@@ -20,16 +20,6 @@ from idportrait.evaluation.rating_sample import rater_order
 from idportrait.generate.batch import save_with_seed
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +49,13 @@ def server(study):
     page.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium not found: apt-get install chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def open_as(browser, server: str, rater: str):
     """A new browser (context) on the page, signed in as ``rater``."""
     from playwright.sync_api import expect
 
-    expect.set_options(timeout=180_000)  # slow CI machines; every wait is for a real event
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)  # slow CI machines; every wait is for a real event
     page = browser.new_context().new_page()
-    page.set_default_timeout(180_000)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     page.goto(server)
     page.get_by_label("Your name (asked once)").fill(rater)
     page.locator("#start").click()

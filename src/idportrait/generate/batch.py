@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, PngImagePlugin
 
 from idportrait.errors import ImageError, UserError
+from idportrait.generate.checks import check_output_folder
 from idportrait.generate.processes import Processes
 from idportrait.imageio import IMAGE_SUFFIXES, atomic_open, load_image, write_json
 
@@ -229,8 +230,7 @@ def check_resumable(out_dir: str | Path, settings: dict[str, Any], overwrite: bo
     or names other settings (one line listing them).
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError("--out is a file, not a folder", out_dir)
+    check_output_folder(out_dir)
     path = out_dir / SETTINGS_FILE
     if not path.exists():
         return None
