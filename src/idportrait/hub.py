@@ -121,7 +121,7 @@ def url_file(url: str, what: str, option: str) -> Path:
     if not target.is_file():
         if not url_reachable(url):
             raise ModelNotFoundError(
-                f"the {what} {target.name} is not in the torch hub cache and {url} cannot be reached; "
+                f"could not download the {what} {target.name} (not in the torch hub cache): {url} cannot be reached; "
                 f"download the file and pass its path with {option}"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
