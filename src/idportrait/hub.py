@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from idportrait.errors import ModelNotFoundError
+from idportrait.errors import CheckpointError, ModelNotFoundError
 
 T = TypeVar("T")
 
@@ -133,3 +133,20 @@ def url_file(url: str, what: str, option: str) -> Path:
                 f"download the file and pass its path with {option}"
             ) from None
     return target
+
+
+def url_state_dict(path: str | Path | None, url: str, what: str, option: str) -> tuple[Path, dict]:
+    """(file, state dict) of ``path``, or of the file at ``url`` (`url_file`) when ``path`` is None.
+
+    Loaded with ``torch.load(weights_only=True)``; a missing file is `ModelNotFoundError`, anything else that is
+    not a state dict `CheckpointError`, each naming the file.
+    """
+    import torch
+
+    path = Path(path) if path is not None else url_file(url, what, option)
+    if not path.is_file():
+        raise ModelNotFoundError(f"{what} not found", path)
+    try:
+        return path, torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"not a torch state dict ({type(err).__name__}: {err})", path) from None

@@ -6,17 +6,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from idportrait.evaluation.records import MANIFEST
 from idportrait.tiny import save_tiny_sd15
+from launched_runs import sigkill_after_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +65,7 @@ def test_killed_two_process_run_matches_one_process(tmp_path, astronaut, tom_han
     assert len(want) == 2 * 4 * 2  # identities x prompts x seeds
 
     proc = subprocess.Popen(_command(two, 2), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and len(list(tmp_path.glob("two/images/*/*/*.png"))) < 4:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    launcher = psutil.Process(proc.pid)
-    for process in [launcher, *launcher.children(recursive=True)]:  # torchrun and both workers (own sessions)
-        process.send_signal(signal.SIGKILL)
-    proc.wait()
+    sigkill_after_outputs(proc, lambda: len(list(tmp_path.glob("two/images/*/*/*.png"))), 4)
     assert 4 <= len(_images(tmp_path / "two")) < len(want)
 
     subprocess.run(_command(two, 2), check=True, env=_env(), capture_output=True, timeout=600)

@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 from PIL import Image
 
 from idportrait.tiny import save_tiny_sd15
+from launched_runs import sigkill_after_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +55,7 @@ def test_two_processes_match_one_and_a_killed_run_resumes_exactly_once(tmp_path)
     two = tmp_path / "two"
     proc = subprocess.Popen(_command(base, faces, prompts, two, 2), env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and len(list(two.rglob("*.png"))) < 4:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    launcher = psutil.Process(proc.pid)
-    for process in [launcher, *launcher.children(recursive=True)]:  # torchrun and both workers (own sessions)
-        process.send_signal(signal.SIGKILL)
-    proc.wait()
+    sigkill_after_outputs(proc, lambda: len(list(two.rglob("*.png"))), 4)
     before = {p: p.stat().st_mtime_ns for p in two.rglob("*.png")}
     assert 4 <= len(before) < len(want)
     assert "images" not in json.loads((two / "settings.json").read_text())  # the killed run did not claim completion

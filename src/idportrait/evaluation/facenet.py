@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from idportrait.errors import CheckpointError, ModelNotFoundError
-from idportrait.hub import url_file
+from idportrait.errors import CheckpointError
+from idportrait.hub import url_state_dict
 from idportrait.registry import FACENET_VGGFACE2_URL
 
 FACENET_SIZE = 160
@@ -150,15 +150,7 @@ def load_facenet(path: str | Path | None = None, device: str | torch.device = "c
 
     ``path=None`` downloads `idportrait.registry.FACENET_VGGFACE2_URL` into the torch hub cache once.
     """
-    if path is None:
-        path = url_file(FACENET_VGGFACE2_URL, "FaceNet weights", "[metrics] facenet_weights")
-    path = Path(path)
-    if not path.is_file():
-        raise ModelNotFoundError("FaceNet weights not found", path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"not a torch state dict ({type(err).__name__}: {err})", path) from None
+    path, state = url_state_dict(path, FACENET_VGGFACE2_URL, "FaceNet weights", "[metrics] facenet_weights")
     model = InceptionResnetV1(num_classes=state["logits.weight"].shape[0] if "logits.weight" in state else 0)
     try:
         model.load_state_dict(state, strict=True)

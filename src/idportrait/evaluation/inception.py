@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from idportrait.errors import CheckpointError, ModelNotFoundError
-from idportrait.hub import url_file
+from idportrait.errors import CheckpointError
+from idportrait.hub import url_state_dict
 from idportrait.registry import FID_INCEPTION_URL
 
 INPUT_SIZE = 299
@@ -238,17 +238,7 @@ def load_fid_inception(path: str | Path | None = None, device: str | torch.devic
     ``path=None`` downloads `idportrait.registry.FID_INCEPTION_URL` into the torch hub cache once; raises
     `ModelNotFoundError` naming the file when it cannot be had.
     """
-    path = (
-        Path(path)
-        if path is not None
-        else url_file(FID_INCEPTION_URL, "FID Inception weights", "[metrics] fid_weights")
-    )
-    if not path.is_file():
-        raise ModelNotFoundError("FID Inception weights not found", path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"not a torch state dict ({type(err).__name__}: {err})", path) from None
+    path, state = url_state_dict(path, FID_INCEPTION_URL, "FID Inception weights", "[metrics] fid_weights")
     model = FIDInceptionV3()
     try:
         model.load_state_dict(state, strict=True)
