@@ -20,35 +20,9 @@ import time
 from dataclasses import dataclass
 
 import torch
+from real_sizes import CLIP_L_TEXT, CLIP_VIT_H, VAE
 
 SD15_UNET = {"cross_attention_dim": 768, "sample_size": 64}
-SD15_VAE = {
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "block_out_channels": (128, 256, 512, 512),
-    "layers_per_block": 2,
-    "latent_channels": 4,
-    "sample_size": 512,
-}
-SD15_TEXT = {
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "max_position_embeddings": 77,
-    "projection_dim": 768,
-    "hidden_act": "quick_gelu",
-}
-CLIP_VIT_H = {
-    "hidden_size": 1280,
-    "intermediate_size": 5120,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 16,
-    "image_size": 224,
-    "patch_size": 14,
-    "projection_dim": 1024,
-    "hidden_act": "gelu",
-}
 PROMPTS = ["a portrait photo of a person in a garden", "a person as an astronaut, digital art"]
 
 
@@ -83,8 +57,8 @@ def build_pipelines(size: str, device: str, dtype: torch.dtype, tokenizer_dir: s
     else:
         with torch.device(device):
             unet = UNet2DConditionModel(**SD15_UNET)
-            vae = AutoencoderKL(**SD15_VAE)
-            text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
+            vae = AutoencoderKL(**VAE, sample_size=512)
+            text_encoder = CLIPTextModel(CLIPTextConfig(**CLIP_L_TEXT))
             image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_VIT_H))
         adapter = {"cross_attention_dim": 768, "clip_dim": 1280, "id_dim": 128, "rank": 128, "full_size": True}
     parts = {

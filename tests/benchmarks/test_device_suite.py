@@ -13,6 +13,7 @@ SUITE = Path(__file__).parents[2] / "benchmarks" / "device_suite.py"
 
 @pytest.mark.slow
 def test_device_suite_smoke_run_on_tiny_models(capsys, monkeypatch, one_torch_thread):
+    monkeypatch.syspath_prepend(str(SUITE.parent))  # as `python benchmarks/device_suite.py` would: its sibling modules
     spec = importlib.util.spec_from_file_location("device_suite", SUITE)
     suite = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "device_suite", suite)  # its dataclasses look their module up
