@@ -27,6 +27,7 @@ import copy
 import gc
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class Setting:
     repeats: int
     tmp: Path
     compile: bool = False
+    landmarks: str = "68"
     stage_times: dict[str, float] = field(default_factory=dict)
 
 
@@ -220,10 +222,12 @@ def face_models(setting: Setting) -> tuple[Any, Any]:
     """(dlib face analyzer, parser): a random-weight BiSeNet on the device at real size, landmarks when tiny."""
     from safetensors.torch import save_file
 
-    from idportrait.faces import get_face_analyzer, get_face_parser
+    from idportrait.faces import get_face_parser
+    from idportrait.faces.analyzer import FaceAnalyzer
     from idportrait.faces.bisenet import BiSeNet
+    from idportrait.faces.dlib_backend import DlibBackend
 
-    analyzer = get_face_analyzer("dlib")
+    analyzer = FaceAnalyzer("dlib:hog", DlibBackend("hog", setting.landmarks))
     if setting.size == "tiny":
         return analyzer, get_face_parser("landmarks")
     weights = setting.tmp / "bisenet.safetensors"
@@ -428,10 +432,15 @@ def print_table(rows: list[Row], setting: Setting) -> None:
     print(header)
     print("-" * len(header))
     for r in rows:
-        stages = " ".join(f"{r.stages.get(s, 0.0):>7.3f}" for s in STAGES)
-        ratio = f"{r.ratio:>6.3f}" if r.ratio is not None else f"{'-':>6}"
-        peak = f"{r.peak_gb:>8.2f}" if r.peak_gb is not None else f"{'-':>8}"
-        print(f"{r.name:<34} {r.steps:>5} {r.pixels:>5} {stages} {r.total:>8.3f} {r.generate:>7.3f} {ratio} {peak}")
+        print(row_line(r))
+
+
+def row_line(r: Row) -> str:
+    """One table line: stage seconds, total, generate, ratio and peak GB (``-`` where unknown)."""
+    stages = " ".join(f"{r.stages.get(s, 0.0):>7.3f}" for s in STAGES)
+    ratio = f"{r.ratio:>6.3f}" if r.ratio is not None else f"{'-':>6}"
+    peak = f"{r.peak_gb:>8.2f}" if r.peak_gb is not None else f"{'-':>8}"
+    return f"{r.name:<34} {r.steps:>5} {r.pixels:>5} {stages} {r.total:>8.3f} {r.generate:>7.3f} {ratio} {peak}"
 
 
 def device_name(device: str) -> str:
@@ -452,6 +461,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--rows", nargs="*", default=None, help="only the rows with these labels")
     parser.add_argument("--compile", action="store_true", help="torch.compile every UNet (channels_last)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--landmarks", choices=["68", "5"], default="68", help="dlib landmark model (5: 9 MB file)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -470,14 +480,20 @@ def main(argv: list[str] | None = None) -> list[Row]:
             repeats=args.repeats,
             tmp=Path(tmp),
             compile=args.compile,
+            landmarks=args.landmarks,
         )
         rows = []
         for spec in rows_to_run(setting):
             label = spec.get("label", spec["name"])
             if args.rows is None or label in args.rows:
-                rows.append(measure(setting, **spec))
+                try:
+                    rows.append(measure(setting, **spec))
+                    print(f"  measured {row_line(rows[-1])}", flush=True)
+                except Exception:  # one broken row must not cost the other rows of a one-call run
+                    print(f"  FAILED {label}:\n{traceback.format_exc()}", flush=True)
                 gc.collect()  # the row's models go before the next row is built
-                print(f"  measured {label}: {rows[-1].total:.3f} s", flush=True)
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
     add_ratios(rows)
     print_table(rows, setting)
     return rows

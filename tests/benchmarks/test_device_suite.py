@@ -22,6 +22,7 @@ def test_device_suite_smoke_run_on_tiny_models(capsys, monkeypatch, one_torch_th
     args = ["--size", "tiny", "--device", "cpu", "--repeats", "0", "--steps", "1"]
     rows = suite.main([*args, "--sd15-pixels", "32", "--sdxl-pixels", "32"])
     table = capsys.readouterr().out
+    assert "FAILED" not in table
     assert [r.name for r in rows] == [
         "plain-sd15",
         "consistentid-sd15 (LoRA unfused)",

@@ -9,8 +9,16 @@ import pytest
 from faces_photos import astronaut, insightface_image, negatives
 from PIL import Image, ImageOps
 
-from idportrait.faces import get_face_analyzer
-from idportrait.faces.dlib_backend import MODEL_FILES, DlibBackend, dlib_models_dir, kps_from_5, kps_from_68
+from idportrait.errors import ModelNotFoundError
+from idportrait.faces import dlib_backend, get_face_analyzer
+from idportrait.faces.dlib_backend import (
+    MODEL_FILES,
+    DlibBackend,
+    dlib_model_file,
+    dlib_models_dir,
+    kps_from_5,
+    kps_from_68,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +39,14 @@ def test_models_found_without_importing_the_package():
     folder = dlib_models_dir()
     assert all((folder / name).is_file() for name in MODEL_FILES.values() if name)
     assert "face_recognition_models" not in sys.modules
+
+
+def test_only_the_model_files_in_use_must_exist(tmp_path, monkeypatch):
+    (tmp_path / MODEL_FILES["5"]).write_bytes(b"x")
+    monkeypatch.setattr(dlib_backend, "dlib_models_dir", lambda: tmp_path)
+    assert dlib_model_file("5") == tmp_path / MODEL_FILES["5"]
+    with pytest.raises(ModelNotFoundError, match=f"incomplete, missing {MODEL_FILES['68']}"):
+        dlib_model_file("68")
 
 
 def test_kps_from_68_picks_eye_centres_nose_tip_and_mouth_corners():

@@ -44,11 +44,15 @@ def dlib_models_dir() -> Path:
         raise ModelNotFoundError(
             "the dlib backend needs the face-recognition-models package (pip install face-recognition-models==0.3.0)"
         )
-    folder = Path(spec.origin).parent / "models"
-    missing = [f for f in MODEL_FILES.values() if f and not (folder / f).is_file()]
-    if missing:
-        raise ModelNotFoundError(f"face-recognition-models is incomplete, missing {', '.join(missing)}", folder)
-    return folder
+    return Path(spec.origin).parent / "models"
+
+
+def dlib_model_file(kind: str) -> Path:
+    """The weights file of one model kind ("cnn", "5", "68", "descriptor"); only the files in use must exist."""
+    path = dlib_models_dir() / MODEL_FILES[kind]
+    if not path.is_file():
+        raise ModelNotFoundError(f"face-recognition-models is incomplete, missing {path.name}", path)
+    return path
 
 
 def kps_from_68(points: np.ndarray) -> np.ndarray:
@@ -78,7 +82,7 @@ def _load_model(kind: str):
     """One shared dlib model per kind ("cnn", "5", "68", "descriptor"); the 68-point file is 100 MB."""
     import dlib
 
-    path = str(dlib_models_dir() / MODEL_FILES[kind])
+    path = str(dlib_model_file(kind))
     loader = {
         "cnn": dlib.cnn_face_detection_model_v1,
         "5": dlib.shape_predictor,

@@ -40,9 +40,13 @@ class InstantIDPipeline(StableDiffusionXLControlNetPipeline):
         self.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
 
     def face_tokens(self, face_embedding: torch.Tensor) -> torch.Tensor:
-        """Face embeddings [N, 512] -> face tokens [N, 16, 2048] (the Resampler; zeros give the uncond tokens)."""
+        """Face embeddings [N, 512] -> face tokens [N, 16, 2048] (the Resampler; zeros give the uncond tokens).
+
+        Computed where the Resampler's weights are (the CPU under ``enable_model_cpu_offload``).
+        """
         resampler = self.unet.encoder_hid_proj.image_projection_layers[0]
-        return resampler(face_embedding[:, None].to(self.unet.device, self.unet.dtype))
+        weight = next(resampler.parameters())
+        return resampler(face_embedding[:, None].to(weight.device, weight.dtype))
 
     @torch.no_grad()
     def __call__(
@@ -84,7 +88,7 @@ class InstantIDPipeline(StableDiffusionXLControlNetPipeline):
             text, pooled = torch.cat([negative, text]), torch.cat([negative_pooled, pooled])
             raw = torch.cat([torch.zeros_like(raw), raw])
         raw = raw.to(device, dtype)
-        tokens = self.face_tokens(raw)
+        tokens = self.face_tokens(raw).to(device)
         time_ids = sdxl_time_ids(self, height, width, dtype, device)
         added = {"text_embeds": pooled, "time_ids": time_ids.repeat(text.shape[0], 1)}
         self.set_ip_adapter_scale(ip_adapter_scale)
