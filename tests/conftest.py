@@ -11,8 +11,8 @@ from recipe import FIXTURES
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked slow first (stable order otherwise): under ``pytest -n 2 --dist loadfile`` their files start
-    first, so the long multi-process tests do not run alone at the end."""
+    """Tests marked slow first (stable order otherwise): ``pytest -n 2 --dist load`` hands tests out in this
+    order, so the long multi-process tests do not run alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
