@@ -13,7 +13,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_INSTALL := $(PY) -m pip install -q --no-compile
 STAMP := $(VENV)/.installed
-# pytest-xdist worker processes for `make test`, one torch thread each (slow-marked tests start first)
+# pytest-xdist worker processes for `make test`, one torch thread each, whole test files per worker (module and session fixtures are built once per worker)
 TEST_WORKERS ?= 2
 
 # Packages installed without their dependency pins (they pin old torch/opencv or old Pythons);
@@ -45,7 +45,7 @@ demo: install
 
 test: install chromium
 	$(VENV)/bin/ruff check src tests benchmarks
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist load --durations=15
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

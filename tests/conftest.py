@@ -10,12 +10,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from recipe import FIXTURES
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked slow first (stable order otherwise): ``pytest -n 2 --dist load`` hands tests out in this
-    order, so the long multi-process tests do not run alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """../shared/fixtures/consistentid (parity fixtures; never edited)."""
