@@ -13,7 +13,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_INSTALL := $(PY) -m pip install -q --no-compile
 STAMP := $(VENV)/.installed
-# pytest-xdist worker processes for `make test`, one torch thread each, whole test files per worker (module and session fixtures are built once per worker)
+# pytest-xdist worker processes for `make test`, one torch thread each; each worker takes whole test files
+# (--dist loadfile), so module and session fixtures are built once per worker
 TEST_WORKERS ?= 2
 
 # Packages installed without their dependency pins (they pin old torch/opencv or old Pythons);
