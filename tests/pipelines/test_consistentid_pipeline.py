@@ -71,7 +71,7 @@ def test_encode_prompts_fuses_only_flagged_tokens(tiny_pipe, astronaut_inputs):
     _, region_tokens = tiny_pipe.identity_tokens(astronaut_inputs, device, dtype)
     _, zero_regions = tiny_pipe.uncond_tokens(astronaut_inputs.id_embedding.shape[-1], device, dtype)
     aug, text_only, neg, _ = tiny_pipe.encode_prompts(
-        ["a woman"], ["blurry"], astronaut_inputs, region_tokens, zero_regions
+        ["a woman"], ["blurry"], astronaut_inputs, region_tokens, zero_regions, device
     )
     facial = build_facial_prompt(tiny_pipe.tokenizer, "a woman", astronaut_inputs.region_names)
     plain = tiny_pipe.text_encoder(torch.tensor([facial.input_ids]))[0]
@@ -212,7 +212,7 @@ def test_token_pairing_checkpoint_fuses_each_class_word_with_its_own_region(
     device, dtype = torch.device("cpu"), torch.float32
     _, region_tokens = tiny_pipe.identity_tokens(astronaut_inputs, device, dtype)
     _, zero_regions = tiny_pipe.uncond_tokens(astronaut_inputs.id_embedding.shape[-1], device, dtype)
-    args = (["a woman"], ["blurry"], astronaut_inputs, region_tokens, zero_regions)
+    args = (["a woman"], ["blurry"], astronaut_inputs, region_tokens, zero_regions, device)
     release, token = tiny_pipe.encode_prompts(*args)[0], pipe.encode_prompts(*args)[0]
 
     facial = build_facial_prompt(tiny_pipe.tokenizer, "a woman", astronaut_inputs.region_names)

@@ -2,7 +2,7 @@
 
 Inside a pipeline's ``__call__``::
 
-    latents = denoise(pipe, predict_noise, (B, H, W), steps, ...)  # predict_noise(i, t, model_in) -> eps
+    latents = denoise(pipe, predict_noise, (B, H, W), device, steps, ...)  # predict_noise(i, t, model_in) -> eps
     time_ids = sdxl_time_ids(pipe, height, width, dtype, device)   # [1, 6] SDXL added conditioning
     return decode_sdxl(pipe, latents, output_type)                 # StableDiffusionXLPipelineOutput
 """
@@ -48,6 +48,7 @@ def denoise(
     pipe: Any,
     predict_noise: NoisePredictor,
     size: tuple[int, int, int],
+    device: torch.device,
     num_inference_steps: int,
     guidance_scale: float,
     generator: torch.Generator | list[torch.Generator] | None,
@@ -58,10 +59,11 @@ def denoise(
 
     With ``guidance_scale > 1`` the model input is [latents; latents] and ``predict_noise`` returns
     [uncond; cond] (the contexts it uses are batched [negative, positive]). ``callback(step, total)`` after
-    each step.
+    each step. ``device``: the pipeline's execution device, which the caller looked up once (diffusers'
+    ``_execution_device`` walks every module of every component, tens of ms at real size).
     """
     batch, height, width = size
-    device, dtype = pipe._execution_device, pipe.unet.dtype
+    dtype = pipe.unet.dtype
     do_cfg = guidance_scale > 1.0
     pipe.scheduler.set_timesteps(num_inference_steps, device=device)
     timesteps = pipe.scheduler.timesteps

@@ -77,7 +77,7 @@ class ConsistentIDMixin:
     """ConsistentID's loading, per-identity tokens and prompt handling, shared by the SD1.5 and SDXL pipelines.
 
     Mixed into a diffusers pipeline with ``unet``, ``tokenizer``, ``image_encoder`` and ``feature_extractor``;
-    the pipeline supplies ``_encode_ids(ids [N, 77]) -> (hidden states [N, 77, D], pooled [N, D2] or None)``.
+    the pipeline supplies ``_encode_ids(ids [N, 77], device) -> (hidden states [N, 77, D], pooled [N, D2] or None)``.
     """
 
     facial_encoder: torch.nn.Module | None = None
@@ -250,7 +250,7 @@ class ConsistentIDMixin:
         self.image_proj.to(device, dtype)
         id_tokens, region_tokens = self.identity_tokens(face, device, dtype)
         uncond_id, zero_regions = self.uncond_tokens(face.id_embedding.shape[-1], device, dtype)
-        embeds = self.encode_prompts(prompts, negatives, face, region_tokens, zero_regions)
+        embeds = self.encode_prompts(prompts, negatives, face, region_tokens, zero_regions, device)
 
         def context(text: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
             text = text.repeat_interleave(num_images_per_prompt, dim=0)
@@ -280,6 +280,7 @@ class ConsistentIDMixin:
         face: FaceInputs,
         region_tokens: torch.Tensor,
         zero_region_tokens: torch.Tensor,
+        device: torch.device,
     ) -> PromptEmbeds:
         """(augmented, text_only, negative) prompt embeddings, each [P, 77, D], in one text-encoder call.
 
@@ -301,7 +302,7 @@ class ConsistentIDMixin:
             ]
         )
         dtype = region_tokens.dtype
-        embeds, pooled = self._encode_ids(ids)
+        embeds, pooled = self._encode_ids(ids, device)
         embeds = embeds.to(dtype)
         n = len(prompts)
         augmented, text_only, negative = embeds[:n], embeds[n : 2 * n], embeds[2 * n :]
@@ -323,9 +324,8 @@ class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
     """`StableDiffusionPipeline` + ConsistentID (load with `load_consistentid`, then call with face inputs)."""
 
     @torch.no_grad()
-    def _encode_ids(self, ids: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def _encode_ids(self, ids: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, None]:
         """Token ids [N, 77] -> (text-encoder last hidden states [N, 77, D], no pooled embedding)."""
-        device = self._execution_device
         return self.text_encoder(ids.to(device))[0], None
 
     # ------------------------------------------------------------------ generation
@@ -387,7 +387,9 @@ class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
             return self.unet(model_in, t, encoder_hidden_states=ctx).sample
 
         size = (batch, height, width)
-        latents = denoise(self, predict_noise, size, num_inference_steps, guidance_scale, generator, latents, callback)
+        latents = denoise(
+            self, predict_noise, size, device, num_inference_steps, guidance_scale, generator, latents, callback
+        )
 
         # 3. decode
         if output_type == "latent":

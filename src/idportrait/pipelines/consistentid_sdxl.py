@@ -57,10 +57,9 @@ class ConsistentIDSDXLPipeline(ConsistentIDMixin, StableDiffusionXLPipeline):
         add_consistentid_tokens(self.tokenizer_2)
 
     @torch.no_grad()
-    def _encode_ids(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode_ids(self, ids: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids [N, 77] -> (concatenated penultimate states of both encoders [N, 77, D1 + D2],
         ``text_encoder_2``'s pooled projection of the same rows [N, D2])."""
-        device = self._execution_device
         ids = ids.to(device)
         ids_2 = ids.clone()
         after_end = (ids == self.tokenizer.eos_token_id).int().cumsum(1) > (ids == self.tokenizer.eos_token_id).int()
@@ -127,7 +126,9 @@ class ConsistentIDSDXLPipeline(ConsistentIDMixin, StableDiffusionXLPipeline):
             return self.unet(model_in, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
 
         size = (batch, height, width)
-        latents = denoise(self, predict_noise, size, num_inference_steps, guidance_scale, generator, latents, callback)
+        latents = denoise(
+            self, predict_noise, size, device, num_inference_steps, guidance_scale, generator, latents, callback
+        )
 
         # 3. decode
         return decode_sdxl(self, latents, output_type)

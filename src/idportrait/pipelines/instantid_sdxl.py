@@ -126,7 +126,7 @@ class InstantIDPipeline(StableDiffusionXLControlNetPipeline):
             ).sample
 
         size = (batch, height, width)
-        latents = denoise(self, predict_noise, size, num_inference_steps, guidance_scale, generator, latents)
+        latents = denoise(self, predict_noise, size, device, num_inference_steps, guidance_scale, generator, latents)
 
         # 4. decode
         return decode_sdxl(self, latents, output_type)
