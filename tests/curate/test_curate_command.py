@@ -117,6 +117,9 @@ def test_missing_input_and_empty_report(tmp_path):
     assert result.returncode == 2 and "nope.parquet" in result.stderr and "not found" in result.stderr
     result = _cli("report", str(tmp_path))
     assert result.returncode == 2 and "no finished shards" in result.stderr
+    result = _cli("report", str(tmp_path / "absent"))
+    assert result.returncode == 2 and "absent" in result.stderr and "no finished shards" in result.stderr
+    assert not (tmp_path / "absent").exists() and not (tmp_path / "report").exists()  # nothing half-written
 
 
 def test_sample_command_writes_the_input_shards(tmp_path):

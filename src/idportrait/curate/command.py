@@ -110,11 +110,8 @@ def report(
 
     from idportrait.curate import reasons
     from idportrait.curate.report import write_report
-    from idportrait.errors import UserError
 
     result, folder = write_report(out, report_dir)
-    if result.shards == 0 and not result.failures:
-        raise UserError("no finished shards to report on (run `idportrait curate run` first)", out)
     table = Table(title=f"{result.samples} samples, {result.shards} shards")
     for column, justify in (("filter", "left"), ("drop reason", "left"), ("dropped", "right"), ("remaining", "right")):
         table.add_column(column, justify=justify)

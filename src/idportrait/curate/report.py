@@ -17,6 +17,7 @@ from typing import Any
 
 from idportrait.curate import reasons
 from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, load_stats, output_path
+from idportrait.errors import UserError
 
 
 @dataclass
@@ -143,8 +144,13 @@ def _histogram(values: list[float], threshold: float, title: str, xlabel: str, p
 
 
 def write_report(out: str, report_dir: str | Path | None = None) -> tuple[Report, Path]:
-    """Build the report of ``out`` and write md/json/png files into ``report_dir`` (local folder)."""
+    """Build the report of ``out`` and write md/json/png files into ``report_dir`` (local folder).
+
+    Nothing is written (no folder made) when ``out`` holds no finished shard and no recorded failure.
+    """
     report = build_report(out)
+    if report.shards == 0 and not report.failures:
+        raise UserError("no finished shards to report on (run `idportrait curate run` first)", out)
     folder = Path(report_dir) if report_dir else Path(out) / "report"
     folder.mkdir(parents=True, exist_ok=True)
     from idportrait.imageio import atomic_open, write_json
