@@ -126,3 +126,47 @@ def test_hub_reachable_answers_within_its_timeout(unreachable_hub):
     start = time.monotonic()
     assert hub.hub_reachable(timeout=1.0) is False
     assert time.monotonic() - start < 2.0
+
+
+class _TouchOnLoad:
+    """Unpickling this object would create ``marker`` (what a malicious checkpoint could do instead)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_read_torch_file_loads_plain_data_and_refuses_anything_else_unread(tmp_path):
+    import torch
+
+    from idportrait.errors import CheckpointError
+
+    good = tmp_path / "good.bin"
+    torch.save({"w": torch.ones(2), "meta": {"steps": 3}}, good)
+    state = hub.read_torch_file(good, "test weights")
+    assert torch.equal(state["w"], torch.ones(2)) and state["meta"] == {"steps": 3}
+
+    marker = tmp_path / "executed"
+    evil = tmp_path / "evil.bin"
+    torch.save({"w": _TouchOnLoad(str(marker))}, evil)
+    with pytest.raises(CheckpointError) as refused:
+        hub.read_torch_file(evil, "test weights")
+    message = str(refused.value)
+    assert message.startswith(f"{evil}: not a usable test weights: it holds a reference to ")
+    assert "refused without loading it" in message and "\n" not in message and "\x1b" not in message
+    assert not marker.exists()  # nothing in the file ran
+
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x1b[1mnot a checkpoint")
+    with pytest.raises(CheckpointError, match=r"garbage.bin: not a usable test weights: unreadable with torch.load \("):
+        hub.read_torch_file(garbage, "test weights")
+
+
+def test_first_line_drops_colour_codes_and_later_lines():
+    err = RuntimeError("Weights only load failed, \x1b[1mdo this only if you trust it\x1b[0m.\nsecond line")
+    assert hub.first_line(err) == "Weights only load failed, do this only if you trust it."
+    assert hub.first_line(ValueError("")) == "ValueError"

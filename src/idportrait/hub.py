@@ -10,10 +10,12 @@ turns any failure into one `ModelNotFoundError` naming the model and the option 
 from __future__ import annotations
 
 import functools
+import pickle
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from idportrait.errors import CheckpointError, ModelNotFoundError
 
@@ -141,12 +143,36 @@ def url_state_dict(path: str | Path | None, url: str, what: str, option: str) ->
     Loaded with ``torch.load(weights_only=True)``; a missing file is `ModelNotFoundError`, anything else that is
     not a state dict `CheckpointError`, each naming the file.
     """
-    import torch
 
     path = Path(path) if path is not None else url_file(url, what, option)
     if not path.is_file():
         raise ModelNotFoundError(f"{what} not found", path)
+    return path, read_torch_file(path, what)
+
+
+def read_torch_file(path: str | Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors, numbers, strings and containers only.
+
+    A file holding any other object is refused unread, and an unreadable one too, each as one
+    `CheckpointError` line naming the file: ``<path>: not a usable <what>: <reason>``.
+    """
+    import torch
+
     try:
-        return path, torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's long advice, reduced to what is wrong with this file
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(err))
+        if found:
+            reason = f"it holds a reference to {found.group(1)}, not plain data; refused without loading it"
+        else:
+            reason = f"unreadable with torch.load ({detail.group(1) if detail else first_line(err)})"
     except Exception as err:
-        raise CheckpointError(f"not a torch state dict ({type(err).__name__}: {err})", path) from None
+        reason = f"unreadable with torch.load ({type(err).__name__}: {first_line(err)})"
+    raise CheckpointError(f"not a usable {what}: {reason}", path) from None
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (terminal colour codes removed, at most 200 characters)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:200]

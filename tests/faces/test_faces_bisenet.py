@@ -94,7 +94,7 @@ def test_load_bisenet_rejects_wrong_checkpoints(tmp_path, recipe_weights):
         load_bisenet(tmp_path / "shape.pth")
 
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"junk\.pth: not a readable"):
+    with pytest.raises(CheckpointError, match=r"junk\.pth: not a usable BiSeNet checkpoint: unreadable"):
         load_bisenet(tmp_path / "junk.pth")
 
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from idportrait.adapters.consistentid.image_proj import ProjPlusModel, id_projection
 from idportrait.errors import CheckpointError
+from idportrait.hub import read_torch_file
 
 FACEID_VARIANTS = ("faceid", "faceid-plus")
 
@@ -104,7 +105,7 @@ def load_faceid_adapter(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
             if group in nested:
                 nested[group][name] = value
     else:
-        nested = torch.load(path, map_location="cpu", weights_only=True)
+        nested = read_torch_file(path, "IP-Adapter-FaceID checkpoint")
     if not isinstance(nested, dict) or not {"image_proj", "ip_adapter"} <= set(nested):
         raise CheckpointError("not an IP-Adapter-FaceID checkpoint (needs image_proj and ip_adapter)", path)
     return nested

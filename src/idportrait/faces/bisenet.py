@@ -19,6 +19,7 @@ from torch import nn
 
 from idportrait.errors import CheckpointError
 from idportrait.faces.labels import NUM_CLASSES
+from idportrait.hub import first_line, read_torch_file
 
 
 class ConvBNReLU(nn.Module):
@@ -168,15 +169,15 @@ def load_bisenet(path: str | Path, device: str | torch.device = "cpu") -> BiSeNe
     path = Path(path)
     if not path.is_file():
         raise CheckpointError("BiSeNet checkpoint not found", path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"not a readable BiSeNet checkpoint ({type(err).__name__}: {err})", path) from None
+        except Exception as err:
+            raise CheckpointError(f"not a readable BiSeNet checkpoint ({first_line(err)})", path) from None
+    else:
+        state = read_torch_file(path, "BiSeNet checkpoint")
     if not isinstance(state, dict):
         raise CheckpointError(f"expected a state dict, got {type(state).__name__}", path)
     net = BiSeNet()

@@ -14,9 +14,7 @@ A resume refuses a checkpoint whose settings differ from the run's, and any file
 from __future__ import annotations
 
 import json
-import pickle
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import torch
 from torch import nn
 
 from idportrait.errors import CheckpointError
+from idportrait.hub import first_line, read_torch_file
 from idportrait.imageio import atomic_open, write_json
 
 STATE = "state.json"
@@ -123,19 +122,12 @@ def load_weights(folder: Path, model: nn.Module, optimizer: Any, scaler: Any, de
     try:
         load_model(model, str(folder / MODEL), strict=True, device=str(device))
     except (OSError, RuntimeError, SafetensorError) as err:
-        raise CheckpointError(f"unusable model weights ({_first_line(err)})", folder / MODEL) from None
-    try:
-        optimizer_state = torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        what = f"a reference to {found.group(1)}" if found else "objects other than tensors and numbers"
-        raise CheckpointError(f"holds {what}, not plain data; refused without loading it", folder / OPTIMIZER) from None
-    except (OSError, RuntimeError, EOFError) as err:
-        raise CheckpointError(f"unreadable optimizer state ({_first_line(err)})", folder / OPTIMIZER) from None
+        raise CheckpointError(f"unusable model weights ({first_line(err)})", folder / MODEL) from None
+    optimizer_state = read_torch_file(folder / OPTIMIZER, "optimizer state")
     try:
         optimizer.load_state_dict(optimizer_state)
     except (ValueError, KeyError, TypeError) as err:
-        reason = f"optimizer state does not fit this run ({_first_line(err)})"
+        reason = f"optimizer state does not fit this run ({first_line(err)})"
         raise CheckpointError(reason, folder / OPTIMIZER) from None
     if scaler is not None:
         scaler.load_state_dict(_read_json(folder / SCALER))
@@ -146,7 +138,7 @@ def load_rng_state(folder: Path, rank: int) -> None:
     try:
         set_rng_state(_read_json(path))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"not an RNG state ({_first_line(err)})", path) from None
+        raise CheckpointError(f"not an RNG state ({first_line(err)})", path) from None
 
 
 def _read_json(path: Path) -> Any:
@@ -155,12 +147,7 @@ def _read_json(path: Path) -> Any:
     except FileNotFoundError:
         raise CheckpointError("missing from the checkpoint", path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"not valid JSON ({_first_line(err)})", path) from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:200]
+        raise CheckpointError(f"not valid JSON ({first_line(err)})", path) from None
 
 
 def check_settings(folder: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:

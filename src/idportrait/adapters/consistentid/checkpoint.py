@@ -40,6 +40,7 @@ from idportrait.adapters.consistentid.keymap import (
 )
 from idportrait.adapters.consistentid.text import FACIAL_CAPTION, RELEASE_PAIRING, TOKEN_PAIRING
 from idportrait.errors import CheckpointError
+from idportrait.hub import read_torch_file
 
 RELEASE_DIM_HEAD = 64
 PAIRING_DESCRIPTIONS = {
@@ -103,11 +104,7 @@ def _short(keys: list[str]) -> str:
 
 
 def _read_pickle(path: Path) -> tuple[dict[str, dict], dict[str, str]]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unreadable/unsafe pickle is a user-facing checkpoint problem
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise _fail(path, f"cannot be read with torch.load(weights_only=True): {type(err).__name__} {first}") from None
+    state = read_torch_file(path, "ConsistentID checkpoint")
     return _release_groups(state, path), {}
 
 

@@ -17,6 +17,7 @@ import torch
 
 from idportrait.adapters.ipadapter_layout import check_layout_group, ip_adapter_layout
 from idportrait.errors import CheckpointError
+from idportrait.hub import read_torch_file
 
 NUM_TOKENS = 16
 RESAMPLER_DEPTH = 4
@@ -91,7 +92,4 @@ def load_instantid_checkpoint(path: str | Path) -> dict:
             group, _, rest = key.partition(".")
             state.setdefault(group, {})[rest] = value
         return state
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"not a weights-only torch checkpoint ({type(err).__name__})", path) from None
+    return read_torch_file(path, "InstantID checkpoint")
