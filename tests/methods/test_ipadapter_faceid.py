@@ -71,6 +71,9 @@ def test_scale_zero_is_base_and_scale_changes_output(base, photo, tmp_path, vari
     if variant != "faceid":
         assert prepared.clip_embeds.shape == (1, 1, 257, TINY_VISION_DIM)
 
+    clip_calls = []
+    if variant != "faceid":
+        method.pipe.image_encoder.register_forward_hook(lambda *_: clip_calls.append(1))
     method.scale, method.lora_scale = 0.0, 0.0
     off = method.generate(prepared, ["a portrait"], [3], output_type="np")[0]
     np.testing.assert_allclose(off, base_output(base, "a portrait", 3), atol=1e-5)
@@ -82,6 +85,7 @@ def test_scale_zero_is_base_and_scale_changes_output(base, photo, tmp_path, vari
     method.lora_scale = 0.0
     id_only = method.generate(prepared, ["a portrait"], [3], output_type="np")[0]
     assert np.abs(id_only - off).mean() > 1e-4  # the identity attention alone changes the image too
+    assert len(clip_calls) == (variant != "faceid")  # the zero image's CLIP states once, not per call
 
 
 def test_checkpoint_loads_strictly(base, tmp_path):
@@ -205,3 +209,4 @@ def test_accelerator_lora_stays_on_next_to_faceid_lora(base, photo, tmp_path):
     image = method.generate(prepared, ["a portrait"], [3], num_inference_steps=1, output_type="np")[0]
     assert np.isfinite(image).all()
     assert set(method.pipe.get_active_adapters()) == {"faceid_0", "accelerator"}
+    assert method.pipe._fused_lora_weights == {"faceid_0": 1.0, "accelerator": 1.0}  # both folded into the UNet

@@ -56,6 +56,26 @@ def test_released_layout_loads_changes_output_off_at_scale_zero(name, fresh_pipe
     assert (run(pipe, astronaut_inputs) - without).abs().max() > 1e-2
 
 
+def test_the_lora_is_folded_into_the_unet_and_refolded_at_a_new_scale(fresh_pipe, astronaut_inputs, tmp_path):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    pipe = fresh_pipe
+    path = write_accelerator_lora(pipe.unet, "lcm", tmp_path / "lcm.safetensors")
+    load_accelerator(pipe, "lcm", weights=path, scale=0.5)
+    layers = [m for m in pipe.unet.modules() if isinstance(m, BaseTunerLayer)]
+    assert layers and all(m.merged for m in layers)  # no LoRA matmuls left in the forward
+    fused_half = run(pipe, astronaut_inputs)
+    set_accelerator_scale(pipe, 1.0)
+    assert all(m.merged for m in layers)
+    fused_one = run(pipe, astronaut_inputs)
+
+    pipe.unfuse_lora(components=["unet"])  # the same weights through the LoRA matmuls
+    assert not any(m.merged for m in layers)
+    torch.testing.assert_close(run(pipe, astronaut_inputs), fused_one, atol=1e-5, rtol=0)
+    pipe.set_adapters(["accelerator"], adapter_weights=[0.5])
+    torch.testing.assert_close(run(pipe, astronaut_inputs), fused_half, atol=1e-5, rtol=0)
+
+
 def test_hyper_sd_samples_trailing_timesteps():
     from idportrait.tiny import tiny_scheduler
 

@@ -29,6 +29,7 @@ from idportrait.methods.base import SizeWH, seed_generators, size_options
 from idportrait.methods.references import as_photo_list, largest_faces, mean_identity
 from idportrait.pipelines.accelerators import ADAPTER_NAME as ACCELERATOR_ADAPTER
 from idportrait.pipelines.accelerators import set_accelerator_scale
+from idportrait.pipelines.speed import fuse_peft_loras
 
 VARIANTS = ("faceid", "faceid-plus", "faceid-plusv2")
 
@@ -75,6 +76,7 @@ class IPAdapterFaceIDMethod:
     size: SizeWH | None = None
     defaults: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS))
     multi_reference: ClassVar[bool] = True
+    _uncond_clip: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     @property
     def plus(self) -> bool:
@@ -113,9 +115,11 @@ class IPAdapterFaceIDMethod:
         if ACCELERATOR_ADAPTER in loras:  # the few-step LoRA stays on next to FaceID's
             set_accelerator_scale(pipe, 1.0, {"faceid_0": self.lora_scale} if "faceid_0" in loras else None)
         elif "faceid_0" in loras:
-            pipe.set_adapters(["faceid_0"], adapter_weights=[self.lora_scale])
+            fuse_peft_loras(pipe, {"faceid_0": self.lora_scale})
         if self.plus:
-            uncond = self._clip_hidden_states(torch.zeros(1, 3, 224, 224))[:, None]
+            if self._uncond_clip is None:  # CLIP of the zero image: the same for every call
+                self._uncond_clip = self._clip_hidden_states(torch.zeros(1, 3, 224, 224))[:, None]
+            uncond = self._uncond_clip
             layer = pipe.unet.encoder_hid_proj.image_projection_layers[0]
             clip = torch.cat([uncond.expand(n, -1, -1, -1), prepared.clip_embeds.expand(n, -1, -1, -1)])
             layer.clip_embeds = clip.to(device, dtype)

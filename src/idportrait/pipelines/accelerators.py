@@ -5,8 +5,10 @@
 
 The LoRA goes through diffusers' own ``load_lora_weights`` (it reads the released kohya ``lora_unet_*`` and
 diffusers ``unet.*`` key layouts alike) as the peft adapter ``accelerator`` on the UNet projections; the
-scheduler is swapped for the one the LoRA was distilled for (`SCHEDULERS`). ConsistentID's own LoRA lives in
-its attention processors; `fuse_lora` folds it into the base weights underneath the peft layers, so both compose.
+scheduler is swapped for the one the LoRA was distilled for (`SCHEDULERS`), and the LoRA is folded into the
+UNet's weights at its scale (`fuse_peft_loras`). ConsistentID's own LoRA lives in its attention processors;
+`fuse_lora` folds it into the base weights underneath the peft layers, so both compose. Change the
+accelerator's scale only with ConsistentID's LoRA unfused (`unfuse_lora` keeps the weights it found).
 """
 
 from __future__ import annotations
@@ -85,9 +87,13 @@ def load_accelerator(pipe: Any, name: str, weights: str | Path | None = None, sc
 
 
 def set_accelerator_scale(pipe: Any, scale: float, others: dict[str, float] | None = None) -> None:
-    """Weight the accelerator LoRA by ``scale``; ``others`` (adapter name -> weight) stay active next to it."""
-    weights = {**(others or {}), ADAPTER_NAME: float(scale)}
-    pipe.set_adapters(list(weights), adapter_weights=list(weights.values()))
+    """Weight the accelerator LoRA by ``scale``; ``others`` (adapter name -> weight) stay active next to it.
+
+    All of them are folded into the UNet's weights (`fuse_peft_loras`).
+    """
+    from idportrait.pipelines.speed import fuse_peft_loras
+
+    fuse_peft_loras(pipe, {**(others or {}), ADAPTER_NAME: float(scale)})
 
 
 def sampling_settings(
