@@ -143,7 +143,6 @@ def url_state_dict(path: str | Path | None, url: str, what: str, option: str) ->
     Loaded with ``torch.load(weights_only=True)``; a missing file is `ModelNotFoundError`, anything else that is
     not a state dict `CheckpointError`, each naming the file.
     """
-
     path = Path(path) if path is not None else url_file(url, what, option)
     if not path.is_file():
         raise ModelNotFoundError(f"{what} not found", path)
@@ -162,17 +161,18 @@ def read_torch_file(path: str | Path, what: str) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # torch's long advice, reduced to what is wrong with this file
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(err))
         if found:
             reason = f"it holds a reference to {found.group(1)}, not plain data; refused without loading it"
         else:
+            detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(err))
             reason = f"unreadable with torch.load ({detail.group(1) if detail else first_line(err)})"
     except Exception as err:
         reason = f"unreadable with torch.load ({type(err).__name__}: {first_line(err)})"
     raise CheckpointError(f"not a usable {what}: {reason}", path) from None
 
 
-def first_line(err: BaseException) -> str:
-    """The first line of an exception's message (terminal colour codes removed, at most 200 characters)."""
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (terminal colour codes removed, at most ``limit`` characters);
+    the exception's type name when the message is empty."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:200]
+    return (text.splitlines()[0] if text else type(err).__name__)[:limit]

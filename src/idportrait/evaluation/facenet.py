@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from idportrait.errors import CheckpointError
-from idportrait.hub import url_state_dict
+from idportrait.hub import first_line, url_state_dict
 from idportrait.registry import FACENET_VGGFACE2_URL
 
 FACENET_SIZE = 160
@@ -155,5 +155,5 @@ def load_facenet(path: str | Path | None = None, device: str | torch.device = "c
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise CheckpointError(f"not an InceptionResnetV1 state dict: {str(err).splitlines()[0]}", path) from None
+        raise CheckpointError(f"not an InceptionResnetV1 state dict: {first_line(err)}", path) from None
     return model.to(device).eval()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from idportrait.errors import UserError
+from idportrait.hub import first_line
 
 ADAPTER_NAME = "accelerator"
 
@@ -78,8 +79,7 @@ def load_accelerator(pipe: Any, name: str, weights: str | Path | None = None, sc
     try:
         pipe.load_lora_weights(str(path), adapter_name=ADAPTER_NAME)
     except (ValueError, KeyError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise UserError(f"not a {name} LoRA for this base ({reason})", path) from None
+        raise UserError(f"not a {name} LoRA for this base ({first_line(err, 160)})", path) from None
     set_accelerator_scale(pipe, scale)
     pipe.scheduler = matching_scheduler(name, pipe.scheduler.config)
     recipe = accelerator(name)

@@ -40,7 +40,7 @@ from idportrait.adapters.consistentid.keymap import (
 )
 from idportrait.adapters.consistentid.text import FACIAL_CAPTION, RELEASE_PAIRING, TOKEN_PAIRING
 from idportrait.errors import CheckpointError
-from idportrait.hub import read_torch_file
+from idportrait.hub import first_line, read_torch_file
 
 RELEASE_DIM_HEAD = 64
 PAIRING_DESCRIPTIONS = {
@@ -339,7 +339,7 @@ def build_consistentid(
         facial_encoder.load_state_dict(weights.facial_encoder, strict=True)
         image_proj.load_state_dict(weights.image_proj, strict=True)
     except RuntimeError as err:
-        raise _fail(Path(path), str(err).splitlines()[0][:300]) from None
+        raise _fail(Path(path), first_line(err, 300)) from None
     return facial_encoder.eval(), image_proj.eval(), asdict(weights.config)
 
 
