@@ -92,3 +92,14 @@ def test_bisenet_parser_from_a_local_checkpoint(tmp_path):
     parser = get_face_parser("bisenet", weights=tmp_path / "face_parsing.pth")
     parsing = parser.parse(Image.fromarray(astronaut()))
     assert parsing.labels.shape == (512, 512) and parsing.labels.max() < 19
+
+
+def test_detect_batch_equals_detect_per_image(analyzer):
+    two = np.concatenate([astronaut()[:256], astronaut()[:256]], axis=1)
+    images = [astronaut(), negatives()["coffee"], two]
+    batch = analyzer.detect_batch(images, embed=True)
+    assert [len(faces) for faces in batch] == [1, 0, 2]
+    for image, faces in zip(images, batch, strict=True):
+        single = analyzer.detect(image, embed=True)
+        assert [f.bbox.tolist() for f in faces] == [f.bbox.tolist() for f in single]
+        assert all(np.array_equal(a.embedding, b.embedding) for a, b in zip(faces, single, strict=True))

@@ -28,6 +28,8 @@ from idportrait.registry import FACE_BACKEND_CONSISTENTID
 
 
 class FaceBackend(Protocol):
+    """What every backend offers; a backend may also offer ``detect_batch(rgbs, embed)`` (see `FaceAnalyzer`)."""
+
     def detect(self, rgb: np.ndarray, embed: bool = True) -> list[Face]: ...
 
 
@@ -58,6 +60,20 @@ class FaceAnalyzer:
         """All faces in an RGB image (PIL or uint8 [H, W, 3]), largest bbox area first."""
         faces = self.backend.detect(as_rgb_array(image), embed=embed)
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+    def detect_batch(self, images: list[Image.Image | np.ndarray], embed: bool = True) -> list[list[Face]]:
+        """`detect` of each image, in order: one call, so a backend with ``detect_batch`` can batch the work.
+
+        Backends without a batch path run their per-image ``detect``; either way each image's faces are
+        largest bbox area first, as `detect` gives them.
+        """
+        rgbs = [as_rgb_array(image) for image in images]
+        batch = getattr(self.backend, "detect_batch", None)
+        if batch is not None:
+            per_image = batch(rgbs, embed=embed)
+        else:
+            per_image = [self.backend.detect(rgb, embed=embed) for rgb in rgbs]
+        return [sorted(faces, key=lambda f: f.area, reverse=True) for faces in per_image]
 
     def largest_face(
         self,
