@@ -111,3 +111,20 @@ def test_full_cascade_equals_reference_on_the_bundled_sample(sample_inputs, dlib
         want = reference_decisions(list(read_shard(shard)), dlib_cfg, dlib_detect)
         assert got == want, shard.name
     assert calls and all(min(shape[:2]) >= 512 for shape in calls)  # detector only sees survivors
+
+
+def test_text_stage_is_linear_in_caption_length(dlib_cfg):
+    """1.2 M-character captions (each shape once hit a quadratic regex) take a blink, not hours."""
+    cfg = dataclasses.replace(dlib_cfg, max_caption_chars=2_000_000)
+    n = 1_200_000
+    captions = [
+        "x" * n,
+        "www." + "x" * n,
+        "<a" * (n // 2),
+        "grey " * (n // 5),
+        "by jane, " * (n // 9),
+        "aB." * (n // 3),
+    ]
+    decisions = text_stage([Sample(f"k{i}", c) for i, c in enumerate(captions)], cfg)
+    assert [d.reason for d in decisions[:3]] == ["no_person_in_caption"] * 3
+    assert decisions[4].by == "credit"  # the prefix every step reads still ends in a credit line

@@ -6,7 +6,7 @@ from importlib import resources
 import pytest
 
 from idportrait.curate.config import CurateConfig
-from idportrait.curate.language import detect_language, language_of, latin_share
+from idportrait.curate.language import detect_language, language_of, latin_share, without_web_addresses
 
 CFG = CurateConfig()
 
@@ -83,3 +83,8 @@ def test_language_decision_on_the_labelled_sample():
 
     rows = _labelled()
     assert all(filter_language(Sample("k", c), CFG).keep == (label == "en") for label, c in rows)
+
+
+def test_web_addresses_are_removed_token_by_token():
+    assert without_web_addresses("Chaussures femme www.shop.fr/x https://a.b Bianco.COM rot") == "Chaussures femme rot"
+    assert without_web_addresses("www." + "x" * 1_200_000) == ""  # one pass; the old regex took hours here

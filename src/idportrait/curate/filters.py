@@ -19,7 +19,7 @@ from idportrait.curate import reasons
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.keywords import find_credit, find_person_keyword
 from idportrait.curate.language import language_of
-from idportrait.curate.normalise import normalise_caption
+from idportrait.curate.normalise import clip_caption, normalise_caption
 from idportrait.curate.types import KEEP, Decision, Sample
 from idportrait.faces.types import Face
 
@@ -75,10 +75,11 @@ def filter_metadata_resolution(sample: Sample, cfg: CurateConfig) -> Decision:
 
 
 def caption_text(sample: Sample, cfg: CurateConfig) -> str:
-    """The caption as language, keywords and NER see it (normalised unless ``cfg.normalise`` is off)."""
+    """The caption as language, keywords and NER see it: its first `MAX_TEXT_CHARS` characters,
+    normalised unless ``cfg.normalise`` is off."""
     if not sample.caption:
         return ""
-    return normalise_caption(sample.caption) if cfg.normalise else sample.caption
+    return normalise_caption(sample.caption) if cfg.normalise else clip_caption(sample.caption)
 
 
 def filter_language(sample: Sample, cfg: CurateConfig) -> Decision:

@@ -33,7 +33,8 @@ _LATIN_LETTER = re.compile(
     r"[A-Za-z\u00aa\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff\u2c60-\u2c7f\ua720-\ua7ff]"
 )
 _WORD = re.compile(r"[^\W\d_]{2,}")
-_WEB_ADDRESS = re.compile(r"\S*(?:https?:|www\.|\.com|\.net|\.org)\S*")
+WEB_ADDRESS_MARKS = ("http:", "https:", "www.", ".com", ".net", ".org")
+"""A whitespace-separated token holding one of these is a web address, not words of a language."""
 MIN_LATIN_SHARE = 0.5
 """Captions with a smaller share of Latin letters are not in a Latin-script language."""
 OTHER_LANGUAGE_PERCENT = 40
@@ -99,6 +100,12 @@ def word_evidence() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
     return evidence, common_english
 
 
+def without_web_addresses(text: str) -> str:
+    """``text`` without its web-address tokens (`WEB_ADDRESS_MARKS`); one pass over the tokens, where a
+    regex of the form ``\\S*mark\\S*`` rescans a long token from each of its characters."""
+    return " ".join(token for token in text.split() if not any(mark in token.lower() for mark in WEB_ADDRESS_MARKS))
+
+
 def word_language(text: str) -> str | None:
     """The language most distinct words of ``text`` are evidence for, when they are at least
     `MIN_EVIDENCE_WORDS` and outnumber half its common English words (evidence words not counted as
@@ -106,7 +113,7 @@ def word_language(text: str) -> str | None:
     evidence, common_english = word_evidence()
     counts: dict[str, int] = {}
     english = 0
-    words = {w.casefold() for w in _WORD.findall(_WEB_ADDRESS.sub(" ", text)) if not (w.isupper() and len(w) <= 4)}
+    words = {w.casefold() for w in _WORD.findall(without_web_addresses(text)) if not (w.isupper() and len(w) <= 4)}
     for word in words:
         codes = evidence.get(word, ())
         english += not codes and word in common_english
