@@ -2,11 +2,12 @@
 
     python benchmarks/curate_name_gazetteer.py [--top 1000] [--out src/idportrait/data/curate/names]
 
-names-dataset (``pip install names-dataset==3.3.1``, the ``dev`` extra) ranks first names per country and
-gender and last names per country, for 105 countries. The gazetteer keeps, for every country, the
-``--top`` most frequent first names of each gender and the ``--top`` most frequent last names, in Latin
-script, lower-cased, at least two letters: ``first.txt`` and ``last.txt``, one name a line, sorted, with a
-header saying how they were built. Rebuilding with the same version and ``--top`` gives the same files.
+names-dataset (``pip install 'idportrait[names]'``, not part of ``all``: 55 MB that only this script
+needs) ranks first names per country and gender and last names per country, for 105 countries. The
+gazetteer keeps, for every country, the ``--top`` most frequent first names of each gender and the
+``--top`` most frequent last names, in Latin script, lower-cased, at least two letters: ``first.txt``
+and ``last.txt``, one name a line, sorted, with a header saying how they were built. Rebuilding with the
+same version and ``--top`` gives the same files.
 Loading names-dataset takes about 2 GB and 15 s, which is why the text stage reads these lists instead.
 """
 
