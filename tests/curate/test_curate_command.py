@@ -146,6 +146,7 @@ def test_default_detector_without_its_model_pack_is_a_clear_error(tmp_path):
     assert not (tmp_path / "out" / "stats" / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_preset_faceid6m_sets_the_papers_text_rule_and_explicit_switches_win(tmp_path):
     from curate_shards import small_shard
 
