@@ -40,12 +40,13 @@ import random
 import time
 from importlib import resources
 
-from curate_text_quality import DEV_SET, load_labelled
+from curate_text_quality import DEV_SET
 from rich.console import Console
 from rich.table import Table
 
 from idportrait.curate.cascade import image_stage, reference_decisions, text_stage
 from idportrait.curate.config import CurateConfig
+from idportrait.curate.labelled import load_labelled
 from idportrait.curate.ner import default_ner_model_path
 from idportrait.curate.types import Sample
 

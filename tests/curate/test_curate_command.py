@@ -105,11 +105,13 @@ def test_cli_threshold_defaults_are_the_config_defaults():
     from idportrait.curate.config import CurateConfig
 
     cfg = CurateConfig()
-    options = {name: p.default.default for name, p in inspect.signature(run).parameters.items()}
+    options = {name: p.default.default for name, p in inspect.signature(run).parameters.items() if name != "ctx"}
     for name in ("min_side", "min_face_ratio", "max_faces", "det_score", "max_punsafe", "max_caption_chars"):
         assert options[name] == getattr(cfg, name), name
     assert options["drop_nsfw"].split(",") == list(cfg.drop_nsfw)
     assert (options["ner"], options["credit"], options["normalise"]) == (cfg.use_ner, cfg.use_credit, cfg.normalise)
+    assert (options["fasttext"], options["name_gazetteer"]) == (cfg.use_fasttext, cfg.use_name_gazetteer)
+    assert options["nationality_adjectives"] == (not cfg.adjective_lists)
 
 
 def test_missing_input_and_empty_report(tmp_path):
@@ -142,3 +144,25 @@ def test_default_detector_without_its_model_pack_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "antelopev2" in result.stderr and str(models) in result.stderr
     assert not (tmp_path / "out" / "stats" / "x.json").exists()
+
+
+@pytest.mark.slow
+def test_preset_faceid6m_sets_the_papers_text_rule_and_explicit_switches_win(tmp_path):
+    from curate_shards import small_shard
+
+    small_shard(tmp_path / "x.parquet", [("A red car", None, None)])
+    paper = _cli(
+        "run", str(tmp_path / "x.parquet"), "--out", str(tmp_path / "a"), "--detector", "dlib", "--preset", "faceid6m"
+    )
+    assert paper.returncode == 0, paper.stderr
+    settings = json.loads((tmp_path / "a" / "settings.json").read_text())
+    assert (settings["use_ner"], settings["use_ner_recased"], settings["use_fasttext"]) == (True, False, False)
+    assert (settings["normalise"], settings["use_credit"], settings["adjective_lists"]) == (False, False, [])
+    mixed = _cli(
+        "run", str(tmp_path / "x.parquet"), "--out", str(tmp_path / "b"), "--detector", "dlib",
+        "--preset", "faceid6m", "--ner-recased",
+    )  # fmt: skip
+    assert mixed.returncode == 0, mixed.stderr
+    assert json.loads((tmp_path / "b" / "settings.json").read_text())["use_ner_recased"] is True
+    unknown = _cli("run", str(tmp_path / "x.parquet"), "--out", str(tmp_path / "c"), "--preset", "laion")
+    assert unknown.returncode == 2 and "faceid6m" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -195,3 +195,25 @@ def test_person_steps_name_what_accepted():
     assert filter_person_caption(Sample("k", "Crop_oktoberfest_old_couple_in_tracht"), CFG).by == "keywords"
     off = dataclasses.replace(CFG, normalise=False, use_ner=False)
     assert not filter_person_caption(Sample("k", "Crop_oktoberfest_old_couple_in_tracht"), off).keep
+
+
+def test_faceid6m_preset_is_the_papers_keyword_and_ner_rule():
+    from idportrait.curate.config import PRESETS
+    from idportrait.curate.keywords import find_person_keyword
+    from idportrait.curate.ner import person_entities
+
+    paper = dataclasses.replace(CFG, **PRESETS["faceid6m"])
+    captions = [
+        "Mexican pottery vase",  # any keyword use counts in the paper's rule
+        "Crop_oktoberfest_old_couple_in_tracht",  # the caption as written: no normalisation
+        "Seattle at night, fine art print by Jane Doe",
+        "Taylor Swift at the Grammys",
+        "benedict cumberbatch likes to get cheeky",
+        "Red leather handbag",
+    ]
+    want = [
+        bool(find_person_keyword(c, CFG.keyword_lists) or ents)
+        for c, ents in zip(captions, person_entities(captions), strict=True)
+    ]
+    assert [filter_person_caption(Sample("k", c), paper).keep for c in captions] == want
+    assert want[0] and not filter_person_caption(Sample("k", captions[0]), CFG).keep

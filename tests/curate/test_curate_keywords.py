@@ -56,3 +56,24 @@ def test_each_list_is_selectable_on_its_own():
     assert find_person_keyword("the cardiologist explains", ("professions",)) == "cardiologist"
     with pytest.raises(FileNotFoundError):
         load_keyword_list("no_such_list")
+
+
+@pytest.mark.parametrize(
+    ("caption", "found"),
+    [
+        ("Mexican pottery vase", None),  # an adjective about a thing
+        ("celtic heart decal", None),
+        ("Mexicans celebrate in the street", "Mexicans"),  # a plural noun names people
+        ("The Frenchmen in Paris", "Frenchmen"),
+        ("A Chinese woman", "woman"),  # a people word beside it
+        ("Kenyan runner", "runner"),
+    ],
+)
+def test_adjective_lists_count_only_as_plural_nouns(caption, found):
+    assert find_person_keyword(caption, LISTS, ("nationalities", "ethnicities")) == found
+
+
+def test_plural_only_pattern():
+    pattern = compile_keywords(["mexican", "frenchman"], plural_only=True)
+    assert pattern.search("two Mexicans") and pattern.search("Frenchmen")
+    assert not pattern.search("a Mexican vase") and not pattern.search("a Frenchman")

@@ -6,7 +6,14 @@ from importlib import resources
 import pytest
 
 from idportrait.curate.config import CurateConfig
-from idportrait.curate.language import detect_language, language_of, latin_share
+from idportrait.curate.language import (
+    detect_language,
+    fasttext_language,
+    fasttext_rule,
+    language_of,
+    latin_share,
+    without_web_addresses,
+)
 
 CFG = CurateConfig()
 
@@ -54,7 +61,7 @@ def test_short_latin_captions_without_foreign_evidence_stay_english(caption):
     ],
 )
 def test_foreign_captions_are_caught_by_script_cld2_or_word_evidence(caption, rule):
-    code, decided_by = language_of(caption, None, CFG)
+    code, decided_by = language_of(caption, None, dataclasses.replace(CFG, use_fasttext=False))
     assert code != "en" and decided_by == rule
 
 
@@ -83,3 +90,29 @@ def test_language_decision_on_the_labelled_sample():
 
     rows = _labelled()
     assert all(filter_language(Sample("k", c), CFG).keep == (label == "en") for label, c in rows)
+
+
+def test_web_addresses_are_removed_token_by_token():
+    assert without_web_addresses("Chaussures femme www.shop.fr/x https://a.b Bianco.COM rot") == "Chaussures femme rot"
+    assert without_web_addresses("www." + "x" * 1_200_000) == ""  # one pass; the old regex took hours here
+
+
+def test_fasttext_reads_the_shipped_model_offline():
+    assert fasttext_language("Ein rotes Auto parkt nachts auf der Straße")[0] == "de"
+    assert fasttext_language("  \n ") == ("un", 0.0)  # no text, no prediction (fastText refuses newlines)
+    assert fasttext_rule("Ein rotes Auto parkt nachts auf der Straße") == "de"  # confident: alone
+    assert fasttext_rule("Tapis de salon shaggy gris") == "fr"  # less so, backed by French words
+    assert fasttext_rule("Portrait of a young woman smiling in the park") is None
+
+
+def test_fasttext_is_a_switchable_rule():
+    caption = "Tapis de salon shaggy gris"
+    assert language_of(caption, None, CFG) == ("fr", "fasttext")
+    assert language_of(caption, None, dataclasses.replace(CFG, use_fasttext=False)) == ("fr", "words")
+
+
+def test_names_do_not_make_a_caption_foreign():
+    caption = "Frida Kahlo Tote Bag Canvas"  # "frida" and "tote" are German words
+    assert language_of(caption, None, CFG) == ("en", "names")
+    assert language_of(caption, None, dataclasses.replace(CFG, use_name_gazetteer=False)) == ("de", "words")
+    assert language_of("Chaussures femme Maria Garcia", None, CFG)[0] == "fr"  # foreign without the names too

@@ -1,8 +1,8 @@
 """The filter cascade over a batch of samples: text stage, then image stage on what survived.
 
     samples --text_stage--> (readable, LAION safety columns, caption length, metadata size, language,
-                             person: keywords, credit line, NER on the rest, NER on the
-                             sentence-cased caption for what NER rejected)
+                             person: keywords, credit line, gazetteer names, NER on the rest,
+                             NER on the sentence-cased caption for what NER rejected)
             --image_stage--> (fetch bytes, decode, decoded size, detect faces, face count/size)
 
 Cheapest work first: NER only runs on captions no cheaper person step accepted, and nothing is

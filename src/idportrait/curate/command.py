@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from idportrait.curate.config import default
+from idportrait.curate.config import CurateConfig, default
 
 app = typer.Typer(
     help="FaceID-6M-style curation of LAION-style parquet / webdataset shards.",
@@ -18,6 +18,7 @@ console = Console()
 
 @app.command("run")
 def run(
+    ctx: typer.Context,
     inputs: list[str] = typer.Argument(..., help="Input shards: .parquet / .tar files, folders or globs (fsspec)."),
     out: str = typer.Option(..., "--out", "-o", help="Output folder (fsspec): shards/, index/, decisions/, stats/."),
     workers: int = typer.Option(1, help="Local worker processes (runner=local)."),
@@ -39,6 +40,16 @@ def run(
     language_column: bool = typer.Option(
         default("use_language_column"), help="An input LANGUAGE column decides the language where it has a value."
     ),
+    preset: str = typer.Option(
+        None, help="Text-stage preset: faceid6m (the paper's keyword + NER rule exactly); switches given still apply."
+    ),
+    fasttext: bool = typer.Option(default("use_fasttext"), help="fastText language ID as evidence of other languages."),
+    name_gazetteer: bool = typer.Option(
+        default("use_name_gazetteer"), help="Name gazetteer: names are not foreign words; rare full names find people."
+    ),
+    nationality_adjectives: bool = typer.Option(
+        not default("adjective_lists"), help="Nationality/ethnicity adjectives alone find a person ('Mexican vase')."
+    ),
     normalise: bool = typer.Option(default("normalise"), help="Normalise captions before language, keywords, NER."),
     credit: bool = typer.Option(default("use_credit"), help="Accept captions ending in a credit '... by <Name>'."),
     ner: bool = typer.Option(default("use_ner"), help="Accept captions with a spaCy PERSON entity (after keywords)."),
@@ -51,7 +62,6 @@ def run(
     """Filter input shards into FaceID shards; resumes where a killed run with the same settings stopped."""
     from rich.progress import Progress
 
-    from idportrait.curate.config import CurateConfig
     from idportrait.curate.runner import pending_shards, run_local
     from idportrait.errors import UserError
     from idportrait.faces.analyzer import check_analyzer_name
@@ -66,6 +76,9 @@ def run(
         min_side=min_side,
         assume_language=assume_language.strip().lower() if assume_language else None,
         use_language_column=language_column,
+        use_fasttext=fasttext,
+        use_name_gazetteer=name_gazetteer,
+        adjective_lists=() if nationality_adjectives else default("adjective_lists"),
         normalise=normalise,
         use_credit=credit,
         use_ner=ner,
@@ -76,6 +89,8 @@ def run(
         face_model_dir=face_model_dir,
         **({"detector": detector} if detector else {}),
     )
+    if preset:
+        cfg = preset_settings(cfg, preset, ctx)
     if runner == "ray":
         from idportrait.curate.ray_runner import run_ray
 
@@ -98,6 +113,33 @@ def run(
     console.print(f"outputs: {out}/shards (webdataset), {out}/index (parquet), {out}/stats, {out}/failures")
     if strict and summary.failed:
         raise UserError(f"{len(summary.failed)} input shards could not be read (see {out}/failures); --strict")
+
+
+TEXT_SWITCHES = {
+    "fasttext": "use_fasttext",
+    "name_gazetteer": "use_name_gazetteer",
+    "nationality_adjectives": "adjective_lists",
+    "normalise": "normalise",
+    "credit": "use_credit",
+    "ner": "use_ner",
+    "ner_recased": "use_ner_recased",
+}
+"""`run` option -> the `CurateConfig` field it sets."""
+
+
+def preset_settings(cfg: CurateConfig, preset: str, ctx: typer.Context) -> CurateConfig:
+    """``cfg`` under ``--preset``, but for the text switches given on the command line."""
+    from idportrait.curate.config import with_preset
+
+    given = {
+        field
+        for option, field in TEXT_SWITCHES.items()
+        if getattr(ctx.get_parameter_source(option), "name", None) == "COMMANDLINE"
+    }
+    try:
+        return with_preset(cfg, preset, keep=given)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--preset") from None
 
 
 @app.command("report")

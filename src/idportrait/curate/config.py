@@ -5,7 +5,8 @@ The CLI reads its defaults from `CurateConfig` (one place for each threshold).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from idportrait.registry import FACE_BACKEND_FACEID6M
@@ -25,6 +26,11 @@ class CurateConfig:
     language: ISO 639-1 code captions must be in (see `idportrait.curate.language`).
     use_language_column: an input ``LANGUAGE`` column decides the language where it has a value.
     assume_language: every caption is in this language (no detection; "en" for LAION-2B-en).
+    use_fasttext: fastText's language ID (``lid.176.ftz``) is evidence for another language next to
+        CLD2 and the word lists (`idportrait.curate.language`).
+    use_name_gazetteer: person names from the gazetteer (`idportrait.curate.names`): a caption the language
+        rules call foreign only because of its names stays English, and a name whose last word is rare
+        as an English word finds a person.
     normalise: captions go through `normalise_caption` before language, keywords and NER.
     use_credit: accept captions that end with a credit line "... by <Name>" (`find_credit`).
     use_ner: accept captions with a spaCy PERSON entity when no keyword or credit matched.
@@ -39,6 +45,9 @@ class CurateConfig:
         ("insightface:antelopev2" or the offline "dlib").
     face_model_dir: folder holding the insightface model pack (None: insightface's default root).
     keyword_lists: names of the keyword files under ``idportrait/data/curate/keywords``.
+    adjective_lists: those of ``keyword_lists`` whose words also qualify things ("Mexican pottery",
+        "Celtic heart"): alone they find a person only as plural nouns ("Mexicans"); otherwise the caption
+        goes on to NER. Empty: every keyword finds a person (the paper's rule).
     """
 
     drop_nsfw: tuple[str, ...] = ("NSFW",)
@@ -49,6 +58,8 @@ class CurateConfig:
     language: str = "en"
     use_language_column: bool = True
     assume_language: str | None = None
+    use_fasttext: bool = True
+    use_name_gazetteer: bool = True
     normalise: bool = True
     use_credit: bool = True
     use_ner: bool = True
@@ -60,9 +71,34 @@ class CurateConfig:
     detector: str = FACE_BACKEND_FACEID6M
     face_model_dir: str | None = None
     keyword_lists: tuple[str, ...] = field(default=("people", "nationalities", "ethnicities", "professions"))
+    adjective_lists: tuple[str, ...] = field(default=("nationalities", "ethnicities"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "faceid6m": {
+        "use_fasttext": False,
+        "use_name_gazetteer": False,
+        "normalise": False,
+        "use_credit": False,
+        "use_ner": True,
+        "use_ner_recased": False,
+        "adjective_lists": (),
+    },
+}
+"""Named text-stage set-ups. ``faceid6m``: the FaceID-6M paper's person rule exactly: the caption as written
+holds a keyword (people, nationality, ethnicity, profession, any use) or a spaCy PERSON entity; language
+by the input column, script, CLD2 and word lists."""
+
+
+def with_preset(cfg: CurateConfig, name: str, keep: Collection[str] = ()) -> CurateConfig:
+    """``cfg`` with the text-stage settings of preset ``name``, except the fields named in ``keep``
+    (switches the user set explicitly). Raises ValueError for an unknown preset."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return replace(cfg, **{k: v for k, v in PRESETS[name].items() if k not in keep})
 
 
 def default(name: str) -> Any:

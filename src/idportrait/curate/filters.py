@@ -19,7 +19,8 @@ from idportrait.curate import reasons
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.keywords import find_credit, find_person_keyword
 from idportrait.curate.language import language_of
-from idportrait.curate.normalise import normalise_caption
+from idportrait.curate.names import rare_name
+from idportrait.curate.normalise import clip_caption, normalise_caption
 from idportrait.curate.types import KEEP, Decision, Sample
 from idportrait.faces.types import Face
 
@@ -75,10 +76,11 @@ def filter_metadata_resolution(sample: Sample, cfg: CurateConfig) -> Decision:
 
 
 def caption_text(sample: Sample, cfg: CurateConfig) -> str:
-    """The caption as language, keywords and NER see it (normalised unless ``cfg.normalise`` is off)."""
+    """The caption as language, keywords and NER see it: its first `MAX_TEXT_CHARS` characters,
+    normalised unless ``cfg.normalise`` is off."""
     if not sample.caption:
         return ""
-    return normalise_caption(sample.caption) if cfg.normalise else sample.caption
+    return normalise_caption(sample.caption) if cfg.normalise else clip_caption(sample.caption)
 
 
 def filter_language(sample: Sample, cfg: CurateConfig) -> Decision:
@@ -90,8 +92,9 @@ def filter_language(sample: Sample, cfg: CurateConfig) -> Decision:
 
 
 def filter_person_keywords(sample: Sample, cfg: CurateConfig) -> Decision:
-    """The caption contains a people / nationality / ethnicity / profession keyword."""
-    if find_person_keyword(caption_text(sample, cfg), cfg.keyword_lists):
+    """The caption contains a people / profession keyword, or a nationality / ethnicity one used as a
+    plural noun (``cfg.adjective_lists``; any use when that is empty)."""
+    if find_person_keyword(caption_text(sample, cfg), cfg.keyword_lists, cfg.adjective_lists):
         return Decision(True, None, "keywords")
     return Decision.drop(reasons.NO_PERSON_IN_CAPTION)
 
@@ -100,6 +103,14 @@ def filter_person_credit(sample: Sample, cfg: CurateConfig) -> Decision:
     """The caption ends with a credit line "... by <Name>" naming its artist or author (``cfg.use_credit``)."""
     if cfg.use_credit and find_credit(caption_text(sample, cfg)):
         return Decision(True, None, "credit")
+    return Decision.drop(reasons.NO_PERSON_IN_CAPTION)
+
+
+def filter_person_names(sample: Sample, cfg: CurateConfig) -> Decision:
+    """The caption holds a capitalised first + last name from the gazetteer whose last word is rare as an
+    English word (`idportrait.curate.names.rare_name`; ``cfg.use_name_gazetteer``)."""
+    if cfg.use_name_gazetteer and rare_name(caption_text(sample, cfg)):
+        return Decision(True, None, "names")
     return Decision.drop(reasons.NO_PERSON_IN_CAPTION)
 
 
@@ -136,7 +147,7 @@ def filter_person_entities_recased(sample: Sample, cfg: CurateConfig, entities: 
     return Decision.drop(reasons.NO_PERSON_IN_CAPTION)
 
 
-CHEAP_PERSON_STEPS: tuple[Filter, ...] = (filter_person_keywords, filter_person_credit)
+CHEAP_PERSON_STEPS: tuple[Filter, ...] = (filter_person_keywords, filter_person_credit, filter_person_names)
 """Person steps without a model, tried in this order before NER."""
 
 
@@ -150,7 +161,8 @@ def person_without_ner(sample: Sample, cfg: CurateConfig) -> Decision:
 
 
 def filter_person_caption(sample: Sample, cfg: CurateConfig) -> Decision:
-    """Keywords, a credit line, a PERSON entity, one in the sentence-cased caption: the first that accepts
+    """Keywords, a credit line, a gazetteer name, a PERSON entity, one in the sentence-cased caption: the first
+    that accepts
     (NER on this one caption; the cascade batches it)."""
     decision = person_without_ner(sample, cfg)
     if decision.keep or not cfg.use_ner or not sample.caption:
@@ -233,7 +245,7 @@ METADATA_FILTERS: tuple[Filter, ...] = (
 )
 """Free checks on the row's columns, first of all."""
 TEXT_FILTERS: tuple[Filter, ...] = (*METADATA_FILTERS, filter_language)
-"""Every filter before the person-caption filter (keywords, credit, then NER)."""
+"""Every filter before the person-caption filter (keywords, credit, names, then NER)."""
 IMAGE_FILTERS: tuple[Filter, ...] = (filter_decoded, filter_image_resolution, filter_face_count, filter_face_size)
 FILTERS: tuple[Filter, ...] = (*TEXT_FILTERS, filter_person_caption, *IMAGE_FILTERS)
 """Every filter in cascade order."""

@@ -65,24 +65,33 @@ def _char(char: str) -> str:
     return re.escape(char)
 
 
-def compile_keywords(entries: list[str]) -> re.Pattern[str]:
-    """One pattern matching any entry as a whole word (optional plural "s"/"es"), case-insensitive."""
+def compile_keywords(entries: list[str], plural_only: bool = False) -> re.Pattern[str]:
+    """One pattern matching any entry as a whole word (optional plural "s"/"es"), case-insensitive;
+    ``plural_only``: only the plural forms ("Mexicans", "Frenchmen"), the nouns that name people."""
     words = {_normalise(e) for e in entries if e.strip()}
-    words |= {w[:-3] + "men" for w in words if w.endswith("man")}
     if not words:
         raise ValueError("no keyword entries to compile")
-    return re.compile(rf"(?<!\w)(?:{_trie_regex(sorted(words))})(?:e?s)?(?!\w)", re.IGNORECASE)
+    men = {w[:-3] + "men" for w in words if w.endswith("man")}
+    if not plural_only:
+        return re.compile(rf"(?<!\w)(?:{_trie_regex(sorted(words | men))})(?:e?s)?(?!\w)", re.IGNORECASE)
+    plurals = rf"{_trie_regex(sorted(words))}e?s" + (f"|{_trie_regex(sorted(men))}" if men else "")
+    return re.compile(rf"(?<!\w)(?:{plurals})(?!\w)", re.IGNORECASE)
 
 
-@lru_cache(maxsize=8)
-def person_keyword_pattern(lists: tuple[str, ...]) -> re.Pattern[str]:
+@lru_cache(maxsize=16)
+def person_keyword_pattern(lists: tuple[str, ...], plural_only: bool = False) -> re.Pattern[str]:
     """The compiled pattern of the named lists (cached per process)."""
-    return compile_keywords([entry for name in lists for entry in load_keyword_list(name)])
+    return compile_keywords([entry for name in lists for entry in load_keyword_list(name)], plural_only)
 
 
-def find_person_keyword(caption: str, lists: tuple[str, ...]) -> str | None:
-    """The first keyword occurrence in ``caption`` (as written there), or None."""
-    match = person_keyword_pattern(lists).search(caption)
+def find_person_keyword(caption: str, lists: tuple[str, ...], adjective_lists: tuple[str, ...] = ()) -> str | None:
+    """The first keyword occurrence in ``caption`` (as written there), or None. Words of ``adjective_lists``
+    (a subset of ``lists``) count only in the plural ("Mexicans", not "Mexican pottery")."""
+    nouns = tuple(name for name in lists if name not in adjective_lists)
+    adjectives = tuple(name for name in lists if name in adjective_lists)
+    match = person_keyword_pattern(nouns).search(caption) if nouns else None
+    if match is None and adjectives:
+        match = person_keyword_pattern(adjectives, plural_only=True).search(caption)
     return None if match is None else match.group(0)
 
 

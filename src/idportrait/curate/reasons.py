@@ -32,7 +32,7 @@ DESCRIPTIONS: dict[str, str] = {
     CAPTION_TOO_LONG: "caption longer than the maximum length",
     LOW_RESOLUTION_METADATA: "width/height columns below the minimum side",
     NOT_ENGLISH: "caption language is not English",
-    NO_PERSON_IN_CAPTION: "caption names no person (keywords, credit line, NER)",
+    NO_PERSON_IN_CAPTION: "caption names no person (keywords, credit line, name gazetteer, NER)",
     NO_IMAGE: "no image bytes and no url",
     DOWNLOAD_FAILED: "url unreachable or returned an error",
     BROKEN_IMAGE: "image bytes do not decode",
