@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from idportrait.errors import UserError
+from idportrait.imageio import check_output_folder as check_output_folder  # shared with faces/, below generate/
 
 
 def check_finite(option: str, value: float | None) -> None:
@@ -19,12 +19,6 @@ def check_image_size(option: str, value: int | None) -> None:
     if value is not None and (value <= 0 or value % 8):
         nearest = max(8, round(value / 8) * 8)
         raise UserError(f"{option} {value}: must be a positive multiple of 8 (e.g. {nearest})")
-
-
-def check_output_folder(out: Path) -> None:
-    """``--out`` must be a folder or not exist yet."""
-    if out.exists() and not out.is_dir():
-        raise UserError("--out must be a folder, and this is a file", out)
 
 
 def check_face_models(face_backend: str | None, parser: str | None) -> None:
