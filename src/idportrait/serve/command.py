@@ -41,8 +41,8 @@ def serve(
 
     from idportrait.devices import resolve_device
     from idportrait.errors import UserError
-    from idportrait.generate.batch import parse_options
     from idportrait.generate.checks import check_face_models, check_output_folder
+    from idportrait.generate.method_options import method_options
     from idportrait.methods import METHODS, load_method
     from idportrait.serve.app import MAX_UPLOAD_MB, Demo, build_app
 
@@ -58,11 +58,11 @@ def serve(
 
         parse = get_face_parser(masks).parse
 
-    extra = parse_options(set_)
+    extra = {name: method_options(name, set_) for name in method}
 
     def load(name: str):
         faces = {} if name == "plain-sd" else {"face_backend": face_backend}
-        return load_method(name, base=base, device=device, dtype=dtype, **faces, **extra)
+        return load_method(name, base=base, device=device, dtype=dtype, **faces, **extra[name])
 
     demo = Demo(methods=list(method), load=load, parse=parse, out_dir=out)
     Console(stderr=True).print(f"serving on http://{host}:{port}/ ; images are written to {out}")
