@@ -145,10 +145,10 @@ def batch_units(out_dir: Path, identity: str, prompts: list[str], per_prompt: in
 
 
 def loader_options(
-    method_name: str, given: dict[str, Any], pairs: list[str], command_keywords: dict[str, str] | None = None
+    method_name: str, given: dict[str, Any], pairs: list[str], own_options: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Keywords for ``load_method(method_name, ...)``: the ``given`` options that are set (not None or False) plus
-    the ``--set KEY=VALUE`` pairs (`method_options`, ``command_keywords`` refused there). Raises `UserError` for an
+    the ``--set KEY=VALUE`` pairs (`method_options`, ``own_options`` refused there). Raises `UserError` for an
     unknown method, an option its loader does not take or a value it would refuse.
     """
     from idportrait.generate.method_options import method_options
@@ -164,7 +164,7 @@ def loader_options(
         if key not in params:
             raise UserError(f"--{key.replace('_', '-')} does not apply to {method_name}")
         options[key] = value
-    return options | method_options(method_name, pairs, command_keywords)
+    return options | method_options(method_name, pairs, own_options)
 
 
 def prepare_references(method: Method, method_name: str, photos: list[Path], images: list[Image.Image]) -> Any:

@@ -30,8 +30,8 @@ from idportrait.generate.options import (
     MethodOptions,
 )
 
-CALL_KEYWORDS = {"num_inference_steps": "--steps", "guidance_scale": "--guidance"}
-"""Pipeline call keywords this command passes from its own options (so ``--set`` refuses them)."""
+OWN_OPTIONS = {"num_inference_steps": "--steps", "guidance_scale": "--guidance"}
+"""Method keywords this command passes from its own options (so ``--set`` refuses them)."""
 
 
 def generate_batch(
@@ -94,7 +94,7 @@ def generate_batch(
     people = identities(faces)
     given = {"face_backend": face_backend, "adapter": adapter, "compile": compile}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
-    options = loader_options(method, given, set_, CALL_KEYWORDS)
+    options = loader_options(method, given, set_, OWN_OPTIONS)
     steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(30, 5.0))
     call_options = {"num_inference_steps": steps, "guidance_scale": guidance}
     settings = {"method": method, "base": base, "faces": str(faces), "prompts": prompt_list, "seed": seed,

@@ -87,12 +87,12 @@ def split_pairs(pairs: list[str]) -> dict[str, str]:
     return options
 
 
-def method_options(method: str, pairs: list[str], command_keywords: dict[str, str] | None = None) -> dict[str, Any]:
+def method_options(method: str, pairs: list[str], own_options: dict[str, str] | None = None) -> dict[str, Any]:
     """The ``--set`` pairs as typed values for ``load_method(method, ...)``; one `UserError` line for a key the method
     does not declare, a value of the wrong type or one its named option would refuse.
 
-    ``command_keywords``: call keyword -> the command's own option for it (``{"num_inference_steps": "--steps"}``),
-    refused here because the command passes it anyway.
+    ``own_options``: loader or call keyword -> the command's own option that sets it (``{"num_inference_steps":
+    "--steps"}``), refused here because the command passes it anyway.
     """
     from idportrait.methods import METHODS
 
@@ -107,10 +107,10 @@ def method_options(method: str, pairs: list[str], command_keywords: dict[str, st
     options = {}
     for key, text in raw.items():
         where = f"--set {key}={text}"
-        if key in COMMAND_OPTIONS or key in (command_keywords or {}):
-            raise UserError(f"{where}: use {(command_keywords or {}).get(key) or COMMAND_OPTIONS[key]}")
+        if key in COMMAND_OPTIONS or key in (own_options or {}):
+            raise UserError(f"{where}: use {(own_options or {}).get(key) or COMMAND_OPTIONS[key]}")
         if key not in declared:
-            taken = COMMAND_OPTIONS.keys() | (command_keywords or {}).keys()
+            taken = COMMAND_OPTIONS.keys() | (own_options or {}).keys()
             names = ", ".join(sorted(k for k, kind in declared.items() if k not in taken and settable_kind(kind)))
             raise UserError(f"{where}: {method} has no option {key!r}; --set takes {names}")
         options[key] = read_value(where, key, text, declared[key])

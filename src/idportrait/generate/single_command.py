@@ -32,10 +32,10 @@ from idportrait.generate.options import (
 )
 
 CONSISTENTID_METHODS = ("consistentid", "consistentid-sdxl")
-CALL_KEYWORDS = {"num_inference_steps": "--steps", "guidance_scale": "--guidance", "negative_prompt": "--negative",
+OWN_OPTIONS = {"num_inference_steps": "--steps", "guidance_scale": "--guidance", "negative_prompt": "--negative",
                  "height": "--height", "width": "--width", "merge_fraction": "--merge-fraction",
                  "start_merge_step": "--merge-step", "id_scale": "--id-scale"}  # fmt: skip
-"""Pipeline call keywords this command passes from its own options (so ``--set`` refuses them)."""
+"""Method keywords this command passes from its own options (so ``--set`` refuses them)."""
 
 
 def generate(
@@ -128,7 +128,7 @@ def generate(
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
     given |= {"compile": compile, "vae_tiling": vae_tiling}
-    load_options = loader_options(method, given, set_, CALL_KEYWORDS)
+    load_options = loader_options(method, given, set_, OWN_OPTIONS)
     check_output_folder(out)
     check_face_models(face_backend, parser)
     check_finite("--guidance", guidance)

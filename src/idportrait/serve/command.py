@@ -44,6 +44,7 @@ def serve(
     from idportrait.generate.checks import check_face_models, check_output_folder
     from idportrait.generate.method_options import method_options
     from idportrait.methods import METHODS, load_method
+    from idportrait.serve.address import check_listen_address
     from idportrait.serve.app import MAX_UPLOAD_MB, Demo, build_app
 
     unknown = [m for m in method if m not in METHODS]
@@ -51,14 +52,14 @@ def serve(
         raise UserError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(METHODS))}")
     check_output_folder(out)
     check_face_models(face_backend, None if masks == "none" else masks)
+    check_listen_address(host, port)
+    extra = {name: method_options(name, set_, {"face_backend": "--face-backend"}) for name in method}
     resolve_device(device, dtype)
     parse = None
     if masks != "none":
         from idportrait.faces import get_face_parser
 
         parse = get_face_parser(masks).parse
-
-    extra = {name: method_options(name, set_) for name in method}
 
     def load(name: str):
         faces = {} if name == "plain-sd" else {"face_backend": face_backend}
