@@ -127,10 +127,17 @@ def loader_options(loader: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
 
 def call_options(method: str) -> dict[str, Any]:
     """Keyword -> annotation of the call of ``method``'s pipeline(s), less what the methods pass themselves."""
+    from transformers.utils import logging as transformers_logging
+
     found: dict[str, Any] = {}
     for target in CALL_PIPELINES.get(method, ()):
         module, _, name = target.partition(":")
-        call = getattr(importlib.import_module(module), name).__call__
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()  # its import-time notices would add lines to a one-line refusal
+        try:
+            call = getattr(importlib.import_module(module), name).__call__
+        finally:
+            transformers_logging.set_verbosity(verbosity)
         hints = type_hints(call)
         for param in inspect.signature(call).parameters.values():
             if param.name != "self" and param.kind is param.POSITIONAL_OR_KEYWORD:
