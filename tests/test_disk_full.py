@@ -17,7 +17,7 @@ from PIL import Image
 
 from idportrait.cli import main
 from idportrait.errors import DiskFullError, find_disk_full
-from idportrait.imageio import save_image, write_bytes, write_json, write_safetensors
+from idportrait.imageio import append_lines, save_image, write_bytes, write_json, write_safetensors
 
 REAL_FSYNC = os.fsync
 
@@ -61,6 +61,18 @@ def test_running_out_when_the_file_is_created_is_the_same_error(tmp_path, monkey
     monkeypatch.setattr(os, "open", no_inode_left)
     with pytest.raises(DiskFullError, match=f"{tmp_path}: no space left on the device"):
         write_json(tmp_path / "settings.json", {"a": 1})
+
+
+def test_an_append_that_finds_the_disk_full_is_cut_back_off(tmp_path, monkeypatch):
+    log = tmp_path / "records.jsonl"
+    log.write_text('{"key": 1}\n{"key": 2, "cut sh')  # a line torn by an earlier crash
+    append_lines(log, '{"key": 3}\n')
+    assert log.read_text().splitlines()[-1] == '{"key": 3}'  # after a newline: the torn line swallows nothing
+    before = log.read_bytes()
+    fail_fsync(monkeypatch)
+    with pytest.raises(DiskFullError, match=f"{tmp_path}: no space left on the device \\(writing records.jsonl"):
+        append_lines(log, '{"key": 4}\n')
+    assert log.read_bytes() == before
 
 
 def test_disk_full_is_found_however_a_library_wraps_it():

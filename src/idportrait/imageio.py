@@ -126,6 +126,28 @@ def atomic_open(path: str | Path, mode: str = "wb", size: int | None = None) -> 
         raise
 
 
+def append_lines(path: str | Path, text: str) -> None:
+    """Append ``text`` (whole lines) to ``path`` after a newline, so a line cut short by a crash never swallows the
+    next one, and fsync. A write that fails (a full disk) is cut back off, so no half line is left behind; a full
+    disk becomes one `DiskFullError`."""
+    with open(path, "a+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        try:
+            if size > 0:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+            f.write(text.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        except Exception as err:
+            with contextlib.suppress(OSError):
+                f.truncate(size)
+            if find_disk_full(err) is None:
+                raise
+            raise disk_full_error(err, path, len(text.encode("utf-8"))) from None
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` atomically (`atomic_open`; a full disk names the size needed)."""
     with atomic_open(path, "wb", size=len(data)) as f:

@@ -19,7 +19,6 @@ Multi-GPU: ``accelerate launch -m idportrait.cli train ...``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -237,10 +236,9 @@ def _resume(accelerator: Any, folder: Path, model: nn.Module, optimizer: Any, pr
 
 
 def _append_log(path: Path, entry: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(entry) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    from idportrait.imageio import append_lines
+
+    append_lines(path, json.dumps(entry) + "\n")
 
 
 def _truncate_log(path: Path, step: int) -> None:
