@@ -33,6 +33,7 @@ def demo(
     """Offline end-to-end ConsistentID generation with tiny random models (CPU, about a minute)."""
     from rich.console import Console
 
+    from idportrait.errors import writing_into
     from idportrait.generate.checks import check_image_size, check_output_folder
     from idportrait.generate.outputs import quiet_library_progress
 
@@ -40,7 +41,7 @@ def demo(
     check_image_size("--size", size)
     quiet_library_progress()
     console = Console(stderr=True)
-    with console.status("building tiny models"):
+    with console.status("building tiny models"), writing_into(out / "models"):
         base, adapter = build_demo_models(out / "models")
     settings = run_demo(out, base, adapter, steps, size, console)
     console.print(f"demo outputs: {len(settings['images'])} images, settings.json, previews in {out}")

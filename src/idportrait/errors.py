@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -78,16 +79,30 @@ def disk_full_error(err: BaseException, path: str | Path | None = None, needed: 
     quota = (isinstance(err, OSError) and err.errno == errno.EDQUOT) or "quota" in str(err).lower()
     cause = "disk quota exceeded" if quota else "no space left on the device"
     if path is None:
-        return DiskFullError(f"{cause} while writing the outputs; free some space and rerun (the rerun resumes)")
+        return DiskFullError(f"{cause} while writing the outputs; free some space and rerun")
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     details = [f"writing {path.name}" + (f" needs {_size(needed)}" if needed is not None else "")]
     with contextlib.suppress(OSError):
         details.append(f"{_size(shutil.disk_usage(folder).free)} free")
     return DiskFullError(
-        f"{cause} ({', '.join(details)}); nothing half-written was kept: free some space and rerun (it resumes)",
+        f"{cause} ({', '.join(details)}); free some space and rerun",
         folder,
     )
+
+
+@contextlib.contextmanager
+def writing_into(folder: str | Path) -> Iterator[None]:
+    """Any full-disk error raised inside (by a library that names no file) becomes one `DiskFullError` naming
+    ``folder``."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as err:
+        if find_disk_full(err) is None:
+            raise
+        raise disk_full_error(err, folder) from None
 
 
 def _size(n: float) -> str:

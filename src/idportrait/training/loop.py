@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from idportrait.errors import UserError, find_disk_full
+from idportrait.errors import UserError, disk_full_error, find_disk_full
 from idportrait.training import checkpoint as ckpt
 from idportrait.training.data import EpochSampler
 
@@ -221,9 +221,11 @@ def _save(accelerator: Any, checkpoints: Path, config: TrainConfig, model: nn.Mo
                      "micro_step": accelerator.step, "settings": settings}  # fmt: skip
             write_json(folder / ckpt.STATE, state)
     except Exception as err:  # a full disk: no half checkpoint is left behind
-        if find_disk_full(err) is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+        if find_disk_full(err) is None:
+            raise
+        full = disk_full_error(err, folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise full from None
 
 
 def _resume(accelerator: Any, folder: Path, model: nn.Module, optimizer: Any, progress: Progress) -> None:
