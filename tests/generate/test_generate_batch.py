@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from idportrait.cli import app
 from idportrait.errors import ImageError, UserError
-from idportrait.generate.batch import identities, read_metadata, read_prompts, run_batch
+from idportrait.generate.batch import identities, read_metadata, read_prompts, readable_png, run_batch
 from idportrait.tiny import random_faceid_checkpoint, save_tiny_sd15, tiny_unet
 
 
@@ -102,6 +102,23 @@ def test_batch_writes_seeds_and_resumes(faces, tmp_path):
     assert counts == {"written": 1, "skipped": 7, "redone": 0, "identities": 2}
     assert again.generated == [("p1", 12)]
     assert not list(out.rglob("*.tmp"))
+
+
+def test_readable_png_checks_every_chunk(tmp_path):
+    path = tmp_path / "a.png"
+    Image.effect_noise((32, 32), 40).save(path)
+    whole = path.read_bytes()
+    assert readable_png(path)
+    idat = whole.index(b"IDAT") + 8
+    damaged = {
+        "empty": b"",
+        "truncated": whole[: len(whole) // 2],
+        "bit flipped": whole[:idat] + bytes([whole[idat] ^ 1]) + whole[idat + 1 :],
+        "not a png": b"GIF89a" + whole[6:],
+    }
+    for name, content in damaged.items():
+        path.write_bytes(content)
+        assert not readable_png(path), name
 
 
 def test_batch_redoes_empty_and_truncated_pngs_and_says_so(faces, tmp_path):
