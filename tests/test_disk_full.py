@@ -9,15 +9,14 @@ import errno
 import json
 import os
 import sqlite3
-import sys
 
 import pytest
 import torch
 from PIL import Image
 
-from idportrait.cli import main
 from idportrait.errors import DiskFullError, find_disk_full, writing_into
 from idportrait.imageio import append_lines, save_image, write_bytes, write_json, write_safetensors
+from in_process_cli import run_cli
 
 REAL_FSYNC = os.fsync
 
@@ -137,16 +136,6 @@ class ColourMethod:
 
     def generate(self, prepared, prompts, seeds, **options):
         return [Image.new("RGB", (8, 8), (s, 0, 0)) for _ in prompts for s in seeds]
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["idportrait", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err
 
 
 def error_lines(err: str) -> list[str]:

@@ -4,13 +4,12 @@ range or a host that is not this machine's is one line, and no ratings file or o
 from __future__ import annotations
 
 import socket
-import sys
 
 import pytest
 
-from idportrait.cli import main
 from idportrait.errors import UserError
 from idportrait.serve.address import check_listen_address
+from in_process_cli import run_cli
 
 
 @pytest.fixture
@@ -46,13 +45,6 @@ def test_a_port_in_use_is_named_and_a_free_one_passes(taken_port):
     with pytest.raises(UserError, match=f"--port {taken_port}: already in use on 127.0.0.1 by another program"):
         check_listen_address("127.0.0.1", taken_port)
     check_listen_address("127.0.0.1", free_port())
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["idportrait", *args])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    return exit_.value.code, capsys.readouterr().err
 
 
 def test_commands_refuse_a_port_in_use_before_creating_anything(monkeypatch, capsys, tmp_path, taken_port):

@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 
 import pytest
 from training_shards import write_faceid_shard
 
-from idportrait.cli import main
+from in_process_cli import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["idportrait", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.slow
