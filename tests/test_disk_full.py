@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from idportrait.errors import DiskFullError, find_disk_full, writing_into
+from idportrait.errors import DiskFullError, UserError, find_disk_full, writing_into
 from idportrait.imageio import append_lines, save_image, write_bytes, write_json, write_safetensors
 from in_process_cli import run_cli
 
@@ -72,6 +72,20 @@ def test_an_append_that_finds_the_disk_full_is_cut_back_off(tmp_path, monkeypatc
     with pytest.raises(DiskFullError, match=f"{tmp_path}: no space left on the device \\(writing records.jsonl"):
         append_lines(log, '{"key": 4}\n')
     assert log.read_bytes() == before
+
+
+def test_a_read_only_output_folder_is_one_line(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def read_only(path, flags, mode=0o777, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, mode, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(UserError, match=f"^{tmp_path}: cannot write faces.json here \\(Read-only file system\\)"):
+        write_json(tmp_path / "faces.json", [])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_disk_full_is_found_however_a_library_wraps_it():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import math
@@ -101,7 +102,8 @@ def atomic_open(path: str | Path, mode: str = "wb", size: int | None = None) -> 
 
     The file gets the permissions of any new file (0666 less the umask), so a shared output folder stays readable.
     On any failure the temporary file is removed; a full disk or quota (ENOSPC/EDQUOT) becomes one
-    `DiskFullError` naming the folder, with ``size`` (the bytes to write, when the caller knows them).
+    `DiskFullError` naming the folder, with ``size`` (the bytes to write, when the caller knows them), and a folder
+    that cannot be written (read-only filesystem, no permission) one `UserError`.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
@@ -109,9 +111,12 @@ def atomic_open(path: str | Path, mode: str = "wb", size: int | None = None) -> 
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as err:
-        if find_disk_full(err) is None:
-            raise
-        raise disk_full_error(err, path, size) from None
+        if find_disk_full(err) is not None:
+            raise disk_full_error(err, path, size) from None
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise UserError(f"cannot write {path.name} here ({err.strerror}); choose another output folder",
+                            path.parent) from None  # fmt: skip
+        raise
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f
