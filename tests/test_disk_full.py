@@ -49,15 +49,20 @@ def test_a_full_disk_names_the_folder_and_the_size_and_leaves_nothing(tmp_path, 
     assert "\n" not in message and list(out.iterdir()) == []
 
 
-def test_running_out_when_the_file_is_created_is_the_same_error(tmp_path, monkeypatch):
+def fail_create(monkeypatch, code: int) -> None:
+    """Make creating the writers' temporary files fail with ``code`` (no inode left, a read-only filesystem)."""
     real_open = os.open
 
-    def no_inode_left(path, flags, mode=0o777, **kwargs):
+    def create(path, flags, mode=0o777, **kwargs):
         if str(path).endswith(".tmp"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            raise OSError(code, os.strerror(code), str(path))
         return real_open(path, flags, mode, **kwargs)
 
-    monkeypatch.setattr(os, "open", no_inode_left)
+    monkeypatch.setattr(os, "open", create)
+
+
+def test_running_out_when_the_file_is_created_is_the_same_error(tmp_path, monkeypatch):
+    fail_create(monkeypatch, errno.ENOSPC)
     with pytest.raises(DiskFullError, match=f"{tmp_path}: no space left on the device"):
         write_json(tmp_path / "settings.json", {"a": 1})
 
@@ -75,14 +80,7 @@ def test_an_append_that_finds_the_disk_full_is_cut_back_off(tmp_path, monkeypatc
 
 
 def test_a_read_only_output_folder_is_one_line(tmp_path, monkeypatch):
-    real_open = os.open
-
-    def read_only(path, flags, mode=0o777, **kwargs):
-        if str(path).endswith(".tmp"):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-        return real_open(path, flags, mode, **kwargs)
-
-    monkeypatch.setattr(os, "open", read_only)
+    fail_create(monkeypatch, errno.EROFS)
     with pytest.raises(UserError, match=f"^{tmp_path}: cannot write faces.json here \\(Read-only file system\\)"):
         write_json(tmp_path / "faces.json", [])
     assert list(tmp_path.iterdir()) == []
