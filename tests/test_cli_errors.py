@@ -53,6 +53,26 @@ CASES: dict[str, tuple[list[str], str, str]] = {
                                 "--device gpu: not a device name"),
     "generate-dtype-unknown": (["generate", "-p", "x", "--face", "{photo}", "--dtype", "float8"], LINE,
                                "unknown dtype 'float8'"),
+    "generate-set-size-63": (["generate", "-p", "x", "--face", "{photo}", "--set", "size=[63,64]"], LINE,
+                             "--set size=[63,64]: width 63 must be a positive multiple of 8 (e.g. 64)"),
+    "generate-set-size-not-json": (["generate", "-p", "x", "--face", "{photo}", "--set", "size=[[["], LINE,
+                                   "--set size=[[[: must be [WIDTH, HEIGHT] in pixels"),
+    "generate-set-size-negative": (["generate", "-p", "x", "--face", "{photo}", "--set", "size=[0,-8]"], LINE,
+                                   "--set size=[0,-8]: width 0 must be a positive multiple of 8"),
+    "generate-set-unknown-key": (["generate", "-p", "x", "--face", "{photo}", "--set", "frob=1"], LINE,
+                                 "--set frob=1: consistentid has no option 'frob'; --set takes "),
+    "generate-set-own-option": (["generate", "-p", "x", "--face", "{photo}", "--set", "id_scale=2"], LINE,
+                                "--set id_scale=2: use --id-scale"),
+    "generate-set-not-a-bool": (["generate", "-p", "x", "--face", "{photo}", "--method", "ipadapter-faceid",
+                                 "--set", "sdxl=yes"], LINE, "--set sdxl=yes: must be true or false"),
+    "generate-set-not-finite": (["generate", "-p", "x", "--face", "{photo}", "--method", "ipadapter-faceid",
+                                 "--set", "lora_scale=nan"], LINE, "--set lora_scale=nan: must be a finite number"),
+    "generate-set-face-backend": (["generate", "-p", "x", "--face", "{photo}", "--set", "face_backend=mtcnn"], LINE,
+                                  "--set face_backend=mtcnn: unknown face analyzer 'mtcnn'"),
+    "generate-set-not-settable": (["generate", "-p", "x", "--face", "{photo}", "--method", "instantid",
+                                   "--set", "detect=x"], LINE, "--set detect=x: detect cannot be set"),
+    "generate-other-run-in-out": (["generate", "-p", "x", "--face", "{photo}", "--out", "{earlier_run}"], LINE,
+                                  "holds images made with other settings"),
     "generate-batch-n-0": (["generate-batch", "--faces", "{dir}", "-p", "x", "--n", "0"], USAGE,
                            "Invalid value for '--n'"),
     "generate-batch-missing-faces": (["generate-batch", "-p", "x"], USAGE, "Missing option '--faces'"),
@@ -63,6 +83,14 @@ CASES: dict[str, tuple[list[str], str, str]] = {
                                     "--guidance inf: must be a finite number"),
     "generate-batch-unknown-face-backend": (["generate-batch", "--faces", "{dir}", "-p", "x", "--face-backend",
                                              "mtcnn"], LINE, "unknown face analyzer 'mtcnn'"),
+    "generate-batch-set-size-63": (["generate-batch", "--faces", "{photo}", "-p", "x", "--set", "size=[64,63]"], LINE,
+                                   "--set size=[64,63]: height 63 must be a positive multiple of 8"),
+    "generate-batch-set-height-63": (["generate-batch", "--faces", "{photo}", "-p", "x", "--method", "plain-sd",
+                                      "--set", "height=63"], LINE, "--set height=63: height 63 must be a positive"),
+    "generate-batch-set-steps": (["generate-batch", "--faces", "{photo}", "-p", "x", "--set",
+                                  "num_inference_steps=3"], LINE, "--set num_inference_steps=3: use --steps"),
+    "generate-batch-set-no-equals": (["generate-batch", "--faces", "{photo}", "-p", "x", "--set", "sdxl"], LINE,
+                                     "--set expects KEY=VALUE, got 'sdxl'"),
     "curate-run-missing-out": (["curate", "run", "{dir}"], USAGE, "Missing option '--out'"),
     "curate-run-workers-abc": (["curate", "run", "{dir}", "--out", "{new}", "--workers", "abc"], USAGE,
                                "Invalid value for '--workers'"),
@@ -99,6 +127,17 @@ CASES: dict[str, tuple[list[str], str, str]] = {
     "evaluate-run-missing-config": (["evaluate", "run"], USAGE, "Missing option '--config'"),
     "evaluate-run-config-missing": (["evaluate", "run", "-c", "{missing}"], LINE, "config file not found"),
     "evaluate-run-config-not-toml": (["evaluate", "run", "-c", "{bad_toml}"], LINE, "cannot parse config"),
+    "evaluate-run-config-bad-yaml": (["evaluate", "run", "-c", "{bad_yaml}"], LINE,
+                                     "expected the node content, but found '-' at line 2, column 3"),
+    "evaluate-run-config-yaml-tag": (["evaluate", "run", "-c", "{evil_yaml}"], LINE,
+                                     "could not determine a constructor for the tag"),
+    "evaluate-run-config-not-utf8": (["evaluate", "run", "-c", "{latin1_yaml}"], LINE, "UnicodeDecodeError"),
+    "evaluate-rate-port-99999": (["evaluate", "rate", "--generated", "{dir}", "--references", "{dir}", "--db",
+                                  "{new}/ratings.db", "--port", "99999"], LINE,
+                                 "--port 99999: must be a port number from 1 to 65535"),
+    "evaluate-rate-host-999": (["evaluate", "rate", "--generated", "{dir}", "--references", "{dir}", "--db",
+                                "{new}/ratings.db", "--host", "999.1.1.1"], LINE,
+                               "--host 999.1.1.1: not a host name or address of this machine"),
     "evaluate-score-nothing-generated": (["evaluate", "score", "--generated", "{dir}", "--references", "{dir}"],
                                          LINE, "no generated images"),
     "serve-unknown-method": (["serve", "--method", "photomaker"], LINE, "unknown method(s) photomaker"),
@@ -106,13 +145,27 @@ CASES: dict[str, tuple[list[str], str, str]] = {
     "serve-device-cuda": (["serve", "--device", "cuda"], LINE, "--device cuda: this machine has no CUDA GPU"),
     "serve-unknown-masks": (["serve", "--masks", "segformer"], LINE, "unknown face parser 'segformer'"),
     "serve-out-is-a-file": (["serve", "--out", "{text}"], LINE, "--out must be a folder"),
+    "serve-port-99999": (["serve", "--port", "99999", "--out", "{new}"], LINE, "--port 99999: must be a port number"),
+    "serve-port-0": (["serve", "--port", "0", "--out", "{new}"], LINE, "--port 0: must be a port number"),
+    "serve-host-999": (["serve", "--host", "999.1.1.1", "--out", "{new}"], LINE,
+                       "--host 999.1.1.1: not a host name or address of this machine"),
+    "serve-set-unknown-key": (["serve", "--set", "frob=1", "--out", "{new}"], LINE,
+                              "--set frob=1: consistentid has no option 'frob'"),
     "demo-steps-0": (["demo", "--steps", "0"], USAGE, "Invalid value for '--steps'"),
     "demo-out-is-a-file": (["demo", "--out", "{text}"], LINE, "--out must be a folder"),
+    "demo-size-63": (["demo", "--size", "63", "--out", "{new}"], LINE, "--size 63: must be a positive multiple of 8"),
+    "demo-size-0": (["demo", "--size", "0", "--out", "{new}"], LINE, "--size 0: must be a positive multiple of 8"),
+    "demo-size-negative": (["demo", "--size", "-16", "--out", "{new}"], LINE,
+                           "--size -16: must be a positive multiple of 8"),
     "faces-detect-missing-photo": (["faces", "detect"], USAGE, "Missing argument 'photos'"),
     "faces-detect-unknown-analyzer": (["faces", "detect", "{photo}", "--analyzer", "mtcnn"], LINE,
                                       "unknown face analyzer 'mtcnn'"),
     "faces-detect-pack-missing": (["faces", "detect", "{photo}", "--model-dir", "{dir}"], LINE,
                                   "insightface model pack 'buffalo_l' not found"),
+    "faces-detect-out-is-a-file": (["faces", "detect", "{photo}", "--analyzer", "dlib", "--out", "{text}"], LINE,
+                                   "--out must be a folder"),
+    "faces-parse-out-is-a-file": (["faces", "parse", "{photo}", "--parser", "landmarks", "--out", "{text}"], LINE,
+                                  "--out must be a folder"),
     "faces-parse-unknown-parser": (["faces", "parse", "{photo}", "--parser", "segformer"], LINE,
                                    "unknown face parser 'segformer'"),
     "faces-check-models-pack-missing": (["faces", "check-models", "--model-dir", "{dir}"], LINE,
@@ -121,6 +174,8 @@ CASES: dict[str, tuple[list[str], str, str]] = {
     "convert-checkpoint-missing": (["convert", "{missing}", "{new}.safetensors"], LINE, "checkpoint not found"),
     "convert-not-a-checkpoint": (["convert", "{text}", "{new}.safetensors"], LINE,
                                  "not a usable ConsistentID checkpoint"),
+    "convert-malicious-pickle": (["convert", "{evil_pickle}", "{new}.safetensors"], LINE,
+                                 "it holds a reference to posix.system, not plain data; refused without loading it"),
 }  # fmt: skip
 
 NEEDS_NO_CUDA = {name for name in CASES if "device-cuda" in name}
@@ -145,6 +200,13 @@ print(json.dumps(results))
 """Runs many command lines in one process, so the imports (torch) are paid once per process, not per case."""
 
 
+class CodeOnLoad:
+    """Pickles as a call of ``os.system``: what a malicious checkpoint holds (never unpickled here)."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli_errors")
@@ -152,8 +214,16 @@ def paths(tmp_path_factory) -> dict[str, Path]:
     (root / "text.png").write_text("not an image")
     (root / "dir").mkdir()
     (root / "bad.toml").write_text("metrics = [")
+    (root / "bad.yaml").write_text("methods: [\n  - a\n")
+    (root / "evil.yaml").write_text('output: !!python/object/apply:os.system ["touch pwned"]\n')
+    (root / "latin1.yaml").write_bytes("output: caf\xe9\n".encode("latin-1"))
+    torch.save({"weights": CodeOnLoad()}, root / "evil.bin")
+    (root / "earlier").mkdir()
+    (root / "earlier" / "settings.json").write_text(json.dumps({"method": "plain-sd", "prompts": ["y"]}))
     return {"root": root, "photo": root / "photo.png", "text": root / "text.png", "dir": root / "dir",
-            "bad_toml": root / "bad.toml", "new": root / "new"}  # fmt: skip
+            "bad_toml": root / "bad.toml", "bad_yaml": root / "bad.yaml", "evil_yaml": root / "evil.yaml",
+            "latin1_yaml": root / "latin1.yaml", "evil_pickle": root / "evil.bin", "earlier_run": root / "earlier",
+            "new": root / "new"}  # fmt: skip
 
 
 def case_argv(name: str, values: dict[str, str]) -> list[str]:
@@ -216,3 +286,14 @@ def test_the_console_entry_point_itself(paths, name):
     done = subprocess.run([sys.executable, "-m", "idportrait.cli", *argv], cwd=paths["root"],
                           env=cli_env(paths["root"]), capture_output=True, text=True, timeout=120)  # fmt: skip
     check(name, done.returncode, done.stderr)
+
+
+def test_refused_cases_create_nothing_and_run_nothing(results, paths):
+    """A refused start-up leaves no folder or ratings file behind; a refused pickle neither runs its code nor quotes
+    torch's advice to load it with weights_only=False."""
+    for name in ("evaluate-rate-port-99999", "evaluate-rate-host-999", "serve-port-99999", "serve-host-999",
+                 "demo-size-63", "generate-set-size-63"):  # fmt: skip
+        assert results[name][0] == 2 and not (paths["new"] / name).exists(), name
+    assert "weights_only" not in results["convert-malicious-pickle"][1]
+    assert not (paths["root"] / "pwned").exists()
+    assert json.loads((paths["earlier_run"] / "settings.json").read_text()) == {"method": "plain-sd", "prompts": ["y"]}

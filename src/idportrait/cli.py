@@ -15,7 +15,7 @@ from idportrait.adapters.consistentid.command import convert
 from idportrait.annotate.command import annotate_command
 from idportrait.curate.command import app as curate_app
 from idportrait.demo import demo
-from idportrait.errors import UserError
+from idportrait.errors import UserError, disk_full_error, find_disk_full
 from idportrait.evaluation.command import app as evaluate_app
 from idportrait.faces.command import app as faces_app
 from idportrait.generate.command import generate_batch
@@ -47,12 +47,24 @@ def main() -> None:
     """Console entry point: user errors become one red line and exit code 2, never a traceback.
 
     Usage errors (bad or missing options, unknown subcommands) are typer's own: its usage block and exit code 2.
+    A full disk or quota (ENOSPC/EDQUOT), wherever it is raised and however a library wraps it, is a user error
+    too (`idportrait.errors.disk_full_error`); the writers have already removed their half-written files.
     """
     try:
         app(prog_name="idportrait")
     except UserError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(err.exit_code)
+        fail(err)
+    except Exception as err:
+        full = find_disk_full(err)
+        if full is None:
+            raise
+        fail(disk_full_error(full))
+
+
+def fail(err: UserError) -> None:
+    """Print ``err`` as one ``error:`` line on stderr and exit with its code."""
+    Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":

@@ -28,18 +28,20 @@ DEMO_SEEDS = [0, 1]
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/demo"),
     steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 10,
-    size: Annotated[int, typer.Option(help="Image size in pixels (multiple of 16).")] = 64,
+    size: Annotated[int, typer.Option(help="Image size in pixels (a positive multiple of 8).")] = 64,
 ) -> None:
     """Offline end-to-end ConsistentID generation with tiny random models (CPU, about a minute)."""
     from rich.console import Console
 
-    from idportrait.generate.checks import check_output_folder
+    from idportrait.errors import writing_into
+    from idportrait.generate.checks import check_image_size, check_output_folder
     from idportrait.generate.outputs import quiet_library_progress
 
     check_output_folder(out)
+    check_image_size("--size", size)
     quiet_library_progress()
     console = Console(stderr=True)
-    with console.status("building tiny models"):
+    with console.status("building tiny models"), writing_into(out / "models"):
         base, adapter = build_demo_models(out / "models")
     settings = run_demo(out, base, adapter, steps, size, console)
     console.print(f"demo outputs: {len(settings['images'])} images, settings.json, previews in {out}")

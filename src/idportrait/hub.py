@@ -153,22 +153,39 @@ def read_torch_file(path: str | Path, what: str) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU: tensors, numbers, strings and containers only.
 
     A file holding any other object is refused unread, and an unreadable one too, each as one
-    `CheckpointError` line naming the file: ``<path>: not a usable <what>: <reason>``.
+    `CheckpointError` line naming the file: ``<path>: not a usable <what>: <reason>``, without torch's advice
+    to load it with ``weights_only=False`` (which would run the code a malicious file carries).
     """
+    import warnings
+
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:  # torch's long advice, reduced to what is wrong with this file
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        with warnings.catch_warnings():  # torch warns on stderr about pickle protocols it may not read
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
         if found:
             reason = f"it holds a reference to {found.group(1)}, not plain data; refused without loading it"
         else:
-            detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(err))
-            reason = f"unreadable with torch.load ({detail.group(1) if detail else first_line(err)})"
+            reason = f"unreadable with torch.load ({torch_reason(err)})"
     except Exception as err:
-        reason = f"unreadable with torch.load ({type(err).__name__}: {first_line(err)})"
+        reason = f"unreadable with torch.load ({type(err).__name__}: {torch_reason(err)})"
     raise CheckpointError(f"not a usable {what}: {reason}", path) from None
+
+
+def torch_reason(err: BaseException) -> str:
+    """What ``torch.load`` found wrong, from its message: the first sentence that is not its advice about
+    ``weights_only`` or its documentation (``WeightsUnpickler error:`` prefix removed)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    for paragraph in re.split(r"\n\s*\n", text):
+        line = paragraph.strip().split("\n")[0].strip()
+        if not line or "weights_only" in line or line.startswith("Check the documentation"):
+            continue
+        line = line.removeprefix("WeightsUnpickler error:").strip()
+        return re.split(r"(?<=\.) ", line, maxsplit=1)[0][:200]
+    return first_line(err)
 
 
 def first_line(err: BaseException, limit: int = 200) -> str:

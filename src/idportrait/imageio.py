@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import io
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
-from idportrait.errors import ImageError
+from idportrait.errors import ImageError, UserError, disk_full_error, find_disk_full
 
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 """Photo file suffix -> PIL format: the photos every command reads, and what `save_image` writes."""
@@ -58,8 +60,6 @@ def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
 
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     """Decode encoded image bytes (jpg/png/webp...) to RGB with the same checks as `load_image`."""
-    import io
-
     try:
         with Image.open(io.BytesIO(data)) as im:
             check_pixels(im.width, im.height, name, max_pixels)
@@ -97,36 +97,105 @@ def _gray_to_8bit(im: Image.Image) -> Image.Image:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path`` and move it into place only on success."""
+def atomic_open(path: str | Path, mode: str = "wb", size: int | None = None) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` (text modes in UTF-8) and move it into place only on success.
+
+    The file gets the permissions of any new file (0666 less the umask), so a shared output folder stays readable.
+    On any failure the temporary file is removed; a full disk or quota (ENOSPC/EDQUOT) becomes one
+    `DiskFullError` naming the folder, with ``size`` (the bytes to write, when the caller knows them), and a folder
+    that cannot be written (read-only filesystem, no permission) one `UserError`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        with os.fdopen(fd, mode) as f:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as err:
+        if find_disk_full(err) is not None:
+            raise disk_full_error(err, path, size) from None
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise UserError(f"cannot write {path.name} here ({err.strerror}); choose another output folder",
+                            path.parent) from None  # fmt: skip
+        raise
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as err:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, Exception) and find_disk_full(err) is not None:
+            raise disk_full_error(err, path, size) from None
         raise
+
+
+def append_lines(path: str | Path, text: str) -> None:
+    """Append ``text`` (whole lines) to ``path`` after a newline, so a line cut short by a crash never swallows the
+    next one, and fsync. A write that fails (a full disk) is cut back off, so no half line is left behind; a full
+    disk becomes one `DiskFullError`."""
+    with open(path, "a+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        try:
+            if size > 0:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+            f.write(text.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        except Exception as err:
+            with contextlib.suppress(OSError):
+                f.truncate(size)
+            if find_disk_full(err) is None:
+                raise
+            raise disk_full_error(err, path, len(text.encode("utf-8"))) from None
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` atomically (`atomic_open`; a full disk names the size needed)."""
+    with atomic_open(path, "wb", size=len(data)) as f:
+        f.write(data)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write JSON atomically (indented, UTF-8)."""
-    with atomic_open(path, "w") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-        f.write("\n")
+    write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def save_image(path: str | Path, image: Image.Image, **save_kwargs: Any) -> None:
     """Save a PIL image atomically; the format comes from the suffix."""
     path = Path(path)
-    fmt = IMAGE_FORMATS.get(path.suffix.lower(), "PNG")
-    with atomic_open(path, "wb") as f:
-        image.save(f, format=fmt, **save_kwargs)
+    buffer = io.BytesIO()
+    image.save(buffer, format=IMAGE_FORMATS.get(path.suffix.lower(), "PNG"), **save_kwargs)
+    write_bytes(path, buffer.getvalue())
+
+
+def write_safetensors(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
+    """``safetensors.torch.save`` written atomically, with the header's metadata keys sorted: the library writes
+    them in a random order, so the same tensors and metadata would give other bytes in every process."""
+    from safetensors.torch import save
+
+    write_bytes(path, sorted_safetensors_metadata(save(tensors, metadata=metadata)))
+    return Path(path)
+
+
+def sorted_safetensors_metadata(data: bytes) -> bytes:
+    """A safetensors file's bytes with the ``__metadata__`` of its JSON header in key order (tensors unchanged)."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    if "__metadata__" in header:
+        header = {"__metadata__": dict(sorted(header.pop("__metadata__").items())), **header}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the format pads its header to 8 bytes with spaces
+    return len(text).to_bytes(8, "little") + text + data[8 + length :]
+
+
+def check_output_folder(out: Path, option: str = "--out") -> None:
+    """An output folder option (``--out``) must be a folder or not exist yet: one `UserError` line otherwise."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{option} must be a folder, and this is a file", out)
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -210,3 +210,38 @@ def test_cli_refuses_a_foreign_database_in_one_line(tmp_path):
         assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
         assert "not an idportrait ratings database" in result.stderr and str(path) in result.stderr
     assert path.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_a_new_study_on_a_read_only_filesystem_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    """What a read-only mount does to every write under it (EROFS; ``access(W_OK)`` false even for root), without
+    needing one: the study is refused with one line naming the folder, and no file is left."""
+    import errno
+    import os
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real_unlink, real_access, real_connect = Path.unlink, os.access, sqlite3.connect
+
+    def read_only(path) -> bool:
+        return Path(path).is_relative_to(folder)
+
+    def unlink(self, missing_ok=False):
+        if read_only(self):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    def connect(path, *args, **kwargs):
+        if read_only(path):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_connect(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(os, "access", lambda path, mode: not read_only(path) and real_access(path, mode))
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    images = [StudyImage("m/a/000_00.png", "m", "a", "a photo")]
+    with pytest.raises(UserError) as refused:
+        open_study(folder / "ratings.db", images, SETTINGS)
+    message = str(refused.value)
+    assert message.startswith(f"{folder / 'ratings.db'}: cannot create the ratings database here")
+    assert f"{folder} is on a read-only filesystem or not writable" in message and "\n" not in message
+    assert list(folder.iterdir()) == []

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from idportrait.cli import app
 from idportrait.errors import ImageError, UserError
-from idportrait.generate.batch import identities, parse_options, read_metadata, read_prompts, run_batch
+from idportrait.generate.batch import identities, read_metadata, read_prompts, readable_png, run_batch
 from idportrait.tiny import random_faceid_checkpoint, save_tiny_sd15, tiny_unet
 
 
@@ -86,18 +86,11 @@ def test_identity_names_are_unique_and_safe(tmp_path, make, message):
         identities(root)
 
 
-def test_parse_options():
-    parsed = parse_options(["sdxl=true", "variant=faceid-plusv2", "size=[64, 64]", "lora-scale=0.5"])
-    assert parsed == {"sdxl": True, "variant": "faceid-plusv2", "size": [64, 64], "lora_scale": 0.5}
-    with pytest.raises(UserError, match="KEY=VALUE"):
-        parse_options(["sdxl"])
-
-
 def test_batch_writes_seeds_and_resumes(faces, tmp_path):
     out = tmp_path / "out"
     method = CountingMethod()
     counts = run_batch(method, "fake", faces, ["p0", "p1"], out, per_prompt=2, seed=10)
-    assert counts == {"written": 8, "skipped": 0, "identities": 2}
+    assert counts == {"written": 8, "skipped": 0, "redone": 0, "identities": 2}
     assert method.prepared == [1, 2]  # bob's two photos go to prepare together
     meta = read_metadata(out / "bob" / "001_01.png")
     assert meta == {"seed": 13, "prompt": "p1", "method": "fake", "references": ["a.png", "b.jpg"]}
@@ -106,9 +99,41 @@ def test_batch_writes_seeds_and_resumes(faces, tmp_path):
     (out / "alice" / "001_00.png").unlink()
     again = CountingMethod()
     counts = run_batch(again, "fake", faces, ["p0", "p1"], out, per_prompt=2, seed=10)
-    assert counts == {"written": 1, "skipped": 7, "identities": 2}
+    assert counts == {"written": 1, "skipped": 7, "redone": 0, "identities": 2}
     assert again.generated == [("p1", 12)]
     assert not list(out.rglob("*.tmp"))
+
+
+def test_readable_png_checks_every_chunk(tmp_path):
+    path = tmp_path / "a.png"
+    Image.effect_noise((32, 32), 40).save(path)
+    whole = path.read_bytes()
+    assert readable_png(path)
+    idat = whole.index(b"IDAT") + 8
+    damaged = {
+        "empty": b"",
+        "truncated": whole[: len(whole) // 2],
+        "bit flipped": whole[:idat] + bytes([whole[idat] ^ 1]) + whole[idat + 1 :],
+        "not a png": b"GIF89a" + whole[6:],
+    }
+    for name, content in damaged.items():
+        path.write_bytes(content)
+        assert not readable_png(path), name
+
+
+def test_batch_redoes_empty_and_truncated_pngs_and_says_so(faces, tmp_path):
+    out = tmp_path / "out"
+    run_batch(CountingMethod(), "fake", faces, ["p0", "p1"], out, per_prompt=2, seed=10)
+    whole = (out / "bob" / "000_01.png").read_bytes()
+    (out / "alice" / "000_00.png").write_bytes(b"")  # a full disk's 0-byte file
+    (out / "bob" / "000_01.png").write_bytes(whole[: len(whole) - 20])  # truncated: IEND and a checksum missing
+    reported: list = []
+    again = CountingMethod()
+    counts = run_batch(again, "fake", faces, ["p0", "p1"], out, per_prompt=2, seed=10, on_unreadable=reported.append)
+    assert counts == {"written": 2, "skipped": 6, "redone": 2, "identities": 2}
+    assert sorted(again.generated) == [("p0", 10), ("p0", 11)]
+    assert reported == [out / "alice" / "000_00.png", out / "bob" / "000_01.png"]
+    assert (out / "bob" / "000_01.png").read_bytes() == whole
 
 
 class OnePhotoMethod(CountingMethod):

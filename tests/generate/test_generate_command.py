@@ -93,6 +93,23 @@ def test_generate_writes_images_settings_and_face_inputs(monkeypatch, capsys, ti
     assert json.loads((unfused / "settings.json").read_text())["lora_fused"] is False
 
 
+def test_generate_refuses_another_run_in_its_out_unless_overwrite(monkeypatch, capsys, tiny_models, photos, tmp_path):
+    out = tmp_path / "gen"
+    face = ["generate", "--face", str(photos / "astronaut.png")]
+    assert run_cli(monkeypatch, capsys, *face, "-p", "a hat", "--n", "2", *tiny_args(tiny_models, out))[0] == 0
+    before = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    code, _, err = run_cli(monkeypatch, capsys, *face, "-p", "a hat", "--seed", "5", *tiny_args(tiny_models, out))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "holds images made with other settings" in lines[0], err
+    assert "seeds: [0, 1] -> [5]" in lines[0] and "--overwrite" in lines[0]
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == before  # refused before anything was written
+
+    args = [*face, "-p", "a hat", "--seed", "5", "--overwrite", *tiny_args(tiny_models, out)]
+    assert run_cli(monkeypatch, capsys, *args)[0] == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["p00_s5.png"]  # the earlier run's images are gone
+    assert json.loads((out / "settings.json").read_text())["images"] == ["p00_s5.png"]
+
+
 @pytest.mark.parametrize(
     ("photo", "adapter", "message"),
     [

@@ -78,16 +78,11 @@ def save_faceid_adapter(
     path: str | Path, image_proj: nn.Module, adapter_modules: nn.ModuleList, metadata: dict[str, str] | None = None
 ) -> Path:
     """Write the released layout as one safetensors file (``image_proj.*`` / ``ip_adapter.*`` keys)."""
-    from safetensors.torch import save
-
-    from idportrait.imageio import atomic_open
+    from idportrait.imageio import write_safetensors
 
     nested = released_state_dict(image_proj, adapter_modules)
     flat = {f"{group}.{key}": value for group, sd in nested.items() for key, value in sd.items()}
-    path = Path(path)
-    with atomic_open(path, "wb") as f:
-        f.write(save(flat, metadata=metadata or {}))
-    return path
+    return write_safetensors(path, flat, metadata or {})
 
 
 def load_faceid_adapter(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from idportrait.faces.types import Face, Parsing
-from idportrait.imageio import atomic_open, save_image
+from idportrait.imageio import append_lines, atomic_open, save_image
 
 RECORDS = "records.jsonl"
 PERSON = "person"
@@ -90,11 +89,8 @@ def append_record(root: Path, record: dict[str, Any]) -> None:
 
 
 def append_line(path: Path, entry: dict[str, Any]) -> None:
-    """Append one JSON line and fsync."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one JSON line and fsync (`idportrait.imageio.append_lines`)."""
+    append_lines(path, json.dumps(entry, ensure_ascii=False) + "\n")
 
 
 def face_record(face: Face) -> dict[str, Any]:

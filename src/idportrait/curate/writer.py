@@ -27,6 +27,7 @@ import numpy as np
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.filters import confident_faces, largest_face_ratio
 from idportrait.curate.types import Decision, Sample
+from idportrait.errors import disk_full_error, find_disk_full
 from idportrait.faces.types import Face
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ def output_path(out: str, kind: str, name: str) -> str:
 
 @contextmanager
 def atomic_output(path: str) -> Iterator[IO[bytes]]:
-    """Write to ``<path>.<random>.tmp`` through fsspec, then move it onto ``path``."""
+    """Write to ``<path>.<random>.tmp`` through fsspec, then move it onto ``path``; on failure the temporary file is
+    removed, and a full disk becomes one `DiskFullError` naming the folder."""
     import fsspec
 
     fs, _, (real,) = fsspec.get_fs_token_paths(path)
@@ -53,9 +55,11 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
         with fs.open(tmp, "wb") as f:
             yield f
         fs.mv(tmp, real)
-    except BaseException:
+    except BaseException as err:
         if fs.exists(tmp):
             fs.rm(tmp)
+        if isinstance(err, Exception) and find_disk_full(err) is not None:
+            raise disk_full_error(err, path) from None
         raise
 
 

@@ -98,7 +98,9 @@ def rate(
     from idportrait.evaluation.rating_db import open_study
     from idportrait.evaluation.rating_items import collect_items
     from idportrait.evaluation.rating_sample import balanced_sample
+    from idportrait.serve.address import check_listen_address
 
+    check_listen_address(host, port)  # before the ratings file is created
     items = collect_items(generated, references)
     if sample is not None:
         items = balanced_sample(items, sample, seed)

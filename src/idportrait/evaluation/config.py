@@ -119,9 +119,9 @@ def load_metrics_spec(path: str | Path | None) -> MetricsSpec:
 
 
 def _parse(path: Path) -> dict[str, Any]:
-    text = path.read_text("utf-8")
     suffix = path.suffix.lower()
     try:
+        text = path.read_text("utf-8")
         if suffix == ".toml":
             import tomllib
 
@@ -133,8 +133,18 @@ def _parse(path: Path) -> dict[str, Any]:
         if suffix == ".json":
             return json.loads(text)
     except Exception as err:
-        raise UserError(f"cannot parse config ({type(err).__name__}: {err})", path) from None
+        raise UserError(f"cannot parse config ({type(err).__name__}: {_one_line(err)})", path) from None
     raise UserError("config must be .toml, .yaml/.yml or .json", path)
+
+
+def _one_line(err: Exception) -> str:
+    """A parser's error on one line: YAML's problem and its place (``line 2, column 3``), its several-line excerpt of
+    the file left out; any other message with its line breaks folded."""
+    problem, mark = getattr(err, "problem", None), getattr(err, "problem_mark", None)
+    if problem and mark is not None:
+        context = getattr(err, "context", None)
+        return f"{context + ': ' if context else ''}{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(err).split())
 
 
 def _build(data: dict[str, Any], root: Path) -> EvalConfig:

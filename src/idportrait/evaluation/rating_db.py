@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from idportrait.errors import UserError
+from idportrait.errors import UserError, disk_full_error, find_disk_full
 
 APPLICATION_ID = 0x69645261  # "idRa"
 SCHEMA_VERSION = 1
@@ -173,10 +173,10 @@ def open_study(path: Path, images: list[StudyImage], settings: dict[str, str]) -
                 path,
             )
         return db
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")  # built aside, then moved into place: never half a study
-    tmp.unlink(missing_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)
         con = sqlite3.connect(tmp, isolation_level=None)
         try:
             con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -193,10 +193,22 @@ def open_study(path: Path, images: list[StudyImage], settings: dict[str, str]) -
         finally:
             con.close()
         os.replace(tmp, path)
-    except sqlite3.Error as err:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot create the ratings database ({err})", path) from None
+    except (sqlite3.Error, OSError) as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if find_disk_full(err) is not None:
+            raise disk_full_error(err, path) from None
+        raise UserError(f"cannot create the ratings database here ({_create_problem(err, path)})", path) from None
     return RatingDB(path)
+
+
+def _create_problem(err: BaseException, path: Path) -> str:
+    """Why a new ratings file cannot be made: the folder's own problem (read-only, not writable) when it has one,
+    else the error's."""
+    folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), path.parent)
+    if not os.access(folder, os.W_OK):  # also False on a read-only filesystem, even for root
+        return f"{folder} is on a read-only filesystem or not writable; pass --db in a writable folder"
+    return getattr(err, "strerror", None) or str(err)
 
 
 def open_existing(path: Path) -> RatingDB:

@@ -11,13 +11,12 @@ too: its records have no prompt, so CLIP-T is left empty for them.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from idportrait.errors import UserError
 from idportrait.generate.batch import identity_name
-from idportrait.imageio import IMAGE_SUFFIXES, atomic_open
+from idportrait.imageio import IMAGE_SUFFIXES, append_lines, atomic_open
 
 MANIFEST = "generation.jsonl"
 PART_GLOB = "generation-rank*.jsonl"
@@ -60,19 +59,7 @@ def manifest_part(rank: int) -> str:
 
 def append_record(run_dir: Path, record: Record, manifest: str = MANIFEST) -> None:
     """Append one line to the manifest and fsync it (a crash loses at most the image being written)."""
-    _append_lines(run_dir / manifest, [json.dumps(asdict(record), ensure_ascii=False) + "\n"])
-
-
-def _append_lines(path: Path, lines: list[str]) -> None:
-    """Append after a newline, so a line cut short by a crash never swallows the next one."""
-    with open(path, "a+b") as f:
-        if f.tell() > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write("".join(lines).encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    append_lines(run_dir / manifest, json.dumps(asdict(record), ensure_ascii=False) + "\n")
 
 
 def read_manifest(run_dir: Path) -> list[Record]:
@@ -95,7 +82,7 @@ def merge_manifest_parts(run_dir: Path) -> None:
     which `read_manifest` reads once)."""
     for part in sorted(run_dir.glob(PART_GLOB)):
         lines = [line + "\n" for line in part.read_text("utf-8").splitlines() if line.strip()]
-        _append_lines(run_dir / MANIFEST, lines)
+        append_lines(run_dir / MANIFEST, "".join(lines))
         part.unlink()
 
 

@@ -34,8 +34,9 @@ def detect(
     from rich.table import Table
 
     from idportrait.faces import get_face_analyzer
-    from idportrait.imageio import load_image, write_json
+    from idportrait.imageio import check_output_folder, load_image, write_json
 
+    check_output_folder(out)
     face_analyzer = get_face_analyzer(analyzer, model_dir=model_dir, device=device, det_size=det_size)
     table = Table("photo", "faces", "largest bbox (x1, y1, x2, y2)", "score", "size px")
     records = []
@@ -71,9 +72,10 @@ def parse(
 
     from idportrait.faces import get_face_parser, region_images
     from idportrait.faces.analyzer import check_parser_name
-    from idportrait.imageio import load_image, save_image
+    from idportrait.imageio import check_output_folder, load_image, save_image
 
     check_parser_name(parser)
+    check_output_folder(out)
     image = load_image(photo)
     parsing = get_face_parser(parser, weights=weights, device=device).parse(image)
     palette = np.random.default_rng(0).integers(40, 255, size=(256, 3), dtype=np.uint8)

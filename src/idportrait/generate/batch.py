@@ -54,6 +54,17 @@ def save_with_seed(
         image.save(f, format="PNG", pnginfo=meta)
 
 
+def readable_png(path: Path) -> bool:
+    """Whether ``path`` is a whole PNG (every chunk present, every checksum right): a 0-byte or truncated file, left by
+    a full disk or a copy that stopped, is not, and a rerun makes it again."""
+    try:
+        with Image.open(path, formats=["PNG"]) as im:
+            im.verify()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+    return True
+
+
 def read_metadata(path: str | Path) -> dict:
     """The ``idportrait`` metadata of a PNG written by `save_with_seed`."""
     with Image.open(path) as im:
@@ -116,20 +127,6 @@ def read_prompts(path: str | Path) -> list[str]:
     return prompts
 
 
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["sdxl=true", "variant=faceid-plusv2", "size=[64, 64]"]`` -> options; values are JSON when they parse."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            options[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip().replace("-", "_")] = value
-    return options
-
-
 @dataclass
 class Job:
     """One image to make: where it goes, its prompt and its seed."""
@@ -147,10 +144,14 @@ def batch_units(out_dir: Path, identity: str, prompts: list[str], per_prompt: in
     ]
 
 
-def loader_options(method_name: str, given: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+def loader_options(
+    method_name: str, given: dict[str, Any], pairs: list[str], own_options: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Keywords for ``load_method(method_name, ...)``: the ``given`` options that are set (not None or False) plus
-    the ``--set KEY=VALUE`` pairs. Raises `UserError` for an unknown method or an option its loader does not take.
+    the ``--set KEY=VALUE`` pairs (`method_options`, ``own_options`` refused there). Raises `UserError` for an
+    unknown method, an option its loader does not take or a value it would refuse.
     """
+    from idportrait.generate.method_options import method_options
     from idportrait.methods import METHODS
 
     if method_name not in METHODS:
@@ -163,7 +164,7 @@ def loader_options(method_name: str, given: dict[str, Any], pairs: list[str]) ->
         if key not in params:
             raise UserError(f"--{key.replace('_', '-')} does not apply to {method_name}")
         options[key] = value
-    return options | parse_options(pairs)
+    return options | method_options(method_name, pairs, own_options)
 
 
 def prepare_references(method: Method, method_name: str, photos: list[Path], images: list[Image.Image]) -> Any:
@@ -292,9 +293,11 @@ def run_batch(
     settings: dict[str, Any] | None = None,
     overwrite: bool = False,
     processes: Processes = Processes(),
+    on_unreadable: Callable[[Path], None] = lambda path: None,
 ) -> dict[str, int]:
-    """Generate the missing images of the batch; returns counts ``{"written", "skipped", "identities"}`` (all
-    processes together).
+    """Generate the missing images of the batch; returns counts ``{"written", "skipped", "redone", "identities"}``
+    (all processes together; ``redone``: images found unreadable, `readable_png`, and made again, each also passed
+    to ``on_unreadable`` first).
 
     ``method`` has ``prepare(photo or list of photos) -> prepared`` and ``generate(prepared, prompts, seeds, **options)
     -> images`` (one per prompt x seed). ``on_image`` is called with every path this process writes or finds.
@@ -311,16 +314,19 @@ def run_batch(
     every = [job.path for _, group in units for job in group]
     if settings is not None:
         claim_out_dir(out_dir, settings, every, overwrite, processes)
-    written = skipped = 0
+    written = skipped = redone = 0
     prepared: dict[str, Any] = {}
     for name, group in processes.share(units):
         todo = []
         for job in group:
-            if job.path.is_file():
+            if job.path.is_file() and readable_png(job.path):
                 skipped += 1
                 on_image(job.path)
-            else:
-                todo.append(job)
+                continue
+            if job.path.is_file():
+                redone += 1
+                on_unreadable(job.path)
+            todo.append(job)
         if not todo:
             continue
         photos = people[name]
@@ -329,7 +335,8 @@ def run_batch(
         info = {"method": method_name, "references": [p.name for p in photos]}
         written += len(write_images(method, prepared[name], todo, options, settings, info, on_image))
     processes.wait()
-    counts = processes.gather((written, skipped))
+    counts = processes.gather((written, skipped, redone))
     if settings is not None and processes.is_main:
         write_settings(out_dir, settings, every)
-    return {"written": sum(c[0] for c in counts), "skipped": sum(c[1] for c in counts), "identities": len(people)}
+    totals = {key: sum(c[k] for c in counts) for k, key in enumerate(("written", "skipped", "redone"))}
+    return {**totals, "identities": len(people)}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from idportrait.errors import UserError
+from idportrait.imageio import check_output_folder as check_output_folder  # shared with faces/, below generate/
 
 
 def check_finite(option: str, value: float | None) -> None:
@@ -16,15 +16,16 @@ def check_finite(option: str, value: float | None) -> None:
 
 def check_image_size(option: str, value: int | None) -> None:
     """``--height`` / ``--width`` in pixels: positive multiples of 8 (the VAE's downsampling), no silent rounding."""
-    if value is not None and (value <= 0 or value % 8):
-        nearest = max(8, round(value / 8) * 8)
-        raise UserError(f"{option} {value}: must be a positive multiple of 8 (e.g. {nearest})")
+    problem = None if value is None else size_problem(value)
+    if problem:
+        raise UserError(f"{option} {value}: {problem}")
 
 
-def check_output_folder(out: Path) -> None:
-    """``--out`` must be a folder or not exist yet."""
-    if out.exists() and not out.is_dir():
-        raise UserError("--out must be a folder, and this is a file", out)
+def size_problem(pixels: int) -> str | None:
+    """Why ``pixels`` cannot be an image side (None when it can): every side is a positive multiple of 8."""
+    if pixels > 0 and pixels % 8 == 0:
+        return None
+    return f"must be a positive multiple of 8 (e.g. {max(8, round(pixels / 8) * 8)})"
 
 
 def check_face_models(face_backend: str | None, parser: str | None) -> None:

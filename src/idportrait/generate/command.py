@@ -30,6 +30,9 @@ from idportrait.generate.options import (
     MethodOptions,
 )
 
+OWN_OPTIONS = {"num_inference_steps": "--steps", "guidance_scale": "--guidance"}
+"""Method keywords this command passes from its own options (so ``--set`` refuses them)."""
+
 
 def generate_batch(
     faces: Annotated[Path, typer.Option(help="A photo, or a folder: each photo / sub-folder is one identity.")],
@@ -91,7 +94,7 @@ def generate_batch(
     people = identities(faces)
     given = {"face_backend": face_backend, "adapter": adapter, "compile": compile}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
-    options = loader_options(method, given, set_)
+    options = loader_options(method, given, set_, OWN_OPTIONS)
     steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(30, 5.0))
     call_options = {"num_inference_steps": steps, "guidance_scale": guidance}
     settings = {"method": method, "base": base, "faces": str(faces), "prompts": prompt_list, "seed": seed,
@@ -118,8 +121,10 @@ def generate_batch(
             settings=settings,
             overwrite=overwrite,
             processes=processes,
+            on_unreadable=lambda path: console.print(f"{path}: unreadable (empty or truncated); making it again"),
         )
+    redone = f" ({counts['redone']} of them unreadable ones made again)" if counts["redone"] else ""
     console.print(
-        f"{counts['written']} images written, {counts['skipped']} already there, "
+        f"{counts['written']} images written{redone}, {counts['skipped']} already there, "
         f"{counts['identities']} identities, {processes.world_size} process(es) -> {out} (settings.json lists them)"
     )

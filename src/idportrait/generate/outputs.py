@@ -15,6 +15,13 @@ def quiet_library_progress() -> None:
     transformers_logging.disable_progress_bar()
 
 
+def generation_jobs(out: Path, prompts: list[str], seeds: list[int]) -> list[Any]:
+    """The `Job` of every (prompt, seed): ``<out>/p<prompt index:02d>_s<seed>.png``, prompt-major."""
+    from idportrait.generate.batch import Job
+
+    return [Job(out / f"p{i:02d}_s{s}.png", text, s) for i, text in enumerate(prompts) for s in seeds]
+
+
 def write_generations(
     method: Any, prepared: Any, settings: dict[str, Any], options: dict[str, Any], out: Path, console: Any
 ) -> list[Path]:
@@ -26,11 +33,10 @@ def write_generations(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from idportrait.generate.batch import Job, write_images, write_settings
+    from idportrait.generate.batch import write_images, write_settings
 
     out.mkdir(parents=True, exist_ok=True)
-    prompts, seeds = settings["prompts"], settings["seeds"]
-    jobs = [Job(out / f"p{i:02d}_s{s}.png", text, s) for i, text in enumerate(prompts) for s in seeds]
+    jobs = generation_jobs(out, settings["prompts"], settings["seeds"])
     if hasattr(method, "pipe"):
         method.pipe.set_progress_bar_config(disable=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -32,6 +32,10 @@ from idportrait.generate.options import (
 )
 
 CONSISTENTID_METHODS = ("consistentid", "consistentid-sdxl")
+OWN_OPTIONS = {"num_inference_steps": "--steps", "guidance_scale": "--guidance", "negative_prompt": "--negative",
+                 "height": "--height", "width": "--width", "merge_fraction": "--merge-fraction",
+                 "start_merge_step": "--merge-step", "id_scale": "--id-scale"}  # fmt: skip
+"""Method keywords this command passes from its own options (so ``--set`` refuses them)."""
 
 
 def generate(
@@ -107,12 +111,15 @@ def generate(
     compile: Compile = False,
     vae_tiling: Annotated[bool, typer.Option(help="Decode tile by tile and image by image (large sizes).")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/generate"),
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the images of an earlier run with other settings in --out.")
+    ] = False,
 ) -> None:
     """Generate portraits of the person in --face with ConsistentID (default) or any other --method."""
     from rich.console import Console
 
     from idportrait.errors import UserError
-    from idportrait.generate.batch import loader_options, prepare_references
+    from idportrait.generate.batch import check_resumable, claim_out_dir, loader_options, prepare_references
     from idportrait.generate.checks import check_face_models, check_finite, check_image_size, check_output_folder
     from idportrait.imageio import load_image
     from idportrait.pipelines.accelerators import sampling_settings
@@ -121,7 +128,7 @@ def generate(
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
     given |= {"compile": compile, "vae_tiling": vae_tiling}
-    load_options = loader_options(method, given, set_)
+    load_options = loader_options(method, given, set_, OWN_OPTIONS)
     check_output_folder(out)
     check_face_models(face_backend, parser)
     check_finite("--guidance", guidance)
@@ -149,21 +156,6 @@ def generate(
         loaded_inputs = FaceInputs.load(face_inputs)
         load_options["face_models"] = False
 
-    from idportrait.devices import resolve_device
-    from idportrait.generate.outputs import quiet_library_progress, write_generations
-    from idportrait.methods import load_method
-
-    resolve_device(device, dtype)  # the first import of torch: cheap checks come before it
-    quiet_library_progress()
-    console = Console(stderr=True)
-    with console.status(f"loading {method}"):
-        loaded = load_method(method, base=base, device=device, dtype=dtype, **load_options)
-        if fuse_lora and method in CONSISTENTID_METHODS:
-            from idportrait.adapters.consistentid.attention import fuse_lora as fuse
-
-            fuse(loaded.pipe.unet)
-    with console.status("analysing the face"):
-        prepared = loaded_inputs or prepare_references(loaded, method, face, photos)
     settings = {
         "method": method,
         "face": str(face_inputs) if face_inputs is not None else [str(p) for p in face],
@@ -176,6 +168,26 @@ def generate(
         "seeds": [seed + k for k in range(n)],
         **options,
     }
+
+    from idportrait.devices import resolve_device
+    from idportrait.generate.outputs import generation_jobs, quiet_library_progress, write_generations
+    from idportrait.generate.processes import Processes
+    from idportrait.methods import load_method
+
+    resolve_device(device, dtype)  # the first import of torch: cheap checks come before it
+    check_resumable(out, settings, overwrite)  # before any model loads
+    quiet_library_progress()
+    console = Console(stderr=True)
+    with console.status(f"loading {method}"):
+        loaded = load_method(method, base=base, device=device, dtype=dtype, **load_options)
+        if fuse_lora and method in CONSISTENTID_METHODS:
+            from idportrait.adapters.consistentid.attention import fuse_lora as fuse
+
+            fuse(loaded.pipe.unet)
+    with console.status("analysing the face"):
+        prepared = loaded_inputs or prepare_references(loaded, method, face, photos)
+    claim_out_dir(out, settings, [job.path for job in generation_jobs(out, prompt, settings["seeds"])], overwrite,
+                  Processes())  # fmt: skip
     paths = write_generations(loaded, prepared, settings, options, out, console)
     extra = " and face_inputs.safetensors" if hasattr(prepared, "save") else ""
     console.print(f"wrote {len(paths)} images, settings.json{extra} to {out}")

@@ -54,9 +54,7 @@ class FaceInputs:
 
     def save(self, path: str | Path) -> None:
         """Write a safetensors file (atomically) with the tensors and the region names as metadata."""
-        from safetensors.torch import save
-
-        from idportrait.imageio import atomic_open
+        from idportrait.imageio import write_safetensors
 
         tensors = {
             "id_embedding": self.id_embedding.float().contiguous(),
@@ -65,8 +63,7 @@ class FaceInputs:
             "region_mask": self.region_mask.to(torch.uint8).contiguous(),
         }
         meta = {"format": FORMAT, "region_names": json.dumps(self.region_names), "source": self.source}
-        with atomic_open(path, "wb") as f:
-            f.write(save(tensors, metadata=meta))
+        write_safetensors(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> FaceInputs:

@@ -41,9 +41,10 @@ def serve(
 
     from idportrait.devices import resolve_device
     from idportrait.errors import UserError
-    from idportrait.generate.batch import parse_options
     from idportrait.generate.checks import check_face_models, check_output_folder
+    from idportrait.generate.method_options import method_options
     from idportrait.methods import METHODS, load_method
+    from idportrait.serve.address import check_listen_address
     from idportrait.serve.app import MAX_UPLOAD_MB, Demo, build_app
 
     unknown = [m for m in method if m not in METHODS]
@@ -51,6 +52,8 @@ def serve(
         raise UserError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(METHODS))}")
     check_output_folder(out)
     check_face_models(face_backend, None if masks == "none" else masks)
+    check_listen_address(host, port)
+    extra = {name: method_options(name, set_, {"face_backend": "--face-backend"}) for name in method}
     resolve_device(device, dtype)
     parse = None
     if masks != "none":
@@ -58,11 +61,9 @@ def serve(
 
         parse = get_face_parser(masks).parse
 
-    extra = parse_options(set_)
-
     def load(name: str):
         faces = {} if name == "plain-sd" else {"face_backend": face_backend}
-        return load_method(name, base=base, device=device, dtype=dtype, **faces, **extra)
+        return load_method(name, base=base, device=device, dtype=dtype, **faces, **extra[name])
 
     demo = Demo(methods=list(method), load=load, parse=parse, out_dir=out)
     Console(stderr=True).print(f"serving on http://{host}:{port}/ ; images are written to {out}")

@@ -183,15 +183,12 @@ class InstantIDObjective:
     def export(self, model: nn.Module, path: Path) -> Path:
         """``path``: the face adapter in the released layout; IdentityNet beside it in the release's folder name
         (``path.parent / registry.INSTANTID_CONTROLNET_SUBFOLDER``)."""
-        from safetensors.torch import save
-
-        from idportrait.imageio import atomic_open
+        from idportrait.imageio import write_safetensors
 
         flat = {f"image_proj.{k}": v.detach().cpu().contiguous() for k, v in model.resampler.state_dict().items()}
         for i, proc in model.ip_processors.items():
             flat[f"ip_adapter.{i}.to_k_ip.weight"] = proc.to_k_ip[0].weight.detach().cpu().contiguous()
             flat[f"ip_adapter.{i}.to_v_ip.weight"] = proc.to_v_ip[0].weight.detach().cpu().contiguous()
-        with atomic_open(path, "wb") as f:
-            f.write(save(flat, metadata={"format": "instantid-ip-adapter", "num_tokens": str(NUM_TOKENS)}))
+        write_safetensors(path, flat, {"format": "instantid-ip-adapter", "num_tokens": str(NUM_TOKENS)})
         model.identitynet.save_pretrained(Path(path).parent / registry.INSTANTID_CONTROLNET_SUBFOLDER)
         return Path(path)

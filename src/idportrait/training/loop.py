@@ -19,7 +19,7 @@ Multi-GPU: ``accelerate launch -m idportrait.cli train ...``.
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from idportrait.errors import UserError
+from idportrait.errors import UserError, disk_full_error, find_disk_full
 from idportrait.training import checkpoint as ckpt
 from idportrait.training.data import EpochSampler
 
@@ -211,14 +211,21 @@ def _save(accelerator: Any, checkpoints: Path, config: TrainConfig, model: nn.Mo
         ckpt.new_checkpoint_folder(checkpoints, config.checkpoints_total_limit)
     accelerator.wait_for_everyone()
     folder = ckpt.checkpoint_folders(checkpoints)[-1]
-    write_json(ckpt.rng_file(folder, accelerator.process_index), ckpt.rng_state())
-    if accelerator.is_main_process:
-        ckpt.save_weights(folder, accelerator.unwrap_model(model), optimizer, accelerator.scaler)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        state = {"global_step": progress.global_step, "batches_seen": progress.batches_seen,
-                 "micro_step": accelerator.step, "settings": settings}  # fmt: skip
-        write_json(folder / ckpt.STATE, state)
+    try:
+        write_json(ckpt.rng_file(folder, accelerator.process_index), ckpt.rng_state())
+        if accelerator.is_main_process:
+            ckpt.save_weights(folder, accelerator.unwrap_model(model), optimizer, accelerator.scaler)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            state = {"global_step": progress.global_step, "batches_seen": progress.batches_seen,
+                     "micro_step": accelerator.step, "settings": settings}  # fmt: skip
+            write_json(folder / ckpt.STATE, state)
+    except Exception as err:  # a full disk: no half checkpoint is left behind
+        if find_disk_full(err) is None:
+            raise
+        full = disk_full_error(err, folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise full from None
 
 
 def _resume(accelerator: Any, folder: Path, model: nn.Module, optimizer: Any, progress: Progress) -> None:
@@ -231,10 +238,9 @@ def _resume(accelerator: Any, folder: Path, model: nn.Module, optimizer: Any, pr
 
 
 def _append_log(path: Path, entry: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(entry) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    from idportrait.imageio import append_lines
+
+    append_lines(path, json.dumps(entry) + "\n")
 
 
 def _truncate_log(path: Path, step: int) -> None:

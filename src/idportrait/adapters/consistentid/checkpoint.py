@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -391,21 +390,13 @@ def config_from_modules(
 
 def save_consistentid_weights(path: str | Path, weights: ConsistentIDWeights, source: str = "") -> Path:
     """Write our safetensors layout (``facial_encoder.*``, ``image_proj.*``, ``adapter.*`` + metadata), atomically."""
-    from safetensors.torch import save_file
+    from idportrait.imageio import write_safetensors
 
-    path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in flatten(weights.groups()).items()}
     metadata = weights.config.to_metadata()
     if source:
         metadata["source"] = source
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_safetensors(path, tensors, metadata)
 
 
 def save_consistentid_safetensors(
