@@ -110,3 +110,43 @@ def test_identity_and_text_tensors_match_the_release(pipe, face, assert_parity):
     augmented, negative_fused = pipe.fuse_facial(facial, marked, negative, face, region_tokens, zero_regions)
     assert_parity("sdxl.facial_ctx", augmented, expected["release_facial_ctx"], ATOL, RTOL)
     assert_parity("sdxl.negative_facial_ctx", negative_fused, expected["release_negative_facial_ctx"], ATOL, RTOL)
+
+
+LONG = {
+    "prompt": "a portrait of a man in a grey suit and a blue tie, standing in a sunlit library with tall wooden "
+    "shelves, old leather books, a brass reading lamp, soft window light, shallow depth of field, film grain, "
+    "warm colours, detailed skin, sharp focus on the eyes",
+    "negative_prompt": ", ".join(["blurry", "lowres", "bad anatomy", "extra fingers", "watermark", "jpeg"] * 7),
+    "num_inference_steps": 3,
+    "start_merge_step": 1,
+    "guidance_scale": 7.5,
+    "seed": 11,
+}
+
+
+def test_long_prompt_and_long_negative_take_the_release_forms(pipe, face):
+    """Over 77 tokens: caption first ("; Detail:" ... " Caption:" prompt), both prompts cut by the tokenizers; the
+    contexts are still the release's: diffusers' encoding early, the fused marked prompt late, the fused negative
+    in every step."""
+    cpu = torch.device("cpu")
+    facial = pipe.facial_prompts([LONG["prompt"]], face)[0]
+    assert facial.alternate_assembly_used and facial.prompt_face.startswith("; Detail:The person has one face")
+    assert len(pipe.tokenizer_2(LONG["negative_prompt"]).input_ids) > 77
+    latents, calls = run_capturing(pipe, face, LONG)
+    early, late = calls[0], calls[-1]
+
+    text, negative, pooled, negative_pooled = pipe.encode_prompt(
+        LONG["prompt"], device=cpu, do_classifier_free_guidance=True, negative_prompt=LONG["negative_prompt"]
+    )
+    torch.testing.assert_close(early["context"][1, :77], text[0])
+    torch.testing.assert_close(early["pooled"], torch.cat([negative_pooled, pooled]))
+    marked, marked_pooled = pipe.encode_marked_prompts([facial], cpu)
+    torch.testing.assert_close(late["pooled"], torch.cat([negative_pooled, marked_pooled]))
+    flags = torch.tensor(facial.class_tokens_mask)
+    assert int(flags.sum()) == 5
+    torch.testing.assert_close(late["context"][1, :77][~flags], marked[0][~flags])
+    assert (late["context"][1, :77][flags] - marked[0][flags]).abs().amax(-1).min() > 1e-2  # regions fused
+    torch.testing.assert_close(early["context"][0], late["context"][0])
+    torch.testing.assert_close(early["context"][0, :77][~flags], negative[0][~flags])
+    assert (early["context"][0, :77][flags] - negative[0][flags]).abs().amax(-1).min() > 1e-2
+    assert torch.isfinite(latents).all()
