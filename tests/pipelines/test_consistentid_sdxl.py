@@ -152,25 +152,39 @@ def test_identity_scale_and_merge_change_the_output(pipe):
     assert two.shape == (4, 64, 64, 3)
 
 
-def test_method_on_the_astronaut(base, tmp_path):
-    """``consistentid-sdxl`` through the methods registry: dlib face, landmark parsing, one image per seed."""
+def test_generate_cli_on_the_astronaut(base, tmp_path, monkeypatch, capsys):
+    """``idportrait generate --method consistentid-sdxl``: dlib face, landmark parsing, the release's guidance 7.5 by
+    default, ``--set text_encoding=training`` reaching the pipeline (and a wrong value refused before loading)."""
+    import json
+    import sys
+
     from PIL import Image
     from skimage import data
 
-    from idportrait.methods import load_method
+    from idportrait.cli import main
 
     torch.save(release_state(), tmp_path / "ConsistentID_SDXL-v1.bin")
-    method = load_method(
-        "consistentid-sdxl",
-        base=str(base),
-        adapter=str(tmp_path),
-        face_backend="dlib",
-        parser="landmarks",
-        device="cpu",
-        dtype="float32",
-        num_inference_steps=1,
-        size=(64, 32),
-    )
-    images = method.generate(method.prepare(Image.fromarray(data.astronaut())), ["a portrait"], [0, 1])
-    assert [im.size for im in images] == [(64, 32), (64, 32)]  # size is (width, height), as PIL's
-    assert np.abs(np.asarray(images[0], np.float32) - np.asarray(images[1], np.float32)).mean() > 0.5
+    Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
+
+    def generate(out: str, *extra: str) -> tuple[int, str]:
+        args = ["generate", "--method", "consistentid-sdxl", "--face", str(tmp_path / "astronaut.png"), "-p",
+                "a portrait", "--n", "2", "--steps", "1", "--width", "64", "--height", "32", "--base", str(base),
+                "--adapter", str(tmp_path), "--face-backend", "dlib", "--parser", "landmarks", "--device", "cpu",
+                "--out", str(tmp_path / out), *extra]  # fmt: skip
+        monkeypatch.setattr(sys, "argv", ["idportrait", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        return code, capsys.readouterr().err
+
+    code, err = generate("wrong", "--set", "text_encoding=mixed")
+    assert code == 2 and "text_encoding 'mixed': use release or training" in err
+    code, err = generate("out", "--set", "text_encoding=training")
+    assert code == 0, err
+    settings = json.loads((tmp_path / "out" / "settings.json").read_text())
+    assert settings["guidance_scale"] == 7.5 and settings["text_encoding"] == "training"
+    images = [np.asarray(Image.open(tmp_path / "out" / f"p00_s{k}.png"), np.float32) for k in (0, 1)]
+    assert images[0].shape == (32, 64, 3)
+    assert np.abs(images[0] - images[1]).mean() > 0.5

@@ -55,6 +55,8 @@ from idportrait.registry import CONSISTENTID_REPO, CONSISTENTID_SDXL_FILE, CONSI
 
 PARSE_SIZE = 1280
 """The release's SDXL face parsing runs on the photo resized to 1280x1280 (SD1.5: 512)."""
+DET_SIZE = 512
+"""The release's SDXL insightface detector input size (SD1.5: 640)."""
 TEXT_ENCODINGS = ("release", "training")
 """``release``: the release's SDXL inference (default); ``training``: the encoding its training used."""
 
