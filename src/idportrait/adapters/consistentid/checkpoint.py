@@ -31,10 +31,12 @@ from idportrait.adapters.consistentid.keymap import (
     FORMAT_NAME,
     FORMAT_VERSION,
     GROUPS,
+    PREFIX_GROUPS,
     RELEASE_GROUPS,
     RELEASE_NAMES,
     UNET_CONFIGS,
     flatten,
+    flatten_release,
     identify,
     unflatten,
 )
@@ -151,11 +153,15 @@ def _read_safetensors(path: Path) -> tuple[dict[str, dict], dict[str, str]]:
     except (SafetensorError, OSError) as err:
         raise _fail(path, f"unreadable safetensors file ({err})") from None
     fmt = metadata.get("format")
-    groups, stray = unflatten(flat)
+    groups, stray, prefixes = unflatten(flat)
     if fmt not in (None, FORMAT_NAME) or stray:
         what = identify(flat)
         detail = f"it is {what}" if what else f"keys without a {'/'.join(GROUPS)} prefix {_short(stray)}"
         raise _fail(path, detail if fmt in (None, FORMAT_NAME) else f"format {fmt!r}; {detail}")
+    for group in GROUPS:
+        mixed = [p for p in prefixes if PREFIX_GROUPS[p] == group]
+        if len(mixed) > 1:
+            raise _fail(path, f"keys under both {' and '.join(repr(p) for p in mixed)}; expected one of them")
     missing = [g for g in GROUPS if not groups[g]]
     if missing:
         raise _fail(path, f"no tensors for {missing}")
@@ -420,12 +426,24 @@ def config_from_modules(
     )
 
 
-def save_consistentid_weights(path: str | Path, weights: ConsistentIDWeights, source: str = "") -> Path:
-    """Write our safetensors layout (``facial_encoder.*``, ``image_proj.*``, ``adapter.*`` + metadata), atomically."""
+LAYOUTS = ("ours", "release")
+"""Safetensors key layouts `save_consistentid_weights` writes (see `keymap`)."""
+
+
+def save_consistentid_weights(
+    path: str | Path, weights: ConsistentIDWeights, source: str = "", layout: str = "ours"
+) -> Path:
+    """Write a safetensors checkpoint with our metadata, atomically: our layout (``facial_encoder.*``,
+    ``image_proj.*``, ``adapter.*``) or ``layout="release"`` (``FacialEncoder.*``, ``image_proj_model.*``,
+    ``adapter_modules.*``: what the release's SDXL loader reads from a safetensors file)."""
     from safetensors.torch import save_file
 
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in flatten(weights.groups()).items()}
+    groups = weights.groups()
+    flat = flatten(groups) if layout == "ours" else flatten_release(groups)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in flat.items()}
     metadata = weights.config.to_metadata()
     if source:
         metadata["source"] = source
@@ -456,8 +474,9 @@ def save_consistentid_safetensors(
     return save_consistentid_weights(path, weights)
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path) -> tuple[Path, dict[str, str]]:
-    """Release ``.bin`` (or our safetensors) -> our safetensors at ``dst``; returns the path and its metadata."""
+def convert_checkpoint(src: str | Path, dst: str | Path, layout: str = "ours") -> tuple[Path, dict[str, str]]:
+    """Release ``.bin`` (or a safetensors checkpoint) -> safetensors at ``dst`` in our key layout or the release's
+    (`save_consistentid_weights`); returns the path and its metadata."""
     weights, metadata = load_consistentid_weights(src)
-    out = save_consistentid_weights(dst, weights, source=metadata["source"])
+    out = save_consistentid_weights(dst, weights, source=metadata["source"], layout=layout)
     return out, {**weights.config.to_metadata(), "source": metadata["source"]}
