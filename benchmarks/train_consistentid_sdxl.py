@@ -16,52 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from fgid_localization import annotate_photos, evaluate, make_photos
+from fgid_localization import annotate_photos, make_photos, train_with_evals
 from rich.console import Console
 from rich.table import Table
 
-from idportrait.training.consistentid import ConsistentIDObjective
-from idportrait.training.loop import TrainConfig, read_log, train
-
 BASES = ("sdxl", "sd15")
-
-
-def run(args: argparse.Namespace, base: Path, data: Path, name: str) -> dict:
-    """Train once on ``base``; returns {step: evaluate(...)}, the training log and the seconds it took."""
-    curve: dict[int, dict[str, float]] = {}
-    state: dict = {}
-
-    def on_step(step: int, model: torch.nn.Module, objective: ConsistentIDObjective) -> None:
-        if "batch" not in state:
-            items = [objective.dataset[i] for i in range(min(len(objective.dataset), 8))]
-            state["batch"] = objective.collate(items)
-        if step == 1 or step % args.eval_every == 0:
-            curve[step] = evaluate(objective, model, state["batch"])
-
-    config = TrainConfig(
-        data=[data],
-        output_dir=args.out / name,
-        base_model=str(base),
-        image_encoder=str(base / "image_encoder"),
-        resolution=args.resolution,
-        train_batch_size=args.batch_size,
-        learning_rate=args.lr,
-        max_train_steps=args.steps,
-        checkpointing_steps=args.steps,
-        checkpoints_total_limit=1,
-        resume=False,
-        seed=0,
-        lora_rank=args.rank,
-        method_options={"adapter_size": "small"},
-    )
-    start = time.perf_counter()
-    train(config, ConsistentIDObjective, on_step=on_step)
-    return {"curve": curve, "log": read_log(config.output_dir), "seconds": time.perf_counter() - start}
 
 
 def window_loss(log: list[dict], step: int, previous: int) -> float:
@@ -87,7 +50,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     bases = {"sdxl": save_tiny_sdxl(args.out / "tiny_sdxl"), "sd15": save_tiny_sd15(args.out / "tiny_sd15")}
     data = annotate_photos(make_photos(args.out / "photos", args.photos), args.out / "annotated")
-    results = {name: run(args, bases[name], data, name) for name in BASES}
+    options = {"adapter_size": "small"}
+    results = {name: train_with_evals(args, bases[name], data, args.out / name, options) for name in BASES}
 
     table = Table(title="tiny ConsistentID training: fixed-batch eps-MSE, training loss, facial attention share")
     table.add_column("step", justify="right")

@@ -152,37 +152,32 @@ def test_identity_scale_and_merge_change_the_output(pipe):
     assert two.shape == (4, 64, 64, 3)
 
 
-def test_generate_cli_on_the_astronaut(base, tmp_path, monkeypatch, capsys):
+def test_generate_cli_on_the_astronaut(base, tmp_path):
     """``idportrait generate --method consistentid-sdxl``: dlib face, landmark parsing, the release's guidance 7.5 by
     default, ``--set text_encoding=training`` reaching the pipeline (and a wrong value refused before loading)."""
     import json
-    import sys
 
     from PIL import Image
     from skimage import data
+    from typer.testing import CliRunner
 
-    from idportrait.cli import main
+    from idportrait.cli import app
+    from idportrait.errors import UserError
 
     torch.save(release_state(), tmp_path / "ConsistentID_SDXL-v1.bin")
     Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
+    args = [
+        "generate", "--method", "consistentid-sdxl", "--face", str(tmp_path / "astronaut.png"), "-p", "a portrait",
+        "--n", "2", "--steps", "1", "--width", "64", "--height", "32", "--base", str(base), "--adapter", str(tmp_path),
+        "--face-backend", "dlib", "--parser", "landmarks", "--device", "cpu",
+    ]  # fmt: skip
 
-    def generate(out: str, *extra: str) -> tuple[int, str]:
-        args = ["generate", "--method", "consistentid-sdxl", "--face", str(tmp_path / "astronaut.png"), "-p",
-                "a portrait", "--n", "2", "--steps", "1", "--width", "64", "--height", "32", "--base", str(base),
-                "--adapter", str(tmp_path), "--face-backend", "dlib", "--parser", "landmarks", "--device", "cpu",
-                "--out", str(tmp_path / out), *extra]  # fmt: skip
-        monkeypatch.setattr(sys, "argv", ["idportrait", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        return code, capsys.readouterr().err
-
-    code, err = generate("wrong", "--set", "text_encoding=mixed")
-    assert code == 2 and "text_encoding 'mixed': use release or training" in err
-    code, err = generate("out", "--set", "text_encoding=training")
-    assert code == 0, err
+    wrong = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "wrong"), "--set", "text_encoding=mixed"])
+    assert isinstance(wrong.exception, UserError) and "text_encoding 'mixed': use release or training" in str(
+        wrong.exception
+    )
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out"), "--set", "text_encoding=training"])
+    assert result.exit_code == 0, result.output
     settings = json.loads((tmp_path / "out" / "settings.json").read_text())
     assert settings["guidance_scale"] == 7.5 and settings["text_encoding"] == "training"
     images = [np.asarray(Image.open(tmp_path / "out" / f"p00_s{k}.png"), np.float32) for k in (0, 1)]
