@@ -107,6 +107,14 @@ def evaluate(objective: ConsistentIDObjective, model: torch.nn.Module, batch: di
 
 def run(args: argparse.Namespace, base: Path, data: Path, facial_weight: float) -> dict:
     """Train once with ``facial_weight``; returns {step: evaluate(...)} and the training log."""
+    options = {"facial_weight": facial_weight, "mask_loss_prob": 0.5, "adapter_size": "small", "pairing": "token"}
+    return train_with_evals(args, base, data, args.out / f"w{facial_weight:g}", options)
+
+
+def train_with_evals(args: argparse.Namespace, base: Path, data: Path, out: Path, method_options: dict) -> dict:
+    """One tiny ConsistentID run of the real loop into ``out``, evaluated (`evaluate`) at step 1 and every
+    ``args.eval_every`` steps on one fixed batch of up to 8 training photos; returns the curve, the training log
+    and the seconds it took."""
     curve: dict[int, dict[str, float]] = {}
     state: dict = {}
 
@@ -119,7 +127,7 @@ def run(args: argparse.Namespace, base: Path, data: Path, facial_weight: float) 
 
     config = TrainConfig(
         data=[data],
-        output_dir=args.out / f"w{facial_weight:g}",
+        output_dir=out,
         base_model=str(base),
         image_encoder=str(base / "image_encoder"),
         resolution=args.resolution,
@@ -131,12 +139,7 @@ def run(args: argparse.Namespace, base: Path, data: Path, facial_weight: float) 
         resume=False,
         seed=0,
         lora_rank=args.rank,
-        method_options={
-            "facial_weight": facial_weight,
-            "mask_loss_prob": 0.5,
-            "adapter_size": "small",
-            "pairing": "token",
-        },
+        method_options=method_options,
     )
     start = time.perf_counter()
     train(config, ConsistentIDObjective, on_step=on_step)

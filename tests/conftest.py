@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -34,3 +36,17 @@ def tiny_models(tmp_path_factory):
     from idportrait.demo import build_demo_models
 
     return build_demo_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+def _assert_parity(name: str, actual: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float) -> float:
+    """allclose with the max abs diff in the message (and printed, for the parity table with ``-s``)."""
+    assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    diff = (actual.double() - expected.double()).abs().max().item()
+    assert torch.allclose(actual, expected, atol=atol, rtol=rtol), f"{name}: max abs diff {diff:.3e}"
+    print(f"parity {name}: max abs diff {diff:.3e}")
+    return diff
+
+
+@pytest.fixture(scope="session")
+def assert_parity() -> Callable[..., float]:
+    return _assert_parity

@@ -53,6 +53,14 @@ INSTANTID_REPO = "InstantX/InstantID"
 
 # --- Release demo defaults -------------------------------------------------------------------
 DEFAULT_NEGATIVE_PROMPT = "monochrome, lowres, bad anatomy, worst quality, low quality, blurry"  # ConsistentID, FaceID
+CONSISTENTID_GUIDANCE = 5.0  # classifier-free guidance of the SD1.5 release demos
+CONSISTENTID_SDXL_GUIDANCE = 7.5  # the SDXL release pipeline's default
+
+
+def default_guidance(method: str) -> float:
+    """``--guidance`` default of a method without an accelerator: 7.5 for ``consistentid-sdxl``, else 5.0."""
+    return CONSISTENTID_SDXL_GUIDANCE if method == "consistentid-sdxl" else CONSISTENTID_GUIDANCE
+
 
 # --- Few-step accelerators (LoRAs loaded with diffusers' load_lora_weights) ----------------------
 ACCELERATOR_LORAS = {  # (accelerator, sdxl) -> (hub repo, file)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePosixPath
 
 import pytest
@@ -199,3 +200,43 @@ def test_release_adapter_layouts():
     sdxl = release_adapter_layout("sdxl", 128)
     assert len({k.split(".")[0] for k in sdxl}) == 140
     assert sdxl["1.to_k_lora.down.weight"] == (128, 2048) and sdxl["1.to_k_ip.weight"] == (640, 2048)
+
+
+def test_release_layout_safetensors_roundtrip(small, tmp_path):
+    """``convert --layout release``: the release's SDXL key names (what its own loader reads), with our metadata."""
+    path, fe, ip, procs = small
+    out, meta = convert_checkpoint(path, tmp_path / "ConsistentID_SDXL-v1.safetensors", layout="release")
+    flat = load_file(out)
+    assert {k.split(".")[0] for k in flat} == {"FacialEncoder", "image_proj_model", "adapter_modules"}
+    assert len(flat) == len(fe.state_dict()) + len(ip.state_dict()) + len(procs.state_dict())
+    again, meta2 = load_consistentid_weights(out)
+    assert meta2 == meta and meta["facial_heads"] == "4"
+    original, _ = load_consistentid_weights(path)
+    for name in ("facial_encoder", "image_proj", "adapter_modules"):
+        a, b = getattr(original, name), getattr(again, name)
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+    flat["image_proj.norm.weight"] = flat.pop("image_proj_model.norm.weight")
+    save_file(flat, tmp_path / "mixed.safetensors")
+    with pytest.raises(CheckpointError, match="keys under both 'image_proj' and 'image_proj_model'"):
+        load_consistentid_weights(tmp_path / "mixed.safetensors")
+
+
+def test_sdxl_world_checkpoint_is_checked_against_its_own_unet():
+    """The SDXL fixture's checkpoint (real widths, a tiny UNet's 8 processors) fails the release-UNet check, which
+    ``check_release_unet=False`` leaves to the UNet it is loaded into; the rest stays strict (shapes on meta)."""
+    from recipe import FIXTURES_SDXL
+
+    manifest = json.loads((FIXTURES_SDXL / "release_checkpoint_manifest.json").read_text())
+    state = {g: {k: torch.empty(s, device="meta") for k, s in entries} for g, entries in manifest.items()}
+    with pytest.raises(CheckpointError, match=r"adapter_modules: missing keys \[8\.to_q_lora"):
+        weights_from_release_state(state, "ConsistentID_SDXL-v1.bin")
+    weights = weights_from_release_state(state, "ConsistentID_SDXL-v1.bin", check_release_unet=False)
+    config = weights.config
+    assert (config.variant, config.num_processors, config.image_proj_heads, config.image_proj_shortcut) == (
+        "sdxl", 8, 32, True
+    )  # fmt: skip
+    assert config.caption == "The person has one face, one nose, two eyes, two ears, and a mouth."
+    del state["FacialEncoder"]["fuse_module.mlp1.layernorm.weight"]
+    with pytest.raises(CheckpointError, match=r"FacialEncoder: missing keys \[fuse_module\.mlp1\.layernorm\.weight\]"):
+        weights_from_release_state(state, "ConsistentID_SDXL-v1.bin", check_release_unet=False)

@@ -16,7 +16,7 @@ from idportrait.adapters.consistentid.text import (
 )
 from idportrait.faces.labels import REGION_LABELS, select_regions
 from idportrait.tiny import clip_tokenizer_from_bpe
-from recipe import FIXTURES
+from recipe import FIXTURES, FIXTURES_SDXL
 
 TEXT_FIXTURE = json.loads((FIXTURES / "text_cases.json").read_text())
 CASES = TEXT_FIXTURE["cases"]
@@ -71,3 +71,37 @@ def test_release_pairing_swaps_eye_and_ear():
 
 def test_remove_duplicate_keywords():
     assert remove_duplicate_keywords("Face, eyes; the FACE - eyes!") == "Face , eyes ; the   !"
+
+
+def test_sdxl_release_format_joins_with_semicolon_and_ends_in_a_mouth(tokenizer):
+    from idportrait.adapters.consistentid.text import SDXL_FORMAT
+
+    regions = ["Face", "Left_Eye", "Left_Ear", "Nose", "Upper_Lip"]
+    fp = build_facial_prompt(tokenizer, "a man in a suit", regions, SDXL_FORMAT.caption, SDXL_FORMAT.joiner)
+    marked = "The person has one face <|facial|>, two ears <|facial|>, two eyes <|facial|>, one nose <|facial|>, "
+    assert fp.prompt_face == "a man in a suit; Detail:" + marked + "and a mouth <|facial|>,"
+    words = [tokenizer.decode([fp.input_ids[p]]) for p in fp.class_token_positions]
+    assert words == ["face", "ears", "eyes", "nose", "mouth"]
+
+    long_prompt = "a man in a grey suit standing in a sunlit library with tall shelves and old books, " * 3
+    fp = build_facial_prompt(tokenizer, long_prompt, regions, SDXL_FORMAT.caption, SDXL_FORMAT.joiner)
+    assert fp.alternate_assembly_used
+    assert fp.prompt_face == "; Detail:" + marked + "and a mouth <|facial|>, Caption:" + long_prompt
+    assert len(fp.input_ids) == 77 and fp.input_ids[-1] != tokenizer.eos_token_id  # cut, no end token added back
+    assert [tokenizer.decode([fp.input_ids[p]]) for p in fp.class_token_positions] == words
+
+
+def test_tokenize_with_another_tokenizers_marker_keeps_its_pieces(tokenizer):
+    """The release's SDXL tokenizer_2 knows <|image|> only: the first tokenizer's marker id removes nothing."""
+    from transformers import CLIPTokenizer
+
+    from idportrait.adapters.consistentid.text import tokenize_with_markers
+
+    second = CLIPTokenizer.from_pretrained(FIXTURES_SDXL / "world" / "tokenizer_2")  # SDXL's: pads with "!"
+    assert add_consistentid_tokens(second, facial=False) is None
+    assert "<|facial|>" not in second.get_vocab()
+    text = "a man; Detail:The person has one face <|facial|>,"
+    ids, flagged = tokenize_with_markers(second, text, facial_id=tokenizer.convert_tokens_to_ids("<|facial|>"))
+    pieces = second(text).input_ids
+    assert flagged == [] and ids[: len(pieces)] == pieces and len(pieces) > len(tokenizer(text).input_ids)
+    assert ids[len(pieces) :] == [second.convert_tokens_to_ids("!")] * (77 - len(pieces))  # its own pad token

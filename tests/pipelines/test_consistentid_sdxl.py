@@ -1,5 +1,5 @@
 """ConsistentID SDXL on a tiny SDXL base (two text encoders, cross-attention 64): a release-layout pickle with
-``image_proj_model`` loads strictly; with the ID branch off, no-op LoRA and the text-only prompt for every
+``image_proj_model`` loads strictly; with the ID branch off, no-op LoRA and the early-step prompt for every
 step the output equals diffusers' own StableDiffusionXLPipeline; the ID scale and the merge change it."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_release_sdxl_layout_has_140_processors():
 def test_loads_release_pickle_strictly(pipe, base, tmp_path):
     assert pipe.consistentid_config["cross_attention_dim"] == CROSS
     assert pipe.image_proj.cross_attention_dim == CROSS
-    assert "<|facial|>" in pipe.tokenizer_2.get_vocab()
+    assert "<|facial|>" in pipe.tokenizer.get_vocab()
     state = release_state()
     del state["adapter_modules"]["5.to_v_ip.weight"]
     torch.save(state, tmp_path / "broken.bin")
@@ -93,16 +93,21 @@ def test_loads_release_pickle_strictly(pipe, base, tmp_path):
         fresh.load_consistentid(tmp_path / "broken.bin")
 
 
-def test_id_off_and_text_only_equals_diffusers_sdxl(pipe, base):
-    """Two encoders, pooled embedding, time ids, scheduler and decode match SDXL's own pipeline."""
+@pytest.mark.parametrize("text_encoding", ["release", "training"])
+def test_id_off_early_steps_equal_diffusers_sdxl(pipe, base, text_encoding):
+    """Two encoders, pooled embedding, time ids, scheduler and decode match SDXL's own pipeline: the release's early
+    steps encode the user's prompt as written, the training encoding the marked prompt without its markers."""
     face = face_inputs(0)
-    ours = run(pipe, face, id_scale=0.0, start_merge_step=10, guidance_scale=1.0)  # no CFG (negatives are fused)
+    ours = run(pipe, face, id_scale=0.0, start_merge_step=10, guidance_scale=1.0, text_encoding=text_encoding)
 
-    text_only = build_facial_prompt(pipe.tokenizer, "a photo of a person", face.region_names).prompt_text_only
+    prompt = "a photo of a person"
+    if text_encoding == "training":
+        prompt = build_facial_prompt(pipe.tokenizer, prompt, face.region_names, joiner="; Detail:").prompt_text_only
+        assert prompt.startswith("a photo of a person; Detail:The person has one face ,")
     reference = StableDiffusionXLPipeline.from_pretrained(base)
     reference.set_progress_bar_config(disable=True)
     expected = reference(
-        text_only,
+        prompt,
         negative_prompt=NEGATIVE,
         num_inference_steps=2,
         guidance_scale=1.0,
@@ -110,6 +115,21 @@ def test_id_off_and_text_only_equals_diffusers_sdxl(pipe, base):
         output_type="np",
     ).images
     np.testing.assert_allclose(ours, expected, atol=1e-4)
+
+
+def test_text_encodings_differ_only_where_the_release_departs_from_training(pipe):
+    """Late steps: the release feeds tokenizer_2 the markers' BPE pieces, training the text without them."""
+    face = face_inputs(0)
+    merged = {"id_scale": 1.0, "start_merge_step": -1}
+    release = run(pipe, face, **merged)
+    training = run(pipe, face, **merged, text_encoding="training")
+    assert np.abs(release - training).mean() > 1e-3
+    facial = pipe.facial_prompts(["a photo of a person"], face)
+    assert "<|facial|>" not in pipe.tokenizer_2.get_vocab() and "<|image|>" in pipe.tokenizer_2.get_vocab()
+    ids_2 = pipe.tokenizer_2(facial[0].prompt_face).input_ids
+    assert len(ids_2) > len(pipe.tokenizer(facial[0].prompt_face).input_ids)  # each marker is several pieces
+    with pytest.raises(ValueError, match="text_encoding"):
+        run(pipe, face, text_encoding="mixed")
 
 
 def test_identity_scale_and_merge_change_the_output(pipe):
@@ -132,25 +152,34 @@ def test_identity_scale_and_merge_change_the_output(pipe):
     assert two.shape == (4, 64, 64, 3)
 
 
-def test_method_on_the_astronaut(base, tmp_path):
-    """``consistentid-sdxl`` through the methods registry: dlib face, landmark parsing, one image per seed."""
+def test_generate_cli_on_the_astronaut(base, tmp_path):
+    """``idportrait generate --method consistentid-sdxl``: dlib face, landmark parsing, the release's guidance 7.5 by
+    default, ``--set text_encoding=training`` reaching the pipeline (and a wrong value refused before loading)."""
+    import json
+
     from PIL import Image
     from skimage import data
+    from typer.testing import CliRunner
 
-    from idportrait.methods import load_method
+    from idportrait.cli import app
+    from idportrait.errors import UserError
 
     torch.save(release_state(), tmp_path / "ConsistentID_SDXL-v1.bin")
-    method = load_method(
-        "consistentid-sdxl",
-        base=str(base),
-        adapter=str(tmp_path),
-        face_backend="dlib",
-        parser="landmarks",
-        device="cpu",
-        dtype="float32",
-        num_inference_steps=1,
-        size=(64, 32),
+    Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
+    args = [
+        "generate", "--method", "consistentid-sdxl", "--face", str(tmp_path / "astronaut.png"), "-p", "a portrait",
+        "--n", "2", "--steps", "1", "--width", "64", "--height", "32", "--base", str(base), "--adapter", str(tmp_path),
+        "--face-backend", "dlib", "--parser", "landmarks", "--device", "cpu",
+    ]  # fmt: skip
+
+    wrong = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "wrong"), "--set", "text_encoding=mixed"])
+    assert isinstance(wrong.exception, UserError) and "text_encoding 'mixed': use release or training" in str(
+        wrong.exception
     )
-    images = method.generate(method.prepare(Image.fromarray(data.astronaut())), ["a portrait"], [0, 1])
-    assert [im.size for im in images] == [(64, 32), (64, 32)]  # size is (width, height), as PIL's
-    assert np.abs(np.asarray(images[0], np.float32) - np.asarray(images[1], np.float32)).mean() > 0.5
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out"), "--set", "text_encoding=training"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "out" / "settings.json").read_text())
+    assert settings["guidance_scale"] == 7.5 and settings["text_encoding"] == "training"
+    images = [np.asarray(Image.open(tmp_path / "out" / f"p00_s{k}.png"), np.float32) for k in (0, 1)]
+    assert images[0].shape == (32, 64, 3)
+    assert np.abs(images[0] - images[1]).mean() > 0.5

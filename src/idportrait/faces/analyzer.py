@@ -34,9 +34,13 @@ class FaceBackend(Protocol):
 
 
 class FaceParser(Protocol):
-    """What every parser offers (`get_face_parser`): the label map and regions of the (given) face."""
+    """What every parser offers (`get_face_parser`): the label map and regions of the (given) face.
 
-    def parse(self, image: Image.Image | np.ndarray, face: Face | None = None) -> Parsing: ...
+    ``size``: the square resolution a parser that resizes the photo runs at (BiSeNet: 512 by default; the
+    ConsistentID SDXL release parses at 1280); None for the parser's own.
+    """
+
+    def parse(self, image: Image.Image | np.ndarray, face: Face | None = None, size: int | None = None) -> Parsing: ...
 
 
 class FaceFinder(Protocol):

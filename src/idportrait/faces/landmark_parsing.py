@@ -83,7 +83,8 @@ def _fill(labels: np.ndarray, polygon: np.ndarray, name: str) -> None:
 
 
 class LandmarkParser:
-    """``parse(image_rgb, face=None) -> Parsing`` at the photo's resolution from 68 dlib landmarks.
+    """``parse(image_rgb, face=None) -> Parsing`` at the photo's resolution from 68 dlib landmarks (a ``size``
+    is accepted for the `FaceParser` interface and ignored: the polygons are drawn on the photo itself).
 
     Uses ``face.landmarks`` when the face comes from the dlib analyzer. A face from another backend
     (insightface) is matched to the dlib face overlapping it most, and without such a face dlib's
@@ -94,7 +95,7 @@ class LandmarkParser:
     def __init__(self) -> None:
         self._backend = None
 
-    def parse(self, image: Image.Image | np.ndarray, face: Face | None = None) -> Parsing:
+    def parse(self, image: Image.Image | np.ndarray, face: Face | None = None, size: int | None = None) -> Parsing:
         rgb = as_rgb_array(image)
         if face is None or face.landmarks is None or len(face.landmarks) != 68:
             face = self._dlib_face(rgb, face)

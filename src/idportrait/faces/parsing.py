@@ -3,9 +3,9 @@
 Data flow (ConsistentID inference, spec §3.2-3.3):
 
     photo (PIL RGB, any size)
-      -> preprocess: resize 512x512 BILINEAR, [0, 1], ImageNet mean/std      [1, 3, 512, 512]
-      -> BiSeNet main logits -> argmax                                        uint8 [512, 512]
-      -> extract_regions: per kept label, outer contours filled               Parsing (512x512)
+      -> preprocess: resize SxS BILINEAR, [0, 1], ImageNet mean/std           [1, 3, S, S]  (S = 512; SDXL: 1280)
+      -> BiSeNet main logits -> argmax                                        uint8 [S, S]
+      -> extract_regions: per kept label, outer contours filled               Parsing (SxS)
       -> region_images: each mask resized to the photo, photo on black        list[PIL RGB], photo size
 
 `extract_regions` and `region_images` work on any label map, so the landmark parser reuses them.
@@ -29,9 +29,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def preprocess(image: Image.Image | np.ndarray) -> torch.Tensor:
-    """RGB photo -> normalised float32 [1, 3, 512, 512] (PIL BILINEAR resize, ImageNet mean/std)."""
-    image = _as_pil(image).resize((PARSE_SIZE, PARSE_SIZE), Image.BILINEAR)
+def preprocess(image: Image.Image | np.ndarray, size: int = PARSE_SIZE) -> torch.Tensor:
+    """RGB photo -> normalised float32 [1, 3, size, size] (PIL BILINEAR resize, ImageNet mean/std)."""
+    image = _as_pil(image).resize((size, size), Image.BILINEAR)
     x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -39,10 +39,10 @@ def preprocess(image: Image.Image | np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def bisenet_logits(net: torch.nn.Module, image: Image.Image | np.ndarray) -> torch.Tensor:
-    """Main-head logits float32 [19, 512, 512] for one RGB photo."""
+def bisenet_logits(net: torch.nn.Module, image: Image.Image | np.ndarray, size: int = PARSE_SIZE) -> torch.Tensor:
+    """Main-head logits float32 [19, size, size] for one RGB photo."""
     device = next(net.parameters()).device
-    return net(preprocess(image).to(device))[0][0].float().cpu()
+    return net(preprocess(image, size).to(device))[0][0].float().cpu()
 
 
 def fill_outer_contours(mask: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ def region_images(image: Image.Image | np.ndarray, parsing: Parsing) -> list[Ima
 
 
 class BiSeNetParser:
-    """``parse(image_rgb, face=None) -> Parsing`` at 512x512 with a loaded BiSeNet.
+    """``parse(image_rgb, face=None, size=None) -> Parsing`` at ``size`` x ``size`` (default 512) with a BiSeNet.
 
     The whole photo is parsed (ConsistentID passes face photos); ``face`` is accepted for interface
     compatibility with the landmark parser and ignored.
@@ -93,8 +93,8 @@ class BiSeNetParser:
     def __init__(self, net: torch.nn.Module) -> None:
         self.net = net.eval()
 
-    def parse(self, image: Image.Image | np.ndarray, face: Face | None = None) -> Parsing:
-        labels = bisenet_logits(self.net, image).argmax(0).numpy().astype(np.uint8)
+    def parse(self, image: Image.Image | np.ndarray, face: Face | None = None, size: int | None = None) -> Parsing:
+        labels = bisenet_logits(self.net, image, size or PARSE_SIZE).argmax(0).numpy().astype(np.uint8)
         return extract_regions(labels)
 
 

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from idportrait import registry
 from idportrait.generate.options import (
     Accelerator,
     AcceleratorWeights,
@@ -95,7 +96,7 @@ def generate_batch(
     given = {"face_backend": face_backend, "adapter": adapter, "compile": compile}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
     options = loader_options(method, given, set_, OWN_OPTIONS)
-    steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(30, 5.0))
+    steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(30, registry.default_guidance(method)))
     call_options = {"num_inference_steps": steps, "guidance_scale": guidance}
     settings = {"method": method, "base": base, "faces": str(faces), "prompts": prompt_list, "seed": seed,
                 "n": n, "device": device, "dtype": dtype, **options, **call_options}  # fmt: skip

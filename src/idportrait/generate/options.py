@@ -17,7 +17,10 @@ Adapter = Annotated[
     str | None, typer.Option(help="Method checkpoint: hub repo, folder or file (default: the method's release).")
 ]
 Guidance = Annotated[
-    float | None, typer.Option(help="Classifier-free guidance scale [5.0; the accelerator's with --accelerator].")
+    float | None,
+    typer.Option(
+        help="Classifier-free guidance scale [5.0; consistentid-sdxl 7.5; the accelerator's with --accelerator]."
+    ),
 ]
 Accelerator = Annotated[
     str | None, typer.Option(help="Few-step LoRA: lcm, hyper-sd or tcd (4 steps, guidance 1, its scheduler).")

@@ -138,7 +138,7 @@ def generate(
     if (not face) == (face_inputs is None):
         raise UserError("pass --face PHOTO (repeatable) or --face-inputs FILE, not both")
     photos = [load_image(path) for path in face]
-    steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(50, 5.0))
+    steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(50, registry.default_guidance(method)))
     options: dict[str, Any] = {"num_inference_steps": steps, "guidance_scale": guidance, "negative_prompt": negative}
     consistentid_only = {"merge_fraction": merge_fraction, "start_merge_step": merge_step, "id_scale": id_scale}
     sizes = {"height": height, "width": width}

@@ -46,11 +46,14 @@ class ConsistentIDMethod:
         return out.images
 
 
-def load_face_models(face_backend: str, parser: str, parser_weights: str | None, device: str) -> tuple[Any, Any]:
-    """(face analyzer, face parser): ``insightface:buffalo_l`` or ``dlib``; ``bisenet`` or ``landmarks``."""
+def load_face_models(
+    face_backend: str, parser: str, parser_weights: str | None, device: str, det_size: int = 640
+) -> tuple[Any, Any]:
+    """(face analyzer, face parser): ``insightface:buffalo_l`` (detector input ``det_size``) or ``dlib``;
+    ``bisenet`` or ``landmarks``."""
     from idportrait.faces import get_face_analyzer, get_face_parser
 
-    analyzer = get_face_analyzer(face_backend, device=device)
+    analyzer = get_face_analyzer(face_backend, device=device, det_size=det_size)
     if parser == "bisenet":
         from idportrait.faces.parsing import default_bisenet_weights
 

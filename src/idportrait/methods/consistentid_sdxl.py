@@ -6,6 +6,7 @@ from typing import Any
 
 from idportrait import registry
 from idportrait.devices import resolve_device
+from idportrait.errors import UserError
 from idportrait.methods.base import SizeWH, apply_speed_options
 from idportrait.methods.consistentid import ConsistentIDMethod, load_face_models
 
@@ -28,12 +29,19 @@ def load_consistentid_sdxl_method(
 ) -> ConsistentIDMethod:
     """Load an SDXL base + ``ConsistentID_SDXL-v1.bin`` + face models; ``None`` means the registry default.
 
-    ``defaults`` become default `ConsistentIDSDXLPipeline.__call__` keywords (e.g. ``num_inference_steps``).
+    As the release: insightface detects at 512x512, BiSeNet parses at 1280x1280 (`ConsistentIDSDXLPipeline`).
+
+    ``defaults`` become default `ConsistentIDSDXLPipeline.__call__` keywords (e.g. ``num_inference_steps``, or
+    ``text_encoding="training"``: ``--set text_encoding=training``).
     ``accelerator`` / ``accelerator_weights`` / ``compile`` / ``vae_tiling``: `apply_speed_options`.
     """
     from idportrait.hub import fetch
-    from idportrait.pipelines.consistentid_sdxl import ConsistentIDSDXLPipeline
+    from idportrait.pipelines.consistentid_sdxl import DET_SIZE, TEXT_ENCODINGS, ConsistentIDSDXLPipeline
     from idportrait.registry import CONSISTENTID_REPO, SDXL_BASE
+
+    encoding = defaults.get("text_encoding", TEXT_ENCODINGS[0])
+    if encoding not in TEXT_ENCODINGS:
+        raise UserError(f"text_encoding {encoding!r}: use {' or '.join(TEXT_ENCODINGS)}")
 
     device, torch_dtype = resolve_device(device, dtype)
     base = base or SDXL_BASE
@@ -46,7 +54,7 @@ def load_consistentid_sdxl_method(
     pipe.to(device)
     pipe.load_consistentid(adapter or CONSISTENTID_REPO, image_encoder=image_encoder)
     defaults = apply_speed_options(pipe, accelerator, accelerator_weights, compile, vae_tiling) | defaults
-    analyzer, face_parser = load_face_models(face_backend, parser, parser_weights, device)
+    analyzer, face_parser = load_face_models(face_backend, parser, parser_weights, device, DET_SIZE)
     return ConsistentIDMethod(
         pipe=pipe,
         face_analyzer=analyzer,

@@ -32,9 +32,11 @@ from PIL import Image
 
 from idportrait.adapters.consistentid.attention import install_consistentid_processors, set_id_scale
 from idportrait.adapters.consistentid.text import (
-    FACIAL_CAPTION,
     PAIRINGS,
     RELEASE_PAIRING,
+    SD15_FORMAT,
+    FacialPrompt,
+    PromptFormat,
     add_consistentid_tokens,
     build_facial_prompt,
     token_regions,
@@ -44,10 +46,10 @@ from idportrait.faces.analyzer import FaceFinder, FaceParser
 from idportrait.hub import fetch, hub_file
 from idportrait.pipelines.common import broadcast_prompts, denoise, last_text_only_step
 from idportrait.pipelines.face_inputs import FaceInputs, compute_face_inputs, zero_image_embeds
-from idportrait.registry import CLIP_VIT_H, CONSISTENTID_REPO, CONSISTENTID_SD15_FILE
+from idportrait.registry import CLIP_VIT_H, CONSISTENTID_GUIDANCE, CONSISTENTID_REPO, CONSISTENTID_SD15_FILE
 
 DEFAULT_STEPS = 50
-DEFAULT_GUIDANCE = 5.0
+DEFAULT_GUIDANCE = CONSISTENTID_GUIDANCE
 DEFAULT_MERGE_FRACTION = 0.6
 """Release demo values: 50 Euler steps, CFG 5.0, fused facial prompt from step 31 on (``start_merge_step=30``,
 0.6 of the schedule; the release's call signature defaults to 0, i.e. only step 0 uses the text-only prompt)."""
@@ -77,34 +79,48 @@ class ConsistentIDMixin:
     """ConsistentID's loading, per-identity tokens and prompt handling, shared by the SD1.5 and SDXL pipelines.
 
     Mixed into a diffusers pipeline with ``unet``, ``tokenizer``, ``image_encoder`` and ``feature_extractor``;
-    the pipeline supplies ``_encode_ids(ids [N, 77], device) -> (hidden states [N, 77, D], pooled [N, D2] or None)``.
+    the pipeline supplies ``encode_prompts`` (its text encoders, built on `facial_prompts` and `fuse_facial`).
+    ``prompt_format``: the base's release prompt assembly; ``parse_size``: the square size face parsing runs at
+    (None: the parser's own, 512 for BiSeNet).
     """
 
     facial_encoder: torch.nn.Module | None = None
     image_proj: torch.nn.Module | None = None
+    prompt_format: PromptFormat = SD15_FORMAT
+    parse_size: int | None = None
 
     # ------------------------------------------------------------------ loading
     def load_consistentid(
         self,
-        path_or_hub_id: str | Path = CONSISTENTID_REPO,
+        path_or_hub_id: str | Path | dict = CONSISTENTID_REPO,
         weight_name: str = CONSISTENTID_SD15_FILE,
         image_encoder: str | Path | None = None,
+        check_release_unet: bool = True,
     ) -> None:
         """Load a ConsistentID checkpoint (release ``.bin`` or our safetensors) and install its processors.
 
-        ``path_or_hub_id``: a checkpoint file, a folder holding ``weight_name``, or a hub repo id.
+        ``path_or_hub_id``: a checkpoint file, a folder holding ``weight_name``, a hub repo id, or the release's
+        nested dict itself (``{"FacialEncoder": ..., "image_proj_model": ..., "adapter_modules": ...}``).
         ``image_encoder``: CLIP vision tower (path or hub id); default: the base's own ``image_encoder``
         when it has one, else ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``.
+        ``check_release_unet=False`` skips the check of ``adapter_modules`` against the release base's UNet (for
+        a base with another UNet of the same width, such as a small test world); the processors are then checked
+        strictly against this pipeline's UNet only.
         Raises `CheckpointError` for a checkpoint of another method or one that does not fit the base.
         """
         from idportrait.adapters.consistentid.checkpoint import (
             build_consistentid,
             load_adapter_modules,
             load_consistentid_weights,
+            weights_from_release_state,
         )
 
-        path = hub_file(str(path_or_hub_id), weight_name, "ConsistentID checkpoint", "--adapter")
-        weights, _ = load_consistentid_weights(path)
+        if isinstance(path_or_hub_id, dict):
+            path = "<state dict>"
+            weights = weights_from_release_state(path_or_hub_id, path, check_release_unet)
+        else:
+            path = hub_file(str(path_or_hub_id), weight_name, "ConsistentID checkpoint", "--adapter")
+            weights, _ = load_consistentid_weights(path, check_release_unet)
         facial_encoder, image_proj, config = build_consistentid(weights, path)
         cross_dim = self.unet.config.cross_attention_dim
         if config["cross_attention_dim"] != cross_dim:
@@ -190,6 +206,7 @@ class ConsistentIDMixin:
             self.zero_clip_embeds(),
             source,
             no_face_id_dim=id_dim,
+            parse_size=self.parse_size,
         )
 
     @torch.no_grad()
@@ -240,17 +257,18 @@ class ConsistentIDMixin:
         num_images_per_prompt: int,
         device: torch.device,
         dtype: torch.dtype,
+        **encode_options: Any,
     ) -> IDContexts:
         """Contexts [B, 81, D]: prompt embeddings [P, 77, D] repeated per image, then the ID tokens [1, 4, D]
-        (zero-image tokens for the negative); SDXL's pooled embeddings repeated the same way."""
-        negatives = broadcast_prompts(
-            negative_prompt if negative_prompt is not None else "", len(prompts), "negative_prompt"
-        )
+        (zero-image tokens for the negative); SDXL's pooled embeddings repeated the same way.
+        ``encode_options`` go to the pipeline's ``encode_prompts``."""
+        n = len(prompts)
+        negatives = None if negative_prompt is None else broadcast_prompts(negative_prompt, n, "negative_prompt")
         self.facial_encoder.to(device, dtype)
         self.image_proj.to(device, dtype)
         id_tokens, region_tokens = self.identity_tokens(face, device, dtype)
         uncond_id, zero_regions = self.uncond_tokens(face.id_embedding.shape[-1], device, dtype)
-        embeds = self.encode_prompts(prompts, negatives, face, region_tokens, zero_regions, device)
+        embeds = self.encode_prompts(prompts, negatives, face, region_tokens, zero_regions, device, **encode_options)
 
         def context(text: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
             text = text.repeat_interleave(num_images_per_prompt, dim=0)
@@ -273,10 +291,52 @@ class ConsistentIDMixin:
             raise RuntimeError("call load_consistentid(...) before generating")
 
     # ------------------------------------------------------------------ text
+    def facial_prompts(self, prompts: list[str], face: FaceInputs) -> list[FacialPrompt]:
+        """Each prompt marked with the face's regions: the checkpoint's caption (default the base's release caption)
+        joined as the base's release does (`prompt_format`)."""
+        caption = self.consistentid_config.get("caption", self.prompt_format.caption)
+        joiner = self.prompt_format.joiner
+        return [build_facial_prompt(self.tokenizer, p, face.region_names, caption, joiner) for p in prompts]
+
+    def fuse_facial(
+        self,
+        facial: list[FacialPrompt],
+        prompt_embeds: torch.Tensor,
+        negative_embeds: torch.Tensor,
+        face: FaceInputs,
+        region_tokens: torch.Tensor,
+        zero_region_tokens: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(augmented, negative) [P, 77, D]: region tokens fused at each prompt's flagged class tokens, and the zero
+        image's region tokens at the same positions of the negative prompt's embeddings.
+
+        The checkpoint's pairing decides which region each flagged class token is fused with (release: the k-th
+        region kept by caption marking; token: the class word's own region); flags lost to truncation drop their
+        regions.
+        """
+        n = len(facial)
+        device = prompt_embeds.device
+        flags = torch.tensor([f.class_tokens_mask for f in facial], device=device)
+        valid = torch.tensor([f.facial_token_idx_mask for f in facial], device=device)
+        regions = zero_region_tokens.expand(n, -1, -1).clone()
+        pairing = self.consistentid_config.get("pairing", RELEASE_PAIRING)
+        for k, f in enumerate(facial):
+            keys = token_regions(f.regions, int(valid[k].sum()), pairing)
+            rows = [face.region_names.index(key) for key in keys]
+            regions[k, : len(rows)] = region_tokens[0, rows]
+        augmented = self.facial_encoder.fuse(prompt_embeds, regions, flags, valid)
+        negative = self.facial_encoder.fuse(negative_embeds, zero_region_tokens.expand(n, -1, -1), flags, valid)
+        return augmented, negative
+
+
+class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
+    """`StableDiffusionPipeline` + ConsistentID (load with `load_consistentid`, then call with face inputs)."""
+
+    @torch.no_grad()
     def encode_prompts(
         self,
         prompts: list[str],
-        negative_prompts: list[str],
+        negative_prompts: list[str] | None,
         face: FaceInputs,
         region_tokens: torch.Tensor,
         zero_region_tokens: torch.Tensor,
@@ -284,15 +344,14 @@ class ConsistentIDMixin:
     ) -> PromptEmbeds:
         """(augmented, text_only, negative) prompt embeddings, each [P, 77, D], in one text-encoder call.
 
-        The checkpoint's pairing decides which region each flagged class token is fused with (release: the k-th
-        region kept by caption marking; token: the class word's own region); flags lost to truncation drop their
-        regions. The negative prompt gets the zero image's region
-        tokens at the positive prompt's flags.
+        text_only: the marked prompt with the markers deleted; augmented: the marked prompt's ids (markers removed)
+        with the regions fused (`fuse_facial`); negative: the negative prompt ("" when None) with the zero image's
+        region tokens at the positive prompt's flags.
         """
-        caption = self.consistentid_config.get("caption", FACIAL_CAPTION)
-        facial = [build_facial_prompt(self.tokenizer, p, face.region_names, caption) for p in prompts]
+        facial = self.facial_prompts(prompts, face)
+        negatives = negative_prompts if negative_prompts is not None else [""] * len(prompts)
         neg_ids = self.tokenizer(
-            negative_prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+            negatives, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
         ).input_ids
         ids = torch.cat(
             [
@@ -301,32 +360,11 @@ class ConsistentIDMixin:
                 neg_ids,
             ]
         )
-        dtype = region_tokens.dtype
-        embeds, pooled = self._encode_ids(ids, device)
-        embeds = embeds.to(dtype)
+        embeds = self.text_encoder(ids.to(device))[0].to(region_tokens.dtype)
         n = len(prompts)
         augmented, text_only, negative = embeds[:n], embeds[n : 2 * n], embeds[2 * n :]
-
-        flags = torch.tensor([f.class_tokens_mask for f in facial], device=embeds.device)
-        valid = torch.tensor([f.facial_token_idx_mask for f in facial], device=embeds.device)
-        regions = zero_region_tokens.expand(n, -1, -1).clone()
-        pairing = self.consistentid_config.get("pairing", RELEASE_PAIRING)
-        for k, f in enumerate(facial):
-            keys = token_regions(f.regions, int(valid[k].sum()), pairing)
-            rows = [face.region_names.index(key) for key in keys]
-            regions[k, : len(rows)] = region_tokens[0, rows]
-        augmented = self.facial_encoder.fuse(augmented, regions, flags, valid)
-        negative = self.facial_encoder.fuse(negative, zero_region_tokens.expand(n, -1, -1), flags, valid)
-        return PromptEmbeds(augmented, text_only, negative, pooled)
-
-
-class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
-    """`StableDiffusionPipeline` + ConsistentID (load with `load_consistentid`, then call with face inputs)."""
-
-    @torch.no_grad()
-    def _encode_ids(self, ids: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, None]:
-        """Token ids [N, 77] -> (text-encoder last hidden states [N, 77, D], no pooled embedding)."""
-        return self.text_encoder(ids.to(device))[0], None
+        augmented, negative = self.fuse_facial(facial, augmented, negative, face, region_tokens, zero_region_tokens)
+        return PromptEmbeds(augmented, text_only, negative, None)
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()

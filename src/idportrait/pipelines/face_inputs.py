@@ -113,12 +113,14 @@ def compute_face_inputs(
     zero_embeds: torch.Tensor | None = None,
     source: str = "<image>",
     no_face_id_dim: int | None = None,
+    parse_size: int | None = None,
 ) -> FaceInputs:
     """Run face analysis, parsing and CLIP on one photo.
 
     ``zero_embeds`` [257, C] is the zero image's CLIP features (pass the pipeline's cached copy to skip
     recomputing them). A photo without a face raises `NoFaceError`, unless ``no_face_id_dim`` is given: then
     it gets a zero identity embedding of that size and no regions (what the release does silently).
+    ``parse_size``: the square size the parser runs at (`FaceParser.parse`; None: its own, 512 for BiSeNet).
     """
     from idportrait.faces.parsing import region_images
 
@@ -134,7 +136,7 @@ def compute_face_inputs(
     else:
         if face.embedding is None:
             raise ValueError(f"{source}: the face analyzer returned no identity embedding")
-        parsing = face_parser.parse(image, face)
+        parsing = face_parser.parse(image, face, size=parse_size)
         names = list(parsing.regions)[:MAX_REGIONS]
         crops = region_images(image, parsing)[:MAX_REGIONS]
         id_embedding = torch.from_numpy(face.normed_embedding.copy())

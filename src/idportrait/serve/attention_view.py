@@ -29,11 +29,9 @@ def generate_with_attention(
 ) -> tuple[Image.Image, list[tuple[str, np.ndarray]]]:
     """One image and its (token word, heat map float [H, W] in [0, 1]) per facial class token."""
     from idportrait.adapters.consistentid.attention import attach_attention_capture, detach_attention_capture
-    from idportrait.adapters.consistentid.text import FACIAL_CAPTION, build_facial_prompt
 
     pipe = method.pipe
-    caption = pipe.consistentid_config.get("caption", FACIAL_CAPTION)
-    facial = build_facial_prompt(pipe.tokenizer, prompt, prepared.region_names, caption)
+    facial = pipe.facial_prompts([prompt], prepared)[0]  # the base's caption and joiner (SD1.5 or SDXL)
     positions = facial.class_token_positions
     words = [pipe.tokenizer.decode([facial.input_ids[p]]).strip() for p in positions]
     capture = attach_attention_capture(pipe.unet)

@@ -1,4 +1,4 @@
-"""ConsistentID training objective on annotated FGID records (spec §4).
+"""ConsistentID training objective on annotated FGID records (spec §4), on an SD1.5 or an SDXL base.
 
 Per sample (dataset, deterministic)::
 
@@ -10,6 +10,10 @@ Per sample (dataset, deterministic)::
           its own region); the pairing is recorded in the exported metadata
           -> region CLIP pixels [5, 3, 224, 224] (zero-padded), region masks [5, R, R], person mask [1, R, R]
     image [3, R, R], whole-photo CLIP pixels [3, 224, 224], ArcFace id [512] (normed)
+    SDXL base (the release's SDXL recipe): both tokenizers get the text with the markers deleted, each padded its
+          own way -> input_ids [77], input_ids_2 [77] (the flags still come from the marked text); the image's
+          original size (H, W) [2] and the top-left of its centre crop in the image resized to R on its shorter
+          side [2], SDXL's own convention (the release's script crops before it measures, so it always gives 0, 0)
 
 Per step (objective, seeded RNG)::
 
@@ -17,10 +21,16 @@ Per step (objective, seeded RNG)::
     prompt_embeds = FacialEncoder(text_encoder(ids), CLIP(regions))   ID tokens = image_proj(id, CLIP(photo))
     eps_pred = UNet(noisy, t, [prompt_embeds ; ID tokens]) with the cross-attention maps of the flagged
                tokens captured in down_blocks.1, down_blocks.2, mid_block, up_blocks.1, up_blocks.2
+    SDXL: prompt_embeds from both encoders' penultimate states [B, 77, 768 + 1280]; the UNet also gets
+          text_encoder_2's pooled embedding [B, 1280] and time ids (original size, crop, R, R) [B, 6]; the ID
+          projector runs with its shortcut (as SDXL inference does); maps of down_blocks.2, mid_block and
+          up_blocks.1 (the release's SDXL choice)
     with p=0.5 per sample: eps_pred and eps multiplied by the person mask
     loss = MSE(eps_pred, eps) + facial_weight (0.01) * localization loss (balanced L1 on those maps)
 
-Trainable: FacialEncoder, image_proj, all LoRA, to_k_ip/to_v_ip (initialised from to_k/to_v).
+Trainable: FacialEncoder, image_proj, all LoRA, to_k_ip/to_v_ip (initialised from to_k/to_v). The export is our
+safetensors layout with the caption, pairing and shortcut recorded (`idportrait convert --to release` writes the
+release's keys).
 """
 
 from __future__ import annotations
@@ -46,9 +56,11 @@ from idportrait.adapters.consistentid.image_proj import ProjPlusModel
 from idportrait.adapters.consistentid.text import (
     MAX_TOKENS,
     PAIRINGS,
+    RELEASE_FORMATS,
     RELEASE_PAIRING,
     add_consistentid_tokens,
     facial_token_index,
+    strip_markers,
     token_regions,
     tokenize_with_markers,
 )
@@ -56,13 +68,22 @@ from idportrait.faces.labels import MAX_REGIONS
 from idportrait.faces.parsing import region_images
 from idportrait.faces.types import Parsing
 from idportrait.imageio import load_image
-from idportrait.training.data import read_fgid_records, square_resize, to_pixel_values
+from idportrait.training.data import centre_square, read_fgid_records, square_resize, to_pixel_values
 from idportrait.training.localization_loss import localization_loss_from_token_maps
 from idportrait.training.loop import TrainConfig
-from idportrait.training.models import FrozenSD15, load_frozen_sd15, noised_latents
-from idportrait.training.steps import stack_collate
+from idportrait.training.models import (
+    FrozenSD15,
+    FrozenSDXL,
+    base_kind,
+    load_frozen_sd15,
+    load_frozen_sdxl,
+    noised_latents,
+)
+from idportrait.training.steps import stack_collate, tokenize
 
 DROP_PROB = 0.1
+SDXL_LOCALIZATION_LAYERS = ("down_blocks.2", "mid_block", "up_blocks.1")
+"""The release's SDXL script localizes the middle 3 of the 7 SD1.5 block names (its SD1.5 script the middle 5)."""
 
 _FIRST_SENTENCE = re.compile(r"^.*?[.!?](?=\s|$)", re.S)
 
@@ -82,6 +103,12 @@ def training_text(tokenizer: Any, overall: str, marked_facial: str) -> str:
     return text
 
 
+def crop_top_left(width: int, height: int, size: int) -> tuple[int, int]:
+    """(top, left) of `square_resize`'s centre crop, in the image resized to ``size`` on its shorter side (SDXL)."""
+    left, top, side = centre_square(width, height)
+    return round(top * size / side), round(left * size / side)
+
+
 def resize_mask(mask: np.ndarray, image_size: tuple[int, int], size: int) -> torch.Tensor:
     """bool mask at parser resolution -> float [size, size]: stretched to the photo, then `square_resize`."""
     photo = Image.fromarray(mask.astype(np.uint8) * 255).resize(image_size, Image.BILINEAR)
@@ -89,15 +116,19 @@ def resize_mask(mask: np.ndarray, image_size: tuple[int, int], size: int) -> tor
 
 
 class FGIDDataset(torch.utils.data.Dataset):
-    """Annotated FGID records -> ConsistentID training tensors (see module docstring)."""
+    """Annotated FGID records -> ConsistentID training tensors (see module docstring); SDXL items with a
+    ``FrozenSDXL`` base."""
 
-    def __init__(self, root: Path, frozen: FrozenSD15, resolution: int, pairing: str = RELEASE_PAIRING) -> None:
+    def __init__(
+        self, root: Path, frozen: FrozenSD15 | FrozenSDXL, resolution: int, pairing: str = RELEASE_PAIRING
+    ) -> None:
         if pairing not in PAIRINGS:
             raise ValueError(f"unknown region pairing {pairing!r}; expected one of {PAIRINGS}")
         self.root = root
         self.pairing = pairing
         self.records = read_fgid_records(root)
         self.tokenizer = frozen.tokenizer
+        self.tokenizer_2 = getattr(frozen, "tokenizer_2", None)
         add_consistentid_tokens(self.tokenizer)
         self.processor = frozen.image_processor
         self.resolution = resolution
@@ -124,7 +155,7 @@ class FGIDDataset(torch.utils.data.Dataset):
             region_pixels[k] = self.processor(images=crop, return_tensors="pt").pixel_values[0]
             region_masks[k] = resize_mask(ordered.regions[key], image.size, size)
         embedding = torch.tensor(record["face"]["embedding"], dtype=torch.float32)
-        return {
+        item = {
             "key": record["key"],
             "pixel_values": to_pixel_values(square_resize(image, size)),
             "clip_pixels": self.processor(images=image, return_tensors="pt").pixel_values[0],
@@ -136,18 +167,34 @@ class FGIDDataset(torch.utils.data.Dataset):
             "person_mask": resize_mask(parsing.person_mask, image.size, size)[None],
             "id_embeds": embedding / embedding.norm().clamp_min(1e-12),
         }
+        if self.tokenizer_2 is not None:
+            plain = strip_markers(text)
+            item["input_ids"] = tokenize(self.tokenizer, plain)
+            item["input_ids_2"] = tokenize(self.tokenizer_2, plain)
+            item["original_size"] = torch.tensor([image.height, image.width])
+            item["crop_top_left"] = torch.tensor(crop_top_left(image.width, image.height, size))
+        return item
 
 
 class ConsistentIDModel(nn.Module):
-    """Trainable parts; ``forward`` runs the frozen UNet (held outside the state dict) with them."""
+    """Trainable parts; ``forward`` runs the frozen UNet (held outside the state dict) with them.
+
+    ``image_proj_shortcut``: the ID projector adds its first ID tokens to the resampler's (SDXL).
+    """
 
     def __init__(
-        self, unet: nn.Module, facial_encoder: FacialEncoder, image_proj: ProjPlusModel, adapter_modules: nn.ModuleList
+        self,
+        unet: nn.Module,
+        facial_encoder: FacialEncoder,
+        image_proj: ProjPlusModel,
+        adapter_modules: nn.ModuleList,
+        image_proj_shortcut: bool = False,
     ) -> None:
         super().__init__()
         self.facial_encoder = facial_encoder
         self.image_proj = image_proj
         self.adapter_modules = adapter_modules
+        self.image_proj_shortcut = image_proj_shortcut
         object.__setattr__(self, "unet", unet)
 
     def forward(
@@ -160,15 +207,19 @@ class ConsistentIDModel(nn.Module):
         facial_token_idx_mask: torch.Tensor,
         id_embeds: torch.Tensor,
         clip_embeds: torch.Tensor,
+        added_cond_kwargs: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """noisy [B, 4, h, w], t [B], prompt [B, 77, D], regions [B, 5, 257, C], idx/mask [B, 5], id [B, 512],
-        clip [B, 257, C] -> eps_pred [B, 4, h, w]."""
+        clip [B, 257, C] (SDXL: ``added_cond_kwargs`` text_embeds [B, 1280], time_ids [B, 6]) -> eps_pred
+        [B, 4, h, w]."""
         class_mask = torch.zeros(prompt_embeds.shape[:2], dtype=torch.bool, device=prompt_embeds.device)
         class_mask.scatter_(1, facial_token_idx, facial_token_idx_mask)
         text = self.facial_encoder(prompt_embeds.float(), region_embeds.float(), class_mask, facial_token_idx_mask)
-        id_tokens = self.image_proj(id_embeds, clip_embeds.float())
+        id_tokens = self.image_proj(id_embeds, clip_embeds.float(), shortcut=self.image_proj_shortcut)
         context = torch.cat([text, id_tokens], dim=1).to(self.unet.dtype)
-        return self.unet(noisy_latents, timesteps, encoder_hidden_states=context).sample
+        return self.unet(
+            noisy_latents, timesteps, encoder_hidden_states=context, added_cond_kwargs=added_cond_kwargs
+        ).sample
 
 
 ADAPTER_SIZES = ("release", "small")
@@ -196,14 +247,20 @@ def build_adapter(cross_dim: int, clip_dim: int, id_dim: int, size: str) -> tupl
 
 
 class ConsistentIDObjective:
-    """Builds ConsistentID on a frozen SD1.5 base and computes its loss (see module docstring)."""
+    """Builds ConsistentID on a frozen SD1.5 or SDXL base (told apart by its UNet) and computes its loss (see
+    module docstring)."""
 
     def __init__(self, config: TrainConfig, device: torch.device, weight_dtype: torch.dtype) -> None:
         options = config.method_options
         self.facial_weight = float(options.get("facial_weight", 0.01))
         self.mask_loss_prob = float(options.get("mask_loss_prob", 0.5))
         self.pairing = options.get("pairing", RELEASE_PAIRING)
-        self.frozen = load_frozen_sd15(config.base_model, config.image_encoder, device, weight_dtype)
+        self.kind = base_kind(config.base_model)
+        self.sdxl = self.kind == "sdxl"
+        if self.sdxl:
+            self.frozen = load_frozen_sdxl(config.base_model, device, weight_dtype, config.image_encoder)
+        else:
+            self.frozen = load_frozen_sd15(config.base_model, config.image_encoder, device, weight_dtype)
         self.dataset = torch.utils.data.ConcatDataset(
             [FGIDDataset(Path(root), self.frozen, config.resolution, self.pairing) for root in config.data]
         )
@@ -214,11 +271,14 @@ class ConsistentIDObjective:
         facial_encoder, image_proj = build_adapter(unet.config.cross_attention_dim, clip_dim, id_dim, size)
         adapter_modules = install_consistentid_processors(unet, rank=config.lora_rank, num_tokens=image_proj.num_tokens)
         init_ip_from_base(unet)
-        self.capture = attach_attention_capture(unet, LOCALIZATION_LAYERS)
-        self.model = ConsistentIDModel(unet, facial_encoder, image_proj, adapter_modules.float()).to(device)
+        self.capture = attach_attention_capture(unet, SDXL_LOCALIZATION_LAYERS if self.sdxl else LOCALIZATION_LAYERS)
+        self.model = ConsistentIDModel(
+            unet, facial_encoder, image_proj, adapter_modules.float(), image_proj_shortcut=self.sdxl
+        ).to(device)
         self.empty_ids = torch.tensor(
             self.frozen.tokenizer("", max_length=MAX_TOKENS, padding="max_length", truncation=True).input_ids
         )
+        self.empty_ids_2 = tokenize(self.frozen.tokenizer_2, "") if self.sdxl else None
 
     collate = staticmethod(stack_collate)
 
@@ -230,13 +290,21 @@ class ConsistentIDObjective:
         keep = ~drop
         input_ids = torch.where(drop[:, None], self.empty_ids.to(drop.device), batch["input_ids"])
         token_mask = batch["facial_token_idx_mask"] & keep[:, None]
-        prompt_embeds = frozen.encode_text(input_ids)
+        added = None
+        if self.sdxl:
+            input_ids_2 = torch.where(drop[:, None], self.empty_ids_2.to(drop.device), batch["input_ids_2"])
+            prompt_embeds, pooled = frozen.encode_text(input_ids, input_ids_2)
+            target_size = torch.full_like(batch["original_size"], batch["pixel_values"].shape[-1])
+            time_ids = torch.cat([batch["original_size"], batch["crop_top_left"], target_size], dim=1)
+            added = {"text_embeds": pooled, "time_ids": time_ids.to(pooled.dtype)}
+        else:
+            prompt_embeds = frozen.encode_text(input_ids)
         region_embeds = frozen.encode_images(batch["region_pixels"])
         clip_embeds = frozen.encode_images(batch["clip_pixels"] * keep[:, None, None, None])
         self.capture.token_idx = batch["facial_token_idx"]
         try:
             pred = model(noisy, t, prompt_embeds, region_embeds, batch["facial_token_idx"], token_mask,
-                         batch["id_embeds"], clip_embeds)  # fmt: skip
+                         batch["id_embeds"], clip_embeds, added)  # fmt: skip
         finally:
             self.capture.token_idx = None
         return pred, self.capture.pop(), token_mask
@@ -258,9 +326,16 @@ class ConsistentIDObjective:
         return loss, {"loss": loss.item(), "mse": mse.item(), "localization": loc.item()}
 
     def export(self, model: nn.Module, path: Path) -> Path:
-        """Our ConsistentID safetensors layout (what ``idportrait generate`` loads), with the pairing recorded."""
+        """Our ConsistentID safetensors layout (what ``idportrait generate`` loads), with the pairing, the base's
+        release caption and the projector's shortcut recorded."""
         from idportrait.adapters.consistentid.checkpoint import save_consistentid_safetensors
 
         return save_consistentid_safetensors(
-            path, model.facial_encoder, model.image_proj, model.adapter_modules, pairing=self.pairing
+            path,
+            model.facial_encoder,
+            model.image_proj,
+            model.adapter_modules,
+            image_proj_shortcut=model.image_proj_shortcut,
+            pairing=self.pairing,
+            caption=RELEASE_FORMATS[self.kind].caption,
         )

@@ -34,13 +34,44 @@ class FrozenSD15:
         """token ids [B, 77] -> last hidden state [B, 77, D]."""
         return self.text_encoder(input_ids.to(self.text_encoder.device))[0]
 
-    @torch.no_grad()
     def encode_images(self, clip_pixels: torch.Tensor) -> torch.Tensor:
         """CLIP pixels [..., 3, 224, 224] -> penultimate hidden states [..., 257, C]."""
-        lead = clip_pixels.shape[:-3]
-        x = clip_pixels.reshape(-1, *clip_pixels.shape[-3:]).to(self.image_encoder.device, self.image_encoder.dtype)
-        hidden = self.image_encoder(x, output_hidden_states=True).hidden_states[-2]
-        return hidden.reshape(*lead, *hidden.shape[-2:])
+        return encode_clip_images(self.image_encoder, clip_pixels)
+
+
+@torch.no_grad()
+def encode_clip_images(image_encoder: CLIPVisionModelWithProjection, clip_pixels: torch.Tensor) -> torch.Tensor:
+    """CLIP pixels [..., 3, 224, 224] -> the vision tower's penultimate hidden states [..., 257, C]."""
+    lead = clip_pixels.shape[:-3]
+    x = clip_pixels.reshape(-1, *clip_pixels.shape[-3:]).to(image_encoder.device, image_encoder.dtype)
+    hidden = image_encoder(x, output_hidden_states=True).hidden_states[-2]
+    return hidden.reshape(*lead, *hidden.shape[-2:])
+
+
+def load_image_encoder(name: str, device: torch.device | str, weight_dtype: torch.dtype) -> Any:
+    """A frozen CLIP vision tower (hub id or folder); failures raise `ModelNotFoundError` (`fetch`)."""
+    encoder = fetch(
+        "image encoder",
+        name,
+        "--image-encoder",
+        lambda local: CLIPVisionModelWithProjection.from_pretrained(name, local_files_only=local),
+    )
+    encoder.requires_grad_(False).eval().to(device)
+    if weight_dtype != torch.float32:
+        encoder.to(dtype=weight_dtype)
+    return encoder
+
+
+def base_kind(base: str) -> str:
+    """``"sdxl"`` for a base whose UNet takes SDXL's added text/time conditioning, else ``"sd15"`` (reads the UNet
+    config only; failures raise `ModelNotFoundError`)."""
+    config = fetch(
+        "base model",
+        base,
+        "--base",
+        lambda local: UNet2DConditionModel.load_config(base, subfolder="unet", local_files_only=local),
+    )
+    return "sdxl" if config.get("addition_embed_type") == "text_time" else "sd15"
 
 
 def load_frozen_sd15(
@@ -64,26 +95,18 @@ def load_frozen_sd15(
         )
 
     unet, vae, text_encoder, tokenizer, noise_scheduler = fetch("base model", base, "--base", load_base)
-    encoder = None
-    if image_encoder:
-        encoder = fetch(
-            "image encoder",
-            image_encoder,
-            "--image-encoder",
-            lambda local: CLIPVisionModelWithProjection.from_pretrained(image_encoder, local_files_only=local),
-        )
-    for model in (unet, text_encoder, encoder):
-        if model is not None:
-            model.requires_grad_(False).eval().to(device)
-            if weight_dtype != torch.float32:
-                model.to(dtype=weight_dtype)
+    encoder = load_image_encoder(image_encoder, device, weight_dtype) if image_encoder else None
+    for model in (unet, text_encoder):
+        model.requires_grad_(False).eval().to(device)
+        if weight_dtype != torch.float32:
+            model.to(dtype=weight_dtype)
     vae.requires_grad_(False).eval().to(device)  # kept in float32: its encoder overflows in fp16
     return FrozenSD15(unet, vae, text_encoder, tokenizer, noise_scheduler, encoder, clip_image_processor())
 
 
 @dataclass
 class FrozenSDXL:
-    """SDXL base parts, frozen and in eval mode."""
+    """SDXL base parts (+ a CLIP image encoder when the method needs one), frozen and in eval mode."""
 
     unet: Any
     vae: Any
@@ -92,6 +115,8 @@ class FrozenSDXL:
     tokenizer: Any
     tokenizer_2: Any
     noise_scheduler: Any
+    image_encoder: Any = None
+    image_processor: Any = None
 
     def encode_latents(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixels [B, 3, H, W] in [-1, 1] -> scaled latents [B, 4, H/f, W/f]."""
@@ -104,9 +129,16 @@ class FrozenSDXL:
         out_2 = self.text_encoder_2(ids_2.to(self.text_encoder_2.device), output_hidden_states=True)
         return torch.cat([out_1.hidden_states[-2], out_2.hidden_states[-2]], dim=-1), out_2.text_embeds
 
+    def encode_images(self, clip_pixels: torch.Tensor) -> torch.Tensor:
+        """CLIP pixels [..., 3, 224, 224] -> penultimate hidden states [..., 257, C]."""
+        return encode_clip_images(self.image_encoder, clip_pixels)
 
-def load_frozen_sdxl(base: str, device: torch.device | str, weight_dtype: torch.dtype) -> FrozenSDXL:
-    """Every part of an SDXL base (hub id or diffusers folder); failures raise `ModelNotFoundError`."""
+
+def load_frozen_sdxl(
+    base: str, device: torch.device | str, weight_dtype: torch.dtype, image_encoder: str | None = None
+) -> FrozenSDXL:
+    """Every part of an SDXL base (hub id or diffusers folder) and, when named, a CLIP image encoder (with the
+    OpenAI CLIP preprocessing); failures raise `ModelNotFoundError`."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
@@ -127,6 +159,9 @@ def load_frozen_sdxl(base: str, device: torch.device | str, weight_dtype: torch.
     for model in (parts.unet, parts.text_encoder, parts.text_encoder_2):
         model.requires_grad_(False).eval().to(device, dtype=weight_dtype)
     parts.vae.requires_grad_(False).eval().to(device)  # float32: the SDXL VAE overflows in fp16
+    if image_encoder:
+        parts.image_encoder = load_image_encoder(image_encoder, device, weight_dtype)
+        parts.image_processor = clip_image_processor()
     return parts
 
 

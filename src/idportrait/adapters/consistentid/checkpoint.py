@@ -30,14 +30,22 @@ from idportrait.adapters.consistentid.keymap import (
     FORMAT_NAME,
     FORMAT_VERSION,
     GROUPS,
+    PREFIX_GROUPS,
     RELEASE_GROUPS,
     RELEASE_NAMES,
     UNET_CONFIGS,
     flatten,
+    flatten_release,
     identify,
     unflatten,
 )
-from idportrait.adapters.consistentid.text import FACIAL_CAPTION, RELEASE_PAIRING, TOKEN_PAIRING
+from idportrait.adapters.consistentid.text import (
+    FACIAL_CAPTION,
+    RELEASE_FORMATS,
+    RELEASE_PAIRING,
+    SD15_FORMAT,
+    TOKEN_PAIRING,
+)
 from idportrait.errors import CheckpointError
 from idportrait.hub import first_line, read_torch_file
 
@@ -144,11 +152,15 @@ def _read_safetensors(path: Path) -> tuple[dict[str, dict], dict[str, str]]:
     except (SafetensorError, OSError) as err:
         raise _fail(path, f"unreadable safetensors file ({err})") from None
     fmt = metadata.get("format")
-    groups, stray = unflatten(flat)
+    groups, stray, prefixes = unflatten(flat)
     if fmt not in (None, FORMAT_NAME) or stray:
         what = identify(flat)
         detail = f"it is {what}" if what else f"keys without a {'/'.join(GROUPS)} prefix {_short(stray)}"
         raise _fail(path, detail if fmt in (None, FORMAT_NAME) else f"format {fmt!r}; {detail}")
+    for group in GROUPS:
+        mixed = [p for p in prefixes if PREFIX_GROUPS[p] == group]
+        if len(mixed) > 1:
+            raise _fail(path, f"keys under both {' and '.join(repr(p) for p in mixed)}; expected one of them")
     missing = [g for g in GROUPS if not groups[g]]
     if missing:
         raise _fail(path, f"no tensors for {missing}")
@@ -191,9 +203,10 @@ def _infer_config(groups: dict[str, dict], metadata: dict[str, str], path: Path)
         if absent:
             raise _fail(path, f"{RELEASE_NAMES[group]}: missing keys {_short(absent)}")
     cross = ip["norm.weight"].shape[0]
+    variant = CROSS_DIM_VARIANTS.get(cross, "custom")
     stored = {f.name: metadata[f.name] for f in fields(ConsistentIDConfig) if f.name in metadata}
     inferred = {
-        "variant": CROSS_DIM_VARIANTS.get(cross, "custom"),
+        "variant": variant,
         "cross_attention_dim": cross,
         "clip_dim": ip["perceiver_resampler.proj_in.weight"].shape[1],
         "id_dim": ip["proj.0.weight"].shape[1],
@@ -202,10 +215,11 @@ def _infer_config(groups: dict[str, dict], metadata: dict[str, str], path: Path)
         "num_processors": _count(ad, r"(\d+)\..*"),
         "image_proj_depth": _count(ip, r"perceiver_resampler\.layers\.(\d+)\..*"),
         **_heads("image_proj", ip["perceiver_resampler.layers.0.0.to_q.weight"].shape[0]),
-        "image_proj_shortcut": CROSS_DIM_VARIANTS.get(cross) == "sdxl",
+        "image_proj_shortcut": variant == "sdxl",
         "facial_latent_dim": fe["visual_projection.latents"].shape[-1],
         "facial_depth": _count(fe, r"visual_projection\.layers\.(\d+)\..*"),
         **_heads("facial", fe["visual_projection.layers.0.0.to_q.weight"].shape[0]),
+        "caption": RELEASE_FORMATS.get(variant, SD15_FORMAT).caption,
     }
     values = {}
     for f in fields(ConsistentIDConfig):
@@ -273,27 +287,34 @@ def _check_group(name: str, state: dict, expected: dict[str, tuple[int, ...]]) -
     return problems
 
 
-def expected_layouts(config: ConsistentIDConfig) -> dict[str, dict[str, tuple[int, ...]] | None]:
-    """Keys (in module order) and shapes per group; the adapter's only for sd15/sdxl (else it depends on the UNet)."""
+def expected_layouts(
+    config: ConsistentIDConfig, release_unet: bool = True
+) -> dict[str, dict[str, tuple[int, ...]] | None]:
+    """Keys (in module order) and shapes per group; the adapter's only for sd15/sdxl (else it depends on the UNet)
+    and with ``release_unet`` (False: the adapter is checked against the UNet it is loaded into instead)."""
     with torch.device("meta"):
         facial_encoder, image_proj = _modules(config)
-    adapter = release_adapter_layout(config.variant, config.rank) if config.variant in UNET_CONFIGS else None
+    known = release_unet and config.variant in UNET_CONFIGS
+    adapter = release_adapter_layout(config.variant, config.rank) if known else None
     return {"facial_encoder": _shapes(facial_encoder), "image_proj": _shapes(image_proj), "adapter": adapter}
 
 
-def check_layout(weights: ConsistentIDWeights, path: str | Path = "<weights>") -> None:
-    """Raise `CheckpointError` listing every missing/unexpected key and shape mismatch, per sub-dict."""
+def check_layout(weights: ConsistentIDWeights, path: str | Path = "<weights>", release_unet: bool = True) -> None:
+    """Raise `CheckpointError` listing every missing/unexpected key and shape mismatch, per sub-dict.
+
+    ``release_unet=False`` leaves ``adapter_modules`` to `load_adapter_modules` (another UNet than the release's).
+    """
     problems = []
-    for group, expected in expected_layouts(weights.config).items():
+    for group, expected in expected_layouts(weights.config, release_unet).items():
         if expected is not None:
             problems += _check_group(RELEASE_NAMES[group], weights.groups()[group], expected)
     if problems:
         raise _fail(Path(path), "; ".join(problems))
 
 
-def _in_module_order(weights: ConsistentIDWeights) -> ConsistentIDWeights:
+def _in_module_order(weights: ConsistentIDWeights, release_unet: bool = True) -> ConsistentIDWeights:
     """The same tensors with keys in ``state_dict()`` order (safetensors files store them sorted)."""
-    layouts = expected_layouts(weights.config)
+    layouts = expected_layouts(weights.config, release_unet)
     fe = {k: weights.facial_encoder[k] for k in layouts["facial_encoder"]}
     ip = {k: weights.image_proj[k] for k in layouts["image_proj"]}
     rank = {name: i for i, name in enumerate(ADAPTER_PARAMS)}
@@ -302,38 +323,53 @@ def _in_module_order(weights: ConsistentIDWeights) -> ConsistentIDWeights:
     return ConsistentIDWeights(fe, ip, adapter, weights.config)
 
 
-def load_consistentid_weights(path: str | Path) -> tuple[ConsistentIDWeights, dict[str, str]]:
+def load_consistentid_weights(
+    path: str | Path, check_release_unet: bool = True
+) -> tuple[ConsistentIDWeights, dict[str, str]]:
     """Read a release ``.bin``/``.pt`` pickle or our ``.safetensors``, check its layout strictly.
 
-    Returns the weights (CPU tensors) and the metadata (ours as stored, or derived for a release pickle).
+    ``check_release_unet=False``: ``adapter_modules`` is not compared with the release base's UNet (see
+    `check_layout`). Returns the weights (CPU tensors) and the metadata (ours as stored, or derived for a release
+    pickle).
     Raises `CheckpointError` (naming the file) for unreadable files, other methods' checkpoints, wrong keys or shapes.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError("ConsistentID checkpoint not found", path)
     groups, metadata = _read_safetensors(path) if path.suffix == ".safetensors" else _read_pickle(path)
-    weights = _checked_weights(groups, metadata, path)
+    weights = _checked_weights(groups, metadata, path, check_release_unet)
     return weights, {**weights.config.to_metadata(), "source": metadata.get("source", path.name)}
 
 
-def weights_from_release_state(state: dict, name: str = "<state dict>") -> ConsistentIDWeights:
+def weights_from_release_state(
+    state: dict, name: str = "<state dict>", check_release_unet: bool = True
+) -> ConsistentIDWeights:
     """In-memory release layout (``{"FacialEncoder": ..., "image_proj": ..., "adapter_modules": ...}``), checked."""
-    return _checked_weights(_release_groups(state, Path(name)), {}, Path(name))
+    return _checked_weights(_release_groups(state, Path(name)), {}, Path(name), check_release_unet)
 
 
-def _checked_weights(groups: dict[str, dict], metadata: dict[str, str], path: Path) -> ConsistentIDWeights:
+def _checked_weights(
+    groups: dict[str, dict], metadata: dict[str, str], path: Path, release_unet: bool = True
+) -> ConsistentIDWeights:
     config = _infer_config(groups, metadata, path)
     weights = ConsistentIDWeights(groups["facial_encoder"], groups["image_proj"], groups["adapter"], config)
-    check_layout(weights, path)
-    return _in_module_order(weights)
+    check_layout(weights, path, release_unet)
+    return _in_module_order(weights, release_unet)
 
 
 # ---------------------------------------------------------------------------------------------------- building
 def build_consistentid(
     weights: ConsistentIDWeights, path: str | Path = "<weights>"
 ) -> tuple[FacialEncoder, ProjPlusModel, dict]:
-    """FacialEncoder and ID projector with the checkpoint's weights (strict), and the config as a dict."""
-    facial_encoder, image_proj = _modules(weights.config)
+    """FacialEncoder and ID projector with the checkpoint's weights (strict), and the config as a dict.
+
+    The modules are allocated without a random initialisation (the SDXL projector and FacialEncoder hold 342M
+    parameters), then filled with the checkpoint's tensors.
+    """
+    with torch.device("meta"):
+        facial_encoder, image_proj = _modules(weights.config)
+    facial_encoder.to_empty(device="cpu")
+    image_proj.to_empty(device="cpu")
     try:
         facial_encoder.load_state_dict(weights.facial_encoder, strict=True)
         image_proj.load_state_dict(weights.image_proj, strict=True)
@@ -360,9 +396,10 @@ def config_from_modules(
     processors: nn.ModuleList,
     image_proj_shortcut: bool | None = None,
     pairing: str = RELEASE_PAIRING,
-    caption: str = FACIAL_CAPTION,
+    caption: str | None = None,
 ) -> ConsistentIDConfig:
-    """The config of built modules (``image_proj_shortcut`` defaults to the variant's: on for SDXL only)."""
+    """The config of built modules (``image_proj_shortcut`` and ``caption`` default to the variant's release:
+    shortcut on for SDXL only, SDXL's "and a mouth." caption)."""
     proj_attn = image_proj.perceiver_resampler.layers[0][0]
     face_attn = facial_encoder.visual_projection.layers[0][0]
     cross = image_proj.cross_attention_dim
@@ -384,15 +421,28 @@ def config_from_modules(
         facial_heads=face_attn.heads,
         facial_dim_head=face_attn.dim_head,
         pairing=pairing,
-        caption=caption,
+        caption=RELEASE_FORMATS.get(variant, SD15_FORMAT).caption if caption is None else caption,
     )
 
 
-def save_consistentid_weights(path: str | Path, weights: ConsistentIDWeights, source: str = "") -> Path:
-    """Write our safetensors layout (``facial_encoder.*``, ``image_proj.*``, ``adapter.*`` + metadata), atomically."""
+LAYOUTS = ("ours", "release")
+"""Safetensors key layouts `save_consistentid_weights` writes (see `keymap`)."""
+
+
+def save_consistentid_weights(
+    path: str | Path, weights: ConsistentIDWeights, source: str = "", layout: str = "ours"
+) -> Path:
+    """Write a safetensors checkpoint with our metadata, atomically: our layout (``facial_encoder.*``,
+    ``image_proj.*``, ``adapter.*``) or ``layout="release"`` (``FacialEncoder.*``, ``image_proj_model.*``,
+    ``adapter_modules.*``: what the release's SDXL loader reads from a safetensors file)."""
     from idportrait.imageio import write_safetensors
 
-    tensors = {k: v.detach().cpu().contiguous() for k, v in flatten(weights.groups()).items()}
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+    path = Path(path)
+    groups = weights.groups()
+    flat = flatten(groups) if layout == "ours" else flatten_release(groups)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in flat.items()}
     metadata = weights.config.to_metadata()
     if source:
         metadata["source"] = source
@@ -416,8 +466,9 @@ def save_consistentid_safetensors(
     return save_consistentid_weights(path, weights)
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path) -> tuple[Path, dict[str, str]]:
-    """Release ``.bin`` (or our safetensors) -> our safetensors at ``dst``; returns the path and its metadata."""
+def convert_checkpoint(src: str | Path, dst: str | Path, layout: str = "ours") -> tuple[Path, dict[str, str]]:
+    """Release ``.bin`` (or a safetensors checkpoint) -> safetensors at ``dst`` in our key layout or the release's
+    (`save_consistentid_weights`); returns the path and its metadata."""
     weights, metadata = load_consistentid_weights(src)
-    out = save_consistentid_weights(dst, weights, source=metadata["source"])
+    out = save_consistentid_weights(dst, weights, source=metadata["source"], layout=layout)
     return out, {**weights.config.to_metadata(), "source": metadata["source"]}

@@ -7,6 +7,10 @@ Release (``ConsistentID-v1.bin``, torch pickle)::
 
 Ours (safetensors): the same tensors under ``facial_encoder.`` / ``image_proj.`` / ``adapter.`` prefixes, with string
 metadata (``format`` = ``FORMAT_NAME``, see ``checkpoint.py`` for the other fields).
+
+Release layout in safetensors (what the release's SDXL loader reads for a ``.safetensors`` weight name): the names of
+its training tooling and SDXL file as prefixes, ``FacialEncoder.`` / ``image_proj_model.`` / ``adapter_modules.``;
+our writer adds the same metadata, which that loader ignores. Both safetensors layouts read back through `unflatten`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ RELEASE_NAMES: dict[str, str] = {
     "image_proj": "image_proj",
     "adapter": "adapter_modules",
 }
-"""Our group -> release top-level key, as written by :func:`to_release`."""
+"""Our group -> release top-level key of the SD1.5 file (in error messages)."""
+RELEASE_EXPORT_NAMES = RELEASE_NAMES | {"image_proj": "image_proj_model"}
+"""Our group -> the key prefix of the release layout we write (the SDXL file's and the training tooling's names)."""
+
 
 ADAPTER_PARAMS = (
     "to_q_lora.down.weight",
@@ -73,17 +80,30 @@ def flatten(groups: dict[str, dict]) -> dict:
     return {f"{g}.{k}": v for g in GROUPS for k, v in groups[g].items()}
 
 
-def unflatten(flat: dict) -> tuple[dict[str, dict], list[str]]:
-    """Flat safetensors dict -> groups, plus keys that carry no known prefix."""
+def flatten_release(groups: dict[str, dict]) -> dict:
+    """Groups -> flat ``{"{release name}.{key}": tensor}`` (the release layout in safetensors)."""
+    return {f"{RELEASE_EXPORT_NAMES[g]}.{k}": v for g in GROUPS for k, v in groups[g].items()}
+
+
+PREFIX_GROUPS = {g: g for g in GROUPS} | RELEASE_GROUPS
+"""Every key prefix a safetensors checkpoint may use (ours and the release's) -> our group."""
+
+
+def unflatten(flat: dict) -> tuple[dict[str, dict], list[str], list[str]]:
+    """Flat safetensors dict (our prefixes or the release's) -> groups, keys without a known prefix, and the
+    prefixes used (more than one for a group is an error for the caller to report)."""
     groups: dict[str, dict] = {g: {} for g in GROUPS}
     stray = []
+    prefixes: list[str] = []
     for key, value in flat.items():
-        group, _, rest = key.partition(".")
-        if group in groups and rest:
-            groups[group][rest] = value
+        prefix, _, rest = key.partition(".")
+        if prefix in PREFIX_GROUPS and rest:
+            groups[PREFIX_GROUPS[prefix]][rest] = value
+            if prefix not in prefixes:
+                prefixes.append(prefix)
         else:
             stray.append(key)
-    return groups, stray
+    return groups, stray, prefixes
 
 
 def identify(state: dict) -> str | None:

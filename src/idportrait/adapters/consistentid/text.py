@@ -10,6 +10,9 @@ Data flow (release behaviour, spec §3.4-3.5)::
 The region facts (label ids, region keys and their order Face, Eye, Ear, Nose, Lip) live in
 :mod:`idportrait.faces.labels`; this module holds what ties them to the caption words.
 
+Per base, the release assembles the prompt differently (`PromptFormat`): SD1.5 joins prompt and caption with
+``"Detail:"`` and its caption ends in "one mouth."; SDXL joins with ``"; Detail:"`` and ends in "a mouth.".
+
 Pairing quirk kept for the released weights: regions are in region order (Face, Eye, Ear, Nose, Lip) but
 the class words in caption order (face, ears, eyes, nose, mouth), and the k-th region is fused into the
 k-th class token, so the "ears" token receives the eye crop and vice versa (``RELEASE_PAIRING``).
@@ -23,11 +26,29 @@ from dataclasses import dataclass
 from idportrait.faces.labels import MAX_REGIONS, REGION_LABELS
 
 FACIAL_CAPTION = "The person has one face, one nose, two eyes, two ears, and one mouth."
+SDXL_FACIAL_CAPTION = "The person has one face, one nose, two eyes, two ears, and a mouth."
 FACIAL_TOKEN = "<|facial|>"
 IMAGE_TOKEN = "<|image|>"
 MAX_TOKENS = 77
 MAX_CAPTION_CHARS = 330
 PAD_TOKEN_ID = 49407
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How a release assembles the facial prompt of one base: its built-in caption and the joiner.
+
+    Default assembly ``prompt + joiner + marked caption``; over 77 tokens ``joiner + marked + " Caption:" + prompt``.
+    """
+
+    caption: str
+    joiner: str
+
+
+SD15_FORMAT = PromptFormat(caption=FACIAL_CAPTION, joiner="Detail:")
+SDXL_FORMAT = PromptFormat(caption=SDXL_FACIAL_CAPTION, joiner="; Detail:")
+RELEASE_FORMATS = {"sd15": SD15_FORMAT, "sdxl": SDXL_FORMAT}
+"""Base variant (`keymap.CROSS_DIM_VARIANTS`) -> its release's prompt format; other widths use SD1.5's."""
 
 KEYWORDS = ("face", "ears", "eyes", "nose", "mouth")
 """Caption class words; also the order in which marked clauses are rebuilt."""
@@ -119,30 +140,40 @@ def mark_caption(caption: str, regions: list[str]) -> tuple[str, list[str]]:
     return marked, kept
 
 
-def assemble_prompt(tokenizer, user_prompt: str, marked_caption: str, caption: str) -> tuple[str, bool, bool, int]:
-    """``user_prompt + "Detail:" + marked``, or the caption first when that exceeds 77 tokens.
+def assemble_prompt(
+    tokenizer, user_prompt: str, marked_caption: str, caption: str, joiner: str = SD15_FORMAT.joiner
+) -> tuple[str, bool, bool, int]:
+    """``user_prompt + joiner + marked``, or ``joiner + marked + " Caption:" + user_prompt`` over 77 tokens.
 
+    ``joiner``: the base's (`PromptFormat`; SD1.5 ``"Detail:"``, SDXL ``"; Detail:"``).
     Returns ``(prompt_face, alternate_used, caption_too_long, n_tokens_default)``; ``n_tokens_default`` counts the
     default assembly with BOS/EOS and one id per marker. A raw caption over 330 characters gives the plain prompt.
     """
-    prompt_face = user_prompt + "Detail:" + marked_caption
+    prompt_face = user_prompt + joiner + marked_caption
     n_tokens = len(tokenizer(prompt_face, truncation=False).input_ids)
     too_long = len(caption) > MAX_CAPTION_CHARS
     alternate = n_tokens > MAX_TOKENS and not too_long
     if alternate:
-        prompt_face = "Detail:" + marked_caption + " Caption:" + user_prompt
+        prompt_face = joiner + marked_caption + " Caption:" + user_prompt
     if too_long:
         prompt_face = user_prompt
     return prompt_face, alternate, too_long, n_tokens
 
 
-def tokenize_with_markers(tokenizer, prompt_face: str, max_length: int = MAX_TOKENS) -> tuple[list[int], list[int]]:
-    """Token ids with the markers removed, padded/cut to ``max_length``, and the flagged class-token positions.
+def tokenize_with_markers(
+    tokenizer, prompt_face: str, max_length: int = MAX_TOKENS, facial_id: int | None = None
+) -> tuple[list[int], list[int]]:
+    """Token ids with the markers removed, padded (with the tokenizer's pad token) or cut to ``max_length``, and
+    the flagged class-token positions.
 
     The token right before each ``<|facial|>`` is flagged; flags lost to truncation are dropped (no EOS is added
-    back after truncation, as in the release).
+    back after truncation, as in the release). ``facial_id``: the marker's id, default this tokenizer's. The
+    release's SDXL code passes the first tokenizer's id with ``tokenizer_2``, which does not know the marker: its
+    ids keep the marker's BPE pieces and nothing is flagged.
     """
-    facial_id = tokenizer.convert_tokens_to_ids(FACIAL_TOKEN)
+    if facial_id is None:
+        facial_id = tokenizer.convert_tokens_to_ids(FACIAL_TOKEN)
+    pad_id = PAD_TOKEN_ID if tokenizer.pad_token_id is None else tokenizer.pad_token_id
     ids: list[int] = []
     flagged: list[int] = []
     for token_id in tokenizer(prompt_face, truncation=False).input_ids:
@@ -150,7 +181,7 @@ def tokenize_with_markers(tokenizer, prompt_face: str, max_length: int = MAX_TOK
             flagged.append(len(ids) - 1)
         else:
             ids.append(token_id)
-    ids = ids[:max_length] + [PAD_TOKEN_ID] * max(0, max_length - len(ids))
+    ids = ids[:max_length] + [pad_id] * max(0, max_length - len(ids))
     return ids, [p for p in flagged if 0 <= p < max_length]
 
 
@@ -166,13 +197,14 @@ def strip_markers(prompt_face: str) -> str:
     return prompt_face.replace(FACIAL_TOKEN, "").replace(IMAGE_TOKEN, "")
 
 
-def add_consistentid_tokens(tokenizer) -> int:
+def add_consistentid_tokens(tokenizer, facial: bool = True) -> int | None:
     """Add ``<|image|>`` and ``<|facial|>`` as special tokens (49408, 49409 on the SD1.5 vocabulary).
 
-    Returns the ``<|facial|>`` id. Idempotent.
+    Returns the ``<|facial|>`` id. ``facial=False`` adds ``<|image|>`` only (the release's ``tokenizer_2``) and
+    returns None. Idempotent.
     """
-    tokenizer.add_tokens([IMAGE_TOKEN, FACIAL_TOKEN], special_tokens=True)
-    return tokenizer.convert_tokens_to_ids(FACIAL_TOKEN)
+    tokenizer.add_tokens([IMAGE_TOKEN, FACIAL_TOKEN] if facial else [IMAGE_TOKEN], special_tokens=True)
+    return tokenizer.convert_tokens_to_ids(FACIAL_TOKEN) if facial else None
 
 
 def token_order(regions: list[str]) -> list[str]:
@@ -222,17 +254,24 @@ class FacialPrompt:
         return [i in flagged for i in range(MAX_TOKENS)]
 
 
-def build_facial_prompt(tokenizer, user_prompt: str, regions: list[str], caption: str = FACIAL_CAPTION) -> FacialPrompt:
+def build_facial_prompt(
+    tokenizer,
+    user_prompt: str,
+    regions: list[str],
+    caption: str = FACIAL_CAPTION,
+    joiner: str = SD15_FORMAT.joiner,
+) -> FacialPrompt:
     """Release-compatible prompt processing. ``tokenizer`` must know ``<|facial|>`` (:func:`add_consistentid_tokens`).
 
     Args:
-        tokenizer: CLIP tokenizer of the base model (SD1.5: openai/clip-vit-large-patch14).
+        tokenizer: CLIP tokenizer of the base model (SD1.5: openai/clip-vit-large-patch14; SDXL: its first).
         user_prompt: the user's prompt.
         regions: region keys from face parsing, region order (``idportrait.faces.labels.select_regions``).
         caption: the facial caption template.
+        joiner: between prompt and caption (`PromptFormat.joiner` of the base).
     """
     marked, kept = mark_caption(caption, regions)
-    prompt_face, alternate, too_long, n_tokens = assemble_prompt(tokenizer, user_prompt, marked, caption)
+    prompt_face, alternate, too_long, n_tokens = assemble_prompt(tokenizer, user_prompt, marked, caption, joiner)
     input_ids, positions = tokenize_with_markers(tokenizer, prompt_face)
     token_idx, token_mask = facial_token_index(positions)
     text_only = strip_markers(prompt_face)
