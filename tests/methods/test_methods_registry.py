@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from idportrait.errors import UserError
@@ -36,8 +37,11 @@ def test_consistentid_prepare_cached_and_generate(tiny_models):
     assert method.prepare(photo.copy()) is prepared  # same pixels -> cached per identity
     images = method.generate(prepared, ["a hat", "a beach"], [0, 1])
     assert len(images) == 4 and images[0].size == (64, 32)  # size is (width, height), as PIL's
-    again = method.generate(prepared, ["a beach"], [1])
-    assert list(again[0].getdata()) == list(images[3].getdata())  # prompt-major, per-image seeds
+    again = np.asarray(method.generate(prepared, ["a beach"], [1])[0], dtype=np.int16)
+    # prompt-major, per-image seeds: the same image as alone, up to the CPU kernels' batch-size round-off
+    # (a batch of 4 and a batch of 1 may take other convolution algorithms on some CPUs)
+    diffs = [np.abs(again - np.asarray(image, dtype=np.int16)).max() for image in images]
+    assert diffs[3] <= 1 and min(diffs[:3]) > 8, diffs
 
 
 def test_plain_sd_ignores_the_reference(tiny_models):
