@@ -24,15 +24,18 @@ def load_consistentid_sdxl_method(
     accelerator_weights: str | None = None,
     compile: bool = False,
     vae_tiling: bool = False,
+    controlnet: str | None = None,
     **defaults: Any,
 ) -> ConsistentIDMethod:
     """Load an SDXL base + ``ConsistentID_SDXL-v1.bin`` + face models; ``None`` means the registry default.
 
     ``defaults`` become default `ConsistentIDSDXLPipeline.__call__` keywords (e.g. ``num_inference_steps``).
     ``accelerator`` / ``accelerator_weights`` / ``compile`` / ``vae_tiling``: `apply_speed_options`.
+    ``controlnet``: an SDXL ControlNet (canny, openpose; a hub id or a folder) for control images.
     """
     from idportrait.hub import fetch
     from idportrait.pipelines.consistentid_sdxl import ConsistentIDSDXLPipeline
+    from idportrait.pipelines.loading import load_controlnet
     from idportrait.registry import CONSISTENTID_REPO, SDXL_BASE
 
     device, torch_dtype = resolve_device(device, dtype)
@@ -54,4 +57,5 @@ def load_consistentid_sdxl_method(
         name="consistentid-sdxl",
         size=size,
         defaults=defaults,
+        controlnet=None if controlnet is None else load_controlnet(controlnet, pipe.unet, device, torch_dtype),
     )

@@ -15,6 +15,8 @@ diffusers' pipeline of that mode computes from the text. (The release's ControlN
 ControlNet all 81 tokens.)
 
     pipe = ConsistentIDPipeline.from_pretrained(base); pipe.load_consistentid(...)
+    out = consistentid_generate(pipe, ["a photo of a person"], face, init_image=photo, mask_image=mask, strength=0.9)
+    # the same, step by step:
     inpaint = mode_pipeline(pipe, "inpaint")          # StableDiffusionInpaintPipeline over pipe's models, no copy
     out = consistentid_call(pipe, inpaint, ["a photo of a person"], face, image=photo, mask_image=mask, strength=0.9)
 
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from PIL import Image
 
 from idportrait.adapters.consistentid.attention import set_id_scale
 from idportrait.errors import UserError
@@ -212,3 +215,60 @@ def consistentid_call(
         )
     pipe.maybe_free_model_hooks()  # with model offload: every model back on the CPU
     return out
+
+
+def mode_images(
+    mode: str, init_image: Image.Image | None, mask_image: Image.Image | None, control_image: Image.Image | None
+) -> dict[str, Image.Image]:
+    """The images as diffusers' pipeline of ``mode`` names them (its ``image`` is the control image in "controlnet")."""
+    if mode == "controlnet":
+        return {"image": control_image}
+    names = {"image": init_image, "mask_image": mask_image, "control_image": control_image}
+    return {name: image for name, image in names.items() if image is not None}
+
+
+def resize_images(images: dict[str, Image.Image], width: int, height: int) -> dict[str, Image.Image]:
+    """Every image at (width, height) pixels (masks with nearest-neighbour sampling, so they stay black and white)."""
+    return {
+        name: image.resize((width, height), Image.NEAREST if name == "mask_image" else Image.LANCZOS)
+        if image.size != (width, height)
+        else image
+        for name, image in images.items()
+    }
+
+
+def consistentid_generate(
+    pipe: Any,
+    prompt: str | list[str],
+    face_inputs: FaceInputs,
+    init_image: Image.Image | None = None,
+    mask_image: Image.Image | None = None,
+    control_image: Image.Image | None = None,
+    controlnet: Any = None,
+    height: int | None = None,
+    width: int | None = None,
+    **kwargs: Any,
+) -> Any:
+    """ConsistentID in the mode its images ask for (`mode_for`): none -> text2img (``pipe``'s own call), an init
+    image -> img2img, with a mask (white = repaint) -> inpaint, a control image -> the ControlNet counterpart.
+
+    ``controlnet`` (a ``ControlNetModel``) is used when there is a control image. With ``height`` and ``width`` the
+    images are resized to that size first; else the output has the init (or control) image's size. Every output
+    image gets its own copy of the images, so with a list of generators each image depends only on its own
+    (diffusers' inpainting encodes one init image with the first generator). ``kwargs``: `consistentid_call` /
+    ``pipe.__call__`` keywords (``strength`` for init images only). Returns the output.
+    """
+    mode = mode_for(init_image is not None, mask_image is not None, control_image is not None)
+    if mode == "text2img":
+        if kwargs.pop("strength", None) is not None:
+            raise UserError("strength needs an init image (--init-image)")
+        return pipe(prompt, face_inputs=face_inputs, height=height, width=width, **kwargs)
+    images = mode_images(mode, init_image, mask_image, control_image)
+    if height is not None and width is not None:
+        images = resize_images(images, width, height)
+    batch = (1 if isinstance(prompt, str) else len(prompt)) * kwargs.get("num_images_per_prompt", 1)
+    per_image = {name: [image] * batch for name, image in images.items()}  # each image encoded with its own generator
+    target = mode_pipeline(pipe, mode, controlnet if mode.startswith("controlnet") else None)
+    params = inspect.signature(type(target).__call__).parameters
+    sizes = {k: v for k, v in (("height", height), ("width", width)) if v is not None and k in params}
+    return consistentid_call(pipe, target, prompt, face_inputs, **per_image, **sizes, **kwargs)
