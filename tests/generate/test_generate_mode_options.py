@@ -62,7 +62,7 @@ def test_generate_repaints_the_face_into_a_photo(monkeypatch, capsys, tiny_model
     code, _, err = run_cli(monkeypatch, capsys, *args, *tiny_args(tiny_models, out))
     assert code == 0, err
     image = Image.open(out / "p00_s1.png")
-    assert image.size == (64, 64)  # 384x512 at the tiny base's 64x64 pixels, in multiples of 64
+    assert image.size == (384, 512)  # the photo, repainted where its face is
     settings = json.loads((out / "settings.json").read_text())
     assert settings["init_image"] == str(files / "scene.png") and settings["mask_image"] == "face"
     assert settings["strength"] == 0.9
@@ -84,7 +84,7 @@ def test_generate_with_a_controlnet(monkeypatch, capsys, tiny_models, files, tmp
     [
         (["--mask", "mask.png"], "--mask .*mask.png needs the photo it belongs to"),
         (["--init-image", "scene.png", "--mask", "square.png"], "is 128x128 pixels, but --init-image .* is 384x512"),
-        (["--init-image", "scene.png", "--mask", "black.png"], "black everywhere, nothing to repaint"),
+        (["--init-image", "scene.png", "--mask", "black.png"], "black everywhere: nothing to repaint"),
         (["--init-image", "scene.png", "--mask", "missing.png"], "missing.png: file not found"),
         (["--init-image", "scene.png", "--strength", "1.5"], r"--strength 1.5: must be in \(0, 1\]"),
         (["--strength", "0.5"], "--strength needs --init-image"),
@@ -127,7 +127,7 @@ def test_generate_batch_repaints_every_identity_and_resumes_only_the_same_settin
     ]  # fmt: skip
     code, _, err = run_cli(monkeypatch, capsys, *args, "--mask", str(files / "mask.png"))
     assert code == 0, err
-    assert Image.open(out / "eileen" / "000_00.png").size == (64, 64)
+    assert Image.open(out / "eileen" / "000_00.png").size == (384, 512)
     assert json.loads((out / "settings.json").read_text())["mask_image"] == str(files / "mask.png")
     code, _, err = run_cli(monkeypatch, capsys, *args, "--mask", "face")
     assert code == 2 and "mask_image" in err and "other settings" in err

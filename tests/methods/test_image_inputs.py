@@ -17,6 +17,8 @@ from idportrait.methods.image_inputs import (
     resolve_image_inputs,
 )
 
+PHOTO = "astronaut.png"
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
@@ -57,7 +59,7 @@ def test_files_and_keywords_are_read(files):
         (None, "mask.png", None, UserError, r"--mask .*mask\.png needs the photo it belongs to"),
         (None, None, "canny", UserError, "--control-image canny needs the photo"),
         ("astronaut.png", "small.png", None, UserError, r"small\.png is 64x48 pixels, but --init-image .* is 512x512"),
-        ("astronaut.png", "black.png", None, ImageError, "black everywhere, nothing to repaint"),
+        ("astronaut.png", "black.png", None, ImageError, "black everywhere: nothing to repaint"),
         ("astronaut.png", "broken.png", None, ImageError, r"broken\.png: not a readable image"),
         ("astronaut.png", "missing.png", None, ImageError, r"missing\.png: file not found"),
         ("astronaut.png", None, "small.png", UserError, "--control-image .* is 64x48 pixels"),
@@ -113,12 +115,12 @@ def method(tiny_models, tmp_path_factory):
 @pytest.mark.parametrize(
     ("images", "mode"),
     [
-        ({"init_image": "astronaut.png"}, "Img2ImgPipeline"),
-        ({"init_image": "astronaut.png", "mask_image": "face"}, "InpaintPipeline"),
-        ({"init_image": "astronaut.png", "control_image": "canny"}, "ControlNetImg2ImgPipeline"),
+        ({"init_image": PHOTO}, "StableDiffusionImg2ImgPipeline"),
+        ({"init_image": PHOTO, "mask_image": "face"}, "StableDiffusionInpaintPipeline"),
+        ({"init_image": PHOTO, "control_image": "canny"}, "StableDiffusionControlNetImg2ImgPipeline"),
         (
-            {"init_image": "astronaut.png", "mask_image": "mask.png", "control_image": "canny"},
-            "ControlNetInpaintPipeline",
+            {"init_image": PHOTO, "mask_image": "mask.png", "control_image": "canny"},
+            "StableDiffusionControlNetInpaintPipeline",
         ),
     ],
 )
@@ -128,10 +130,37 @@ def test_method_picks_the_mode_from_its_images(method, files, images, mode, one_
     prepared = method.prepare(demo_photo())
     options = {k: v if v in ("face", "canny") else files / v for k, v in images.items()}
     first = method.generate(prepared, ["a photo of a person"], [0, 1], **options)
-    assert [im.size for im in first] == [(64, 64)] * 2  # the photo's aspect at the tiny base's 64x64 pixels
-    assert type(method.pipe._mode_pipeline[1]).__name__ == f"StableDiffusion{mode}"
+    inpainting = "mask_image" in images  # the photo at its size, repainted; else the tiny base's 64x64 pixels
+    assert [im.size for im in first] == [(512, 512) if inpainting else (64, 64)] * 2
+    assert type(method.pipe._mode_pipeline[1]).__name__ == mode
     again = method.generate(prepared, ["a photo of a person"], [1], **options)
     np.testing.assert_array_equal(np.asarray(again[0]), np.asarray(first[1]))
+
+
+def test_inpainting_keeps_the_photo_outside_the_mask(method, files, one_torch_thread):
+    from idportrait.demo import demo_photo
+
+    photo = np.asarray(Image.open(files / "astronaut.png").convert("RGB"))
+    mask = np.asarray(Image.open(files / "mask.png")) > 0
+    prepared = method.prepare(demo_photo())
+    options = {"init_image": files / "astronaut.png", "mask_image": files / "mask.png"}
+    out = np.asarray(method.generate(prepared, ["a photo of a person"], [0], **options)[0])
+    np.testing.assert_array_equal(out[~mask], photo[~mask])  # pasted back pixel for pixel
+    assert np.abs(out[mask].astype(int) - photo[mask]).mean() > 10  # the masked square is repainted
+    whole = method.generate(prepared, ["a photo of a person"], [0], crop_context=None, **options)[0]
+    assert whole.size == (64, 64)  # no crop: diffusers' output at the working size
+
+
+def test_crop_box_grows_the_mask_box_and_keeps_the_aspect_ratio():
+    from idportrait.pipelines.consistentid_modes import crop_box
+
+    mask = Image.new("L", (400, 300))
+    mask.paste(255, (100, 100, 140, 120))  # a 40x20 box
+    x1, y1, x2, y2 = crop_box(mask, 64, 64, 0.5)  # grown by 20 px on each side, then squared
+    assert (x1, y1, x2, y2) == (80, 70, 160, 150)
+    assert crop_box(mask, 128, 64, 0.0) == (100, 100, 140, 120)  # 40x20 has the aspect 2:1 already
+    with pytest.raises(UserError, match="black everywhere"):
+        crop_box(Image.new("L", (8, 8)), 8, 8, 0.5)
 
 
 def test_method_text2img_is_unchanged_by_the_controlnet(method, one_torch_thread):

@@ -27,6 +27,9 @@ from idportrait.methods.image_inputs import FACE_MASK, face_mask, read_image_inp
 
 IMAGE_OPTIONS = ("init_image", "mask_image", "control_image")
 """`generate` options that pick the mode: file paths, images or keywords (`idportrait.methods.image_inputs`)."""
+CROP_CONTEXT = 0.5
+"""Inpainting repaints the mask's bounding box grown by this share of its longer side on each side, at the working
+size, and pastes the result into the photo (`consistentid_modes.crop_box`); ``crop_context=None``: the whole photo."""
 
 
 @dataclass
@@ -56,9 +59,10 @@ class ConsistentIDMethod:
 
     def generate(self, prepared: Any, prompts: list[str], seeds: list[int], **options: Any) -> list[Image.Image]:
         """One image per (prompt, seed); ``options`` are `ConsistentIDPipeline.__call__` keywords, and for the other
-        modes ``init_image``, ``mask_image``, ``control_image`` (`IMAGE_OPTIONS`), ``strength`` and
-        ``controlnet_conditioning_scale``. With an init or control image and no size the output keeps its aspect
-        ratio at the base's pixel count (512x512 for SD1.5), in multiples of 64.
+        modes ``init_image``, ``mask_image``, ``control_image`` (`IMAGE_OPTIONS`), ``strength``,
+        ``controlnet_conditioning_scale`` and ``crop_context`` (`CROP_CONTEXT`). With an init or control image and
+        no size the work is done at its aspect ratio at the base's pixel count (512x512 for SD1.5), in multiples
+        of 64; inpainting returns the init image at its own size, repainted where the mask is white.
         """
         from idportrait.pipelines.consistentid_modes import consistentid_generate
 
@@ -68,6 +72,8 @@ class ConsistentIDMethod:
             first = images.get("init_image", images.get("control_image"))
             native = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
             kwargs |= size_options(output_size(first.width, first.height, native**2))
+        if "mask_image" in images:
+            kwargs.setdefault("crop_context", CROP_CONTEXT)
         out = consistentid_generate(
             self.pipe,
             prompts,

@@ -89,7 +89,7 @@ def check_image_inputs(inputs: ImageInputs, names: dict[str, str] | None = None)
             )
     mask = inputs.mask_image
     if isinstance(mask, Image.Image) and not np.asarray(mask.convert("L")).any():
-        raise ImageError(f"{names['mask_image']}: the mask is black everywhere, nothing to repaint (white = repaint)")
+        raise ImageError(f"{names['mask_image']} is black everywhere: nothing to repaint (white = repaint)")
 
 
 def face_mask(photo: Image.Image, face_analyzer: Any, face_parser: Any, source: str = "the init image") -> Image.Image:

@@ -237,6 +237,18 @@ def resize_images(images: dict[str, Image.Image], width: int, height: int) -> di
     }
 
 
+def crop_box(mask: Image.Image, width: int, height: int, context: float) -> tuple[int, int, int, int]:
+    """(x1, y1, x2, y2) in the mask's pixels: the mask's bounding box grown by ``context`` times its longer side on
+    every side, then widened to the aspect ratio ``width / height`` inside the image (diffusers' crop rule)."""
+    from diffusers.image_processor import VaeImageProcessor
+
+    box = mask.getbbox()
+    if box is None:
+        raise UserError("the mask is black everywhere: nothing to repaint")
+    pad = round(context * max(box[2] - box[0], box[3] - box[1]))
+    return VaeImageProcessor.get_crop_region(mask, width, height, pad=pad)
+
+
 def consistentid_generate(
     pipe: Any,
     prompt: str | list[str],
@@ -247,6 +259,7 @@ def consistentid_generate(
     controlnet: Any = None,
     height: int | None = None,
     width: int | None = None,
+    crop_context: float | None = None,
     **kwargs: Any,
 ) -> Any:
     """ConsistentID in the mode its images ask for (`mode_for`): none -> text2img (``pipe``'s own call), an init
@@ -257,6 +270,11 @@ def consistentid_generate(
     image gets its own copy of the images, so with a list of generators each image depends only on its own
     (diffusers' inpainting encodes one init image with the first generator). ``kwargs``: `consistentid_call` /
     ``pipe.__call__`` keywords (``strength`` for init images only). Returns the output.
+
+    ``crop_context`` (inpainting, PIL output): repaint only the mask's surroundings (`crop_box`) at ``width`` x
+    ``height`` and paste the result into the init image where the mask is white; the output then has the init
+    image's size and its pixels outside the mask (diffusers' ``padding_mask_crop``, done here so that every
+    image keeps its own generator).
     """
     mode = mode_for(init_image is not None, mask_image is not None, control_image is not None)
     if mode == "text2img":
@@ -264,6 +282,12 @@ def consistentid_generate(
             raise UserError("strength needs an init image (--init-image)")
         return pipe(prompt, face_inputs=face_inputs, height=height, width=width, **kwargs)
     images = mode_images(mode, init_image, mask_image, control_image)
+    box = None
+    if crop_context is not None and mask_image is not None:
+        if height is None or width is None or kwargs.get("output_type", "pil") != "pil":
+            raise ValueError("crop_context needs height, width and PIL output")
+        box = crop_box(mask_image, width, height, crop_context)
+        images = {name: image.crop(box) for name, image in images.items()}
     if height is not None and width is not None:
         images = resize_images(images, width, height)
     batch = (1 if isinstance(prompt, str) else len(prompt)) * kwargs.get("num_images_per_prompt", 1)
@@ -271,4 +295,8 @@ def consistentid_generate(
     target = mode_pipeline(pipe, mode, controlnet if mode.startswith("controlnet") else None)
     params = inspect.signature(type(target).__call__).parameters
     sizes = {k: v for k, v in (("height", height), ("width", width)) if v is not None and k in params}
-    return consistentid_call(pipe, target, prompt, face_inputs, **per_image, **sizes, **kwargs)
+    out = consistentid_call(pipe, target, prompt, face_inputs, **per_image, **sizes, **kwargs)
+    if box is not None:
+        paste = target.image_processor.apply_overlay
+        out.images = [paste(mask_image, init_image, image, box) for image in out.images]
+    return out
