@@ -208,7 +208,7 @@ def build_app(demo: Demo) -> Any:
     import gradio as gr
 
     def picture(label: str, elem_id: str) -> Any:
-        return gr.Image(label=label, type="filepath", image_mode=None, sources=["upload"], elem_id=elem_id)
+        return gr.Image(label=label, type="filepath", image_mode=None, sources=["upload"], height=220, elem_id=elem_id)
 
     with gr.Blocks(title="idportrait") as app:
         gr.Markdown("# idportrait\nUpload a photo of one person, choose a method and a style, and generate.")
@@ -224,9 +224,9 @@ def build_app(demo: Demo) -> Any:
                 with gr.Accordion("Repaint the face into a photo (ConsistentID)", open=False, elem_id="repaint"):
                     with gr.Row():
                         target = picture("Photo to repaint", "target")
-                        repaint_mask = picture("Mask: white = repaint (empty: the face in the photo)", "repaint-mask")
+                        repaint_mask = picture("Mask, white = repaint (none: the face)", "repaint-mask")
+                        control = picture("Control image (ControlNet)", "control")
                     strength = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Strength", elem_id="strength")
-                    control = picture("Control image (for the demo's ControlNet)", "control")
                 show_masks = gr.Checkbox(
                     label="Show the face-parsing masks", value=False, visible=demo.parse is not None
                 )
