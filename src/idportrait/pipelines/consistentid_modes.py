@@ -142,12 +142,12 @@ class MergeSwitch:
 
 
 @contextmanager
-def text_tokens_only(controlnet: torch.nn.Module, num_id_tokens: int) -> Iterator[None]:
-    """While inside, ``controlnet`` is called with the contexts' text tokens only (the trailing ID tokens cut off)."""
+def text_tokens_only(controlnet: torch.nn.Module, num_text_tokens: int) -> Iterator[None]:
+    """While inside, ``controlnet`` sees the first ``num_text_tokens`` tokens of its contexts (the ID tokens after
+    them cut off)."""
 
     def drop_id_tokens(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        states = kwargs["encoder_hidden_states"]
-        kwargs["encoder_hidden_states"] = states[:, : states.shape[1] - num_id_tokens]
+        kwargs["encoder_hidden_states"] = kwargs["encoder_hidden_states"][:, :num_text_tokens]
         return args, kwargs
 
     handle = controlnet.register_forward_pre_hook(drop_id_tokens, with_kwargs=True)
@@ -204,8 +204,7 @@ def consistentid_call(
         kwargs["strength"] = strength
     set_id_scale(pipe.unet, id_scale)
     controlnet = getattr(target, "controlnet", None)
-    num_tokens = int(pipe.consistentid_config["num_tokens"])
-    with nullcontext() if controlnet is None else text_tokens_only(controlnet, num_tokens):
+    with nullcontext() if controlnet is None else text_tokens_only(controlnet, pipe.tokenizer.model_max_length):
         out = target(
             **embeds,
             num_images_per_prompt=1,  # the contexts hold one row per image already
