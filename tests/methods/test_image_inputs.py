@@ -149,6 +149,8 @@ def test_inpainting_keeps_the_photo_outside_the_mask(method, files, one_torch_th
     assert np.abs(out[mask].astype(int) - photo[mask]).mean() > 10  # the masked square is repainted
     whole = method.generate(prepared, ["a photo of a person"], [0], crop_context=None, **options)[0]
     assert whole.size == (64, 64)  # no crop: diffusers' output at the working size
+    wide = method.generate(prepared, ["a photo of a person"], [0], crop_context=None, height=64, **options)[0]
+    assert wide.size == (64, 64)  # a height alone: the width follows from the photo
 
 
 def test_crop_box_grows_the_mask_box_and_keeps_the_aspect_ratio():

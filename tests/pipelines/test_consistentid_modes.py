@@ -275,5 +275,7 @@ def test_modes_of_the_inputs_and_their_errors(pipes):
         steps_to_run(mode_pipeline(pipe, "img2img"), 10, 1.5)
     with pytest.raises(UserError, match="strength needs an init image"):
         steps_to_run(mode_pipeline(pipe, "text2img"), 10, 0.5)
+    with pytest.raises(UserError, match="runs none of them"):
+        steps_to_run(mode_pipeline(pipe, "img2img"), 4, 0.2)
     assert steps_to_run(mode_pipeline(pipe, "img2img"), 10, None) == 8  # diffusers' img2img default strength 0.8
     assert steps_to_run(mode_pipeline(pipe, "inpaint"), 10, None) == 10  # inpainting: 1.0

@@ -68,10 +68,11 @@ class ConsistentIDMethod:
 
         kwargs = {**size_options(self.size), **self.defaults, **options}
         images = self.mode_images(*(kwargs.pop(key, None) for key in IMAGE_OPTIONS))
-        if images and "height" not in kwargs and "width" not in kwargs:
+        if images and (kwargs.get("height") is None or kwargs.get("width") is None):
             first = images.get("init_image", images.get("control_image"))
             native = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
-            kwargs |= size_options(output_size(first.width, first.height, native**2))
+            fitted = size_options(output_size(first.width, first.height, native**2))
+            kwargs |= {k: v if kwargs.get(k) is None else kwargs[k] for k, v in fitted.items()}
         if "mask_image" in images:
             kwargs.setdefault("crop_context", CROP_CONTEXT)
         out = consistentid_generate(

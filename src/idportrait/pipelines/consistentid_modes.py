@@ -110,7 +110,10 @@ def steps_to_run(target: Any, num_inference_steps: int, strength: float | None) 
     strength = default.default if strength is None else strength
     if not 0.0 < strength <= 1.0:
         raise UserError(f"strength {strength}: must be in (0, 1]")
-    return min(int(num_inference_steps * strength), num_inference_steps)
+    run = min(int(num_inference_steps * strength), num_inference_steps)
+    if run < 1:
+        raise UserError(f"strength {strength} of {num_inference_steps} steps runs none of them; raise one of them")
+    return run
 
 
 @dataclass
