@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from idportrait.errors import UserError
@@ -37,7 +38,8 @@ def test_consistentid_prepare_cached_and_generate(tiny_models):
     images = method.generate(prepared, ["a hat", "a beach"], [0, 1])
     assert len(images) == 4 and images[0].size == (64, 32)  # size is (width, height), as PIL's
     again = method.generate(prepared, ["a beach"], [1])
-    assert list(again[0].getdata()) == list(images[3].getdata())  # prompt-major, per-image seeds
+    # prompt-major, per-image seeds; a batch of 4 and a batch of 1 may round one 8-bit level apart (float32 kernels)
+    assert np.abs(np.asarray(again[0], np.int16) - np.asarray(images[3], np.int16)).max() <= 1
 
 
 def test_plain_sd_ignores_the_reference(tiny_models):
