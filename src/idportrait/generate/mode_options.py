@@ -25,7 +25,7 @@ Mask = Annotated[
 ]
 Strength = Annotated[
     float | None,
-    typer.Option(help="Share of the steps that repaint --init-image, in (0, 1] [img2img 0.8, inpainting 1.0]."),
+    typer.Option(help="Share of the steps that repaint --init-image, in (0, 1]: 0.8 for img2img, 1.0 inpainting."),
 ]
 ControlImage = Annotated[
     str | None,
