@@ -51,6 +51,15 @@ INSTANTID_ADAPTER_FILE = "ip-adapter.bin"  # in INSTANTID_REPO
 INSTANTID_CONTROLNET_SUBFOLDER = "ControlNetModel"  # IdentityNet in INSTANTID_REPO and in `train instantid` output
 INSTANTID_REPO = "InstantX/InstantID"
 
+# --- ControlNets (`--controlnet NAME`; any other value is a hub id or a local folder) ---------------
+CONTROLNETS = {  # (name, sdxl) -> hub id; SD1.5: the ConsistentID release demos' ControlNet 1.1 family
+    ("canny", False): "lllyasviel/control_v11p_sd15_canny",
+    ("openpose", False): "lllyasviel/control_v11p_sd15_openpose",
+    ("inpaint", False): "lllyasviel/control_v11p_sd15_inpaint",
+    ("canny", True): "diffusers/controlnet-canny-sdxl-1.0",
+    ("openpose", True): "thibaud/controlnet-openpose-sdxl-1.0",
+}
+
 # --- Release demo defaults -------------------------------------------------------------------
 DEFAULT_NEGATIVE_PROMPT = "monochrome, lowres, bad anatomy, worst quality, low quality, blurry"  # ConsistentID, FaceID
 CONSISTENTID_GUIDANCE = 5.0  # classifier-free guidance of the SD1.5 release demos

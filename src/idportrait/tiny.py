@@ -137,8 +137,13 @@ def tiny_image_encoder(hidden_size: int = TINY_VISION_DIM, seed: int = 0) -> CLI
     return CLIPVisionModelWithProjection(config).eval()
 
 
-def tiny_unet(cross_attention_dim: int = TINY_TEXT_DIM, sdxl: bool = False, seed: int = 0) -> UNet2DConditionModel:
-    """SD1.5-shaped (or SDXL-shaped) UNet with 32/64 channels: latents [B, 4, h, w] -> noise [B, 4, h, w]."""
+def tiny_unet(
+    cross_attention_dim: int = TINY_TEXT_DIM, sdxl: bool = False, seed: int = 0, in_channels: int = 4
+) -> UNet2DConditionModel:
+    """SD1.5-shaped (or SDXL-shaped) UNet with 32/64 channels: latents [B, 4, h, w] -> noise [B, 4, h, w].
+
+    ``in_channels`` 9: an inpainting UNet (latents, mask, masked-image latents concatenated: [B, 4 + 1 + 4, h, w]).
+    """
     torch.manual_seed(seed)
     kwargs: dict = {}
     if sdxl:
@@ -151,7 +156,7 @@ def tiny_unet(cross_attention_dim: int = TINY_TEXT_DIM, sdxl: bool = False, seed
         }
     return UNet2DConditionModel(
         sample_size=32,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         layers_per_block=1,
         block_out_channels=(32, 64),
@@ -197,10 +202,10 @@ class TinySD15:
     feature_extractor: CLIPImageProcessor
 
 
-def tiny_sd15(tokenizer_dir: str | Path, seed: int = 0) -> TinySD15:
+def tiny_sd15(tokenizer_dir: str | Path, seed: int = 0, unet_in_channels: int = 4) -> TinySD15:
     """All SD1.5 pipeline components, tiny. The tokenizer files are written to ``tokenizer_dir``."""
     return TinySD15(
-        unet=tiny_unet(seed=seed),
+        unet=tiny_unet(seed=seed, in_channels=unet_in_channels),
         vae=tiny_vae(seed=seed),
         text_encoder=tiny_text_encoder(seed=seed),
         tokenizer=clip_tokenizer_from_bpe(tokenizer_dir),
@@ -210,16 +215,17 @@ def tiny_sd15(tokenizer_dir: str | Path, seed: int = 0) -> TinySD15:
     )
 
 
-def save_tiny_sd15(out_dir: str | Path, seed: int = 0) -> Path:
+def save_tiny_sd15(out_dir: str | Path, seed: int = 0, unet_in_channels: int = 4) -> Path:
     """Write a tiny SD1.5 base in the diffusers folder layout (loadable by ``from_pretrained``).
 
     Layout: ``unet/ vae/ text_encoder/ tokenizer/ scheduler/ image_encoder/ feature_extractor/
-    model_index.json``; the image encoder doubles as the adapters' CLIP vision tower.
+    model_index.json``; the image encoder doubles as the adapters' CLIP vision tower. ``unet_in_channels`` 9: an
+    inpainting base (the other models are those of the 4-channel base of the same seed).
     """
     from diffusers import StableDiffusionPipeline
 
     out_dir = Path(out_dir)
-    c = tiny_sd15(out_dir / "tokenizer", seed=seed)
+    c = tiny_sd15(out_dir / "tokenizer", seed=seed, unet_in_channels=unet_in_channels)
     pipe = StableDiffusionPipeline(
         vae=c.vae,
         text_encoder=c.text_encoder,
@@ -233,6 +239,24 @@ def save_tiny_sd15(out_dir: str | Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(out_dir, safe_serialization=True)
     return out_dir
+
+
+def tiny_controlnet(sdxl: bool = False, seed: int = 0) -> Any:
+    """A ControlNet of the tiny (SD1.5- or SDXL-shaped) UNet, every weight random (its zero convolutions too).
+
+    Its condition embedding downsamples by 2, as the tiny VAE does: a control image [B, 3, H, W] meets latents
+    [B, 4, H/2, W/2].
+    """
+    from diffusers import ControlNetModel
+
+    unet = tiny_unet(cross_attention_dim=2 * TINY_TEXT_DIM if sdxl else TINY_TEXT_DIM, sdxl=sdxl, seed=seed)
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32))
+    torch.manual_seed(seed + 1)
+    zero_convs = [controlnet.controlnet_cond_embedding.conv_out, controlnet.controlnet_mid_block]
+    with torch.no_grad():
+        for conv in [*zero_convs, *controlnet.controlnet_down_blocks]:
+            conv.weight.copy_(torch.randn_like(conv.weight) / conv.weight[0].numel() ** 0.5)
+    return controlnet.eval()
 
 
 def save_tiny_sdxl(out_dir: str | Path, seed: int = 0) -> Path:

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import torch
 from PIL import Image
 
-from idportrait.cli import main
+from cli_run import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["idportrait", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -60,3 +60,18 @@ def test_checkpoint_of_another_method(tiny_models, tmp_path):
 def test_offload_needs_a_gpu(tiny_models):
     with pytest.raises(UserError, match="--offload needs a GPU"):
         loading.load_sd15_pipeline(ConsistentIDPipeline, str(tiny_models[0]), device="cpu", offload=True)
+
+
+def test_controlnets_load_by_folder_and_must_fit_the_base(tmp_path, offline):
+    from idportrait.tiny import tiny_controlnet, tiny_unet
+
+    tiny_controlnet().save_pretrained(tmp_path / "sd15")
+    sd15, sdxl = tiny_unet(), tiny_unet(64, sdxl=True)
+    controlnet = loading.load_controlnet(str(tmp_path / "sd15"), sd15)
+    assert controlnet.config.cross_attention_dim == 32
+    with pytest.raises(CheckpointError, match="cross-attention width 32, but the base UNet has 64"):
+        loading.load_controlnet(str(tmp_path / "sd15"), sdxl)
+    with pytest.raises(UserError, match="no inpaint ControlNet for SDXL bases is known"):
+        loading.load_controlnet("inpaint", sdxl)
+    with pytest.raises(ModelNotFoundError, match="--controlnet"):
+        loading.load_controlnet("canny", sd15)  # the registry's lllyasviel/control_v11p_sd15_canny, not cached

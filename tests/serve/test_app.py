@@ -48,14 +48,14 @@ def test_run_generates_images_with_seeds_and_masks(demo, photos):
     assert len(images) == 2 and images[0].size == (64, 64)
     meta = [read_metadata(f) for f in files]
     assert [m["seed"] for m in meta] == [7, 8]
-    assert meta[0]["prompt"].startswith("watercolor painting of a man")
+    assert meta[0]["prompt"].startswith("watercolor painting, a man. vibrant")  # the release's Watercolor style
     assert masks is not None and masks.size == (512, 512)
 
 
 @pytest.mark.slow
 def test_attention_view_for_consistentid(demo, photos):
     images, files, _, attention, status = run(
-        demo, str(photos / "astronaut.png"), "consistentid", "a woman", "None", 1, 3, False, True
+        demo, str(photos / "astronaut.png"), "consistentid", "a woman", "(No style)", 1, 3, False, True
     )
     assert len(images) == 1 and read_metadata(files[0])["seed"] == 3
     words = status.split("Attention: ")[1].rstrip(".").split(", ")
@@ -67,7 +67,7 @@ def test_attention_view_for_consistentid(demo, photos):
 
 def test_run_reports_no_face_kindly(demo, photos):
     images, files, masks, _, status = run(
-        demo, str(photos / "coffee.jpg"), "ipadapter-faceid", "x", "None", 1, 0, False
+        demo, str(photos / "coffee.jpg"), "ipadapter-faceid", "x", "(No style)", 1, 0, False
     )
     assert images == [] and files == [] and masks is None
     assert "No face found in this photo" in status
@@ -76,7 +76,7 @@ def test_run_reports_no_face_kindly(demo, photos):
 @pytest.mark.parametrize("seed", [1e30, -1, 2.5, float("nan"), None])
 def test_run_reports_a_bad_seed_kindly(demo, photos, seed):
     images, files, masks, _, status = run(
-        demo, str(photos / "astronaut.png"), "ipadapter-faceid", "x", "None", 1, seed, False
+        demo, str(photos / "astronaut.png"), "ipadapter-faceid", "x", "(No style)", 1, seed, False
     )
     assert images == [] and files == [] and masks is None
     assert status == "⚠️ The seed must be a whole number from 0 to 4294967295."

@@ -59,3 +59,45 @@ def test_upload_generate_and_error_path(page, server, tmp_path):
     upload(page, cup)
     page.locator("#generate").click()
     expect(page.locator("#status")).to_contain_text("No face found in this photo")
+
+
+def choose(page, elem_id: str, photo) -> None:
+    """Put ``photo`` into the image upload ``elem_id`` and wait until its preview shows."""
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(photo))
+    expect(page.locator(f"#{elem_id} img")).to_have_count(1)
+
+
+@pytest.mark.slow
+def test_repaint_the_face_into_a_photo_and_inpaint_with_a_mask(page, server, tmp_path, request):
+    """ConsistentID: the face of the uploaded person repainted into another photo (its face found there), then a
+    region of that photo repainted through an uploaded mask. Screenshots of both pages go to
+    ``outputs/screenshots/web_demo_repaint_*.png`` (docs/img holds copies)."""
+    shots = request.config.rootpath / "outputs" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    face, scene, mask = tmp_path / "astronaut.png", tmp_path / "scene.png", tmp_path / "mask.png"
+    Image.fromarray(data.astronaut()).save(face)
+    Image.fromarray(data.astronaut()).resize((384, 384)).save(scene)
+    square = Image.new("L", (384, 384))
+    square.paste(255, (0, 0, 110, 240))  # the flag
+    square.save(mask)
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.goto(server)
+    upload(page, face)
+    page.get_by_role("combobox", name="Method").click()
+    page.get_by_role("option", name="consistentid").click()
+    page.locator("#repaint").get_by_text("Repaint the face into a photo").click()
+    choose(page, "target", scene)
+
+    page.locator("#generate").click()
+    expect(page.locator("#status")).to_contain_text("Done: 2 image(s) with consistentid, repainted into the photo.")
+    expect(page.locator("#gallery img")).to_have_count(2)
+    expect(page.locator("#masks img")).to_have_count(1)
+    page.screenshot(path=str(shots / "web_demo_repaint_face.png"), full_page=True)
+
+    choose(page, "repaint-mask", mask)
+    page.locator("#seed input").fill("7")
+    page.locator("#generate").click()
+    expect(page.locator("#download")).to_contain_text("01-seed8")  # this click's images, not the last ones
+    expect(page.locator("#status")).to_contain_text("Done: 2 image(s) with consistentid, repainted into the photo.")
+    expect(page.locator("#gallery img")).to_have_count(2)
+    page.screenshot(path=str(shots / "web_demo_repaint_mask.png"), full_page=True)

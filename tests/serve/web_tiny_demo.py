@@ -1,5 +1,5 @@
-"""A `Demo` over IP-Adapter-FaceID on a tiny SD1.5 base, with the offline dlib face analyzer and the
-landmark parser: the same objects `idportrait serve` builds, small enough for CPU tests."""
+"""A `Demo` over IP-Adapter-FaceID and ConsistentID (with a ControlNet) on tiny SD1.5 bases, with the offline
+dlib face analyzer and the landmark parser: the same objects `idportrait serve` builds, small enough for CPU tests."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import torch
 from idportrait.faces import get_face_analyzer, get_face_parser
 from idportrait.methods.ipadapter_faceid import load_ipadapter_faceid_method
 from idportrait.serve.app import Demo
-from idportrait.tiny import random_faceid_checkpoint, save_tiny_sd15, tiny_unet
+from idportrait.tiny import random_faceid_checkpoint, save_tiny_sd15, tiny_controlnet, tiny_unet
 
 DLIB_EMBEDDING_DIM = 128
 
 
 def tiny_demo(root: Path) -> Demo:
-    """Methods ``ipadapter-faceid`` and ``consistentid`` (the `idportrait demo` models), 2 steps each."""
+    """Methods ``ipadapter-faceid`` and ``consistentid`` (the `idportrait demo` models and a tiny ControlNet),
+    2 steps each."""
     from idportrait.demo import build_demo_models
     from idportrait.methods.consistentid import load_consistentid_method
 
@@ -24,6 +25,7 @@ def tiny_demo(root: Path) -> Demo:
     ckpt = root / "ip-adapter-faceid.bin"
     torch.save(random_faceid_checkpoint(tiny_unet(), id_dim=DLIB_EMBEDDING_DIM), ckpt)
     analyzer = get_face_analyzer("dlib")
+    tiny_controlnet().save_pretrained(root / "controlnet")
 
     def load(name: str):
         if name == "consistentid":
@@ -36,6 +38,7 @@ def tiny_demo(root: Path) -> Demo:
                 device="cpu",
                 dtype="float32",
                 num_inference_steps=2,
+                controlnet=str(root / "controlnet"),
             )
         return load_ipadapter_faceid_method(base, "faceid", adapter=ckpt, detect=analyzer.detect, num_inference_steps=2)
 

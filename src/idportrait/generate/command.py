@@ -2,6 +2,7 @@
 
     idportrait generate-batch --method ipadapter-faceid --faces faces/ --prompts prompts.txt --n 2 --out outputs/batch
     idportrait generate-batch --method instantid --faces me.jpg --prompt "a photo of a person in a garden"
+    idportrait generate-batch --faces faces/ --init-image party.jpg --mask face -p "a photo of a person"
 
 Resumable: rerunning the same command only makes the images that are missing; other settings into the same
 ``--out`` stop with one line naming them (``--overwrite`` replaces the images). Several processes split the work:
@@ -17,6 +18,7 @@ from typing import Annotated
 import typer
 
 from idportrait import registry
+from idportrait.generate.mode_options import ControlImage, ControlNet, InitImage, Mask, Strength
 from idportrait.generate.options import (
     Accelerator,
     AcceleratorWeights,
@@ -63,6 +65,11 @@ def generate_batch(
     accelerator_weights: AcceleratorWeights = None,
     compile: Compile = False,
     face_backend: FaceBackend = None,
+    init_image: InitImage = None,
+    mask: Mask = None,
+    strength: Strength = None,
+    control_image: ControlImage = None,
+    controlnet: ControlNet = None,
     set_: MethodOptions = [],  # noqa: B006 (typer reads the default, nothing mutates it)
     device: Device = "auto",
     dtype: Dtype = "auto",
@@ -81,6 +88,7 @@ def generate_batch(
     from idportrait.errors import UserError
     from idportrait.generate.batch import check_resumable, identities, loader_options, read_prompts, run_batch
     from idportrait.generate.checks import check_face_models, check_finite, check_output_folder
+    from idportrait.generate.mode_options import read_mode_options
     from idportrait.generate.processes import launched_processes
     from idportrait.methods import load_method
     from idportrait.pipelines.accelerators import sampling_settings
@@ -94,12 +102,13 @@ def generate_batch(
     prompt_list = read_prompts(prompts) if prompts is not None else list(prompt)
     people = identities(faces)
     given = {"face_backend": face_backend, "adapter": adapter, "compile": compile}
-    given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
+    given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights, "controlnet": controlnet}
     options = loader_options(method, given, set_, OWN_OPTIONS)
+    image_options, image_settings = read_mode_options(method, init_image, mask, strength, control_image, controlnet)
     steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(30, registry.default_guidance(method)))
     call_options = {"num_inference_steps": steps, "guidance_scale": guidance}
     settings = {"method": method, "base": base, "faces": str(faces), "prompts": prompt_list, "seed": seed,
-                "n": n, "device": device, "dtype": dtype, **options, **call_options}  # fmt: skip
+                "n": n, "device": device, "dtype": dtype, **options, **call_options, **image_settings}  # fmt: skip
     check_resumable(out, settings, overwrite)  # before any model loads
     processes = launched_processes()
     console = Console(stderr=True, quiet=not processes.is_main)
@@ -117,7 +126,7 @@ def generate_batch(
             out,
             per_prompt=n,
             seed=seed,
-            options=call_options,
+            options=call_options | image_options,
             on_image=lambda path: progress.advance(task),
             settings=settings,
             overwrite=overwrite,

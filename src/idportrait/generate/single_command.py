@@ -2,11 +2,14 @@
 
     idportrait generate --face me.jpg --prompt "a photo of a person as an astronaut" --n 4 --out outputs/me
     idportrait generate --method ipadapter-faceid --face me1.jpg --face me2.jpg -p "a portrait" --set variant=faceid
+    idportrait generate --face me.jpg --init-image party.jpg --mask face -p "a photo of a person"   # repaint a face
 
 Writes ``<out>/p<prompt>_s<seed>.png`` (prompt, seed and settings in the PNG text chunks), ``settings.json``
 and, for ConsistentID, ``face_inputs.safetensors`` (reuse it with ``--face-inputs`` to skip face analysis).
 Several ``--face`` photos are averaged by the methods that allow it (IP-Adapter-FaceID, InstantID).
 ConsistentID runs with its LoRA fused into the base weights (`fuse_lora`; ``--no-fuse-lora`` keeps it separate).
+``--init-image`` / ``--mask`` / ``--control-image`` switch ConsistentID to img2img, inpainting or ControlNet
+(`idportrait.generate.mode_options`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from typing import Annotated, Any
 import typer
 
 from idportrait import registry
+from idportrait.generate.mode_options import (
+    CONSISTENTID_METHODS,
+    ControlImage,
+    ControlNet,
+    InitImage,
+    Mask,
+    Strength,
+)
 from idportrait.generate.options import (
     Accelerator,
     AcceleratorWeights,
@@ -31,7 +42,6 @@ from idportrait.generate.options import (
     MethodOptions,
 )
 
-CONSISTENTID_METHODS = ("consistentid", "consistentid-sdxl")
 OWN_OPTIONS = {"num_inference_steps": "--steps", "guidance_scale": "--guidance", "negative_prompt": "--negative",
                  "height": "--height", "width": "--width", "merge_fraction": "--merge-fraction",
                  "start_merge_step": "--merge-step", "id_scale": "--id-scale"}  # fmt: skip
@@ -99,6 +109,11 @@ def generate(
     parser_weights: Annotated[
         str | None, typer.Option(help="BiSeNet face_parsing.pth (default: from the ConsistentID hub repo).")
     ] = None,
+    init_image: InitImage = None,
+    mask: Mask = None,
+    strength: Strength = None,
+    control_image: ControlImage = None,
+    controlnet: ControlNet = None,
     set_: MethodOptions = [],  # noqa: B006 (typer reads the default, nothing mutates it)
     fuse_lora: Annotated[
         bool, typer.Option(help="ConsistentID: fold the LoRA into the base weights once (faster, same images).")
@@ -121,13 +136,14 @@ def generate(
     from idportrait.errors import UserError
     from idportrait.generate.batch import check_resumable, claim_out_dir, loader_options, prepare_references
     from idportrait.generate.checks import check_face_models, check_finite, check_image_size, check_output_folder
+    from idportrait.generate.mode_options import read_mode_options
     from idportrait.imageio import load_image
     from idportrait.pipelines.accelerators import sampling_settings
 
     given = {"adapter": adapter, "image_encoder": image_encoder, "vae": vae, "face_backend": face_backend}
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
-    given |= {"compile": compile, "vae_tiling": vae_tiling}
+    given |= {"compile": compile, "vae_tiling": vae_tiling, "controlnet": controlnet}
     load_options = loader_options(method, given, set_, OWN_OPTIONS)
     check_output_folder(out)
     check_face_models(face_backend, parser)
@@ -137,6 +153,9 @@ def generate(
     check_image_size("--width", width)
     if (not face) == (face_inputs is None):
         raise UserError("pass --face PHOTO (repeatable) or --face-inputs FILE, not both")
+    image_options, image_settings = read_mode_options(method, init_image, mask, strength, control_image, controlnet)
+    if mask == "face" and face_inputs is not None:
+        raise UserError("--mask face finds the face with the face models; pass --face instead of --face-inputs")
     photos = [load_image(path) for path in face]
     steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(50, registry.default_guidance(method)))
     options: dict[str, Any] = {"num_inference_steps": steps, "guidance_scale": guidance, "negative_prompt": negative}
@@ -167,6 +186,7 @@ def generate(
         "prompts": prompt,
         "seeds": [seed + k for k in range(n)],
         **options,
+        **image_settings,
     }
 
     from idportrait.devices import resolve_device
@@ -188,7 +208,7 @@ def generate(
         prepared = loaded_inputs or prepare_references(loaded, method, face, photos)
     claim_out_dir(out, settings, [job.path for job in generation_jobs(out, prompt, settings["seeds"])], overwrite,
                   Processes())  # fmt: skip
-    paths = write_generations(loaded, prepared, settings, options, out, console)
+    paths = write_generations(loaded, prepared, settings, options | image_options, out, console)
     extra = " and face_inputs.safetensors" if hasattr(prepared, "save") else ""
     console.print(f"wrote {len(paths)} images, settings.json{extra} to {out}")
     typer.echo(str(out))

@@ -46,6 +46,14 @@ def size_options(size: SizeWH | None) -> dict[str, int]:
     return {"width": int(width), "height": int(height)}
 
 
+def output_size(width: int, height: int, pixels: int, multiple: int = 64) -> SizeWH:
+    """(width, height): an image's aspect ratio at about ``pixels`` pixels, both multiples of ``multiple``."""
+    scale = (pixels / (width * height)) ** 0.5
+    return max(multiple, round(width * scale / multiple) * multiple), max(
+        multiple, round(height * scale / multiple) * multiple
+    )
+
+
 def image_key(image: Image.Image) -> str:
     """Content hash of a PIL image (size, mode and pixels), used to cache per-identity work."""
     digest = hashlib.sha1(f"{image.size}{image.mode}".encode())

@@ -25,6 +25,7 @@ def load_consistentid_sdxl_method(
     accelerator_weights: str | None = None,
     compile: bool = False,
     vae_tiling: bool = False,
+    controlnet: str | None = None,
     **defaults: Any,
 ) -> ConsistentIDMethod:
     """Load an SDXL base + ``ConsistentID_SDXL-v1.bin`` + face models; ``None`` means the registry default.
@@ -34,9 +35,11 @@ def load_consistentid_sdxl_method(
     ``defaults`` become default `ConsistentIDSDXLPipeline.__call__` keywords (e.g. ``num_inference_steps``, or
     ``text_encoding="training"``: ``--set text_encoding=training``).
     ``accelerator`` / ``accelerator_weights`` / ``compile`` / ``vae_tiling``: `apply_speed_options`.
+    ``controlnet``: an SDXL ControlNet (canny, openpose; a hub id or a folder) for control images.
     """
     from idportrait.hub import fetch
     from idportrait.pipelines.consistentid_sdxl import DET_SIZE, TEXT_ENCODINGS, ConsistentIDSDXLPipeline
+    from idportrait.pipelines.loading import load_controlnet
     from idportrait.registry import CONSISTENTID_REPO, SDXL_BASE
 
     encoding = defaults.get("text_encoding", TEXT_ENCODINGS[0])
@@ -62,4 +65,5 @@ def load_consistentid_sdxl_method(
         name="consistentid-sdxl",
         size=size,
         defaults=defaults,
+        controlnet=None if controlnet is None else load_controlnet(controlnet, pipe.unet, device, torch_dtype),
     )

@@ -18,18 +18,10 @@ from idportrait import registry
 from idportrait.adapters.instantid.kps import draw_kps
 from idportrait.faces.analyzer import FaceDetector
 from idportrait.faces.types import Face
-from idportrait.methods.base import SizeWH, apply_speed_options, seed_generators
+from idportrait.methods.base import SizeWH, apply_speed_options, output_size, seed_generators
 from idportrait.methods.references import as_photo_list, largest_faces, mean_identity
 
 SDXL_PIXELS = 1024 * 1024
-
-
-def output_size(width: int, height: int, pixels: int = SDXL_PIXELS, multiple: int = 64) -> SizeWH:
-    """(width, height): the reference's aspect ratio at about ``pixels`` pixels, both multiples of ``multiple``."""
-    scale = (pixels / (width * height)) ** 0.5
-    return max(multiple, round(width * scale / multiple) * multiple), max(
-        multiple, round(height * scale / multiple) * multiple
-    )
 
 
 @dataclass
@@ -60,7 +52,7 @@ class InstantIDMethod:
         photos = as_photo_list(reference)
         faces = largest_faces(self.detect, photos, source)
         embedding = mean_identity(faces)
-        width, height = self.size or output_size(*photos[0].size)
+        width, height = self.size or output_size(*photos[0].size, SDXL_PIXELS)
         kps = faces[0].kps * np.array([width / photos[0].width, height / photos[0].height], dtype=np.float32)
         return InstantIDReference(face_embedding=embedding, kps_image=draw_kps((width, height), kps), faces=faces)
 

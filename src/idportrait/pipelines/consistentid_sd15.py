@@ -15,7 +15,8 @@ Data flow of one call (spec §3.4-3.7)::
                  text encoder (text-only ids)                          text_only   [P, 77, D]
                  text encoder (negative) -> fuse(zero-image tokens)    negative    [P, 77, D]
     contexts (81 tokens): [negative; uncond_tokens], [text_only; id_tokens], [augmented; id_tokens]
-    denoising: step i <= merge step (0.6 of the steps) uses the text-only context, later the augmented one;
+    denoising: diffusers' StableDiffusionPipeline with these contexts (`consistentid_modes.consistentid_call`):
+               step i <= merge step (0.6 of the steps) uses the text-only context, later the augmented one;
                CFG batches [negative, positive] in one UNet call.
 """
 
@@ -30,7 +31,7 @@ from diffusers import StableDiffusionPipeline
 from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
 from PIL import Image
 
-from idportrait.adapters.consistentid.attention import install_consistentid_processors, set_id_scale
+from idportrait.adapters.consistentid.attention import install_consistentid_processors
 from idportrait.adapters.consistentid.text import (
     PAIRINGS,
     RELEASE_PAIRING,
@@ -44,7 +45,8 @@ from idportrait.adapters.consistentid.text import (
 from idportrait.errors import CheckpointError, UserError
 from idportrait.faces.analyzer import FaceFinder, FaceParser
 from idportrait.hub import fetch, hub_file
-from idportrait.pipelines.common import broadcast_prompts, denoise, last_text_only_step
+from idportrait.pipelines.common import broadcast_prompts
+from idportrait.pipelines.consistentid_modes import consistentid_call, mode_pipeline
 from idportrait.pipelines.face_inputs import FaceInputs, compute_face_inputs, zero_image_embeds
 from idportrait.registry import CLIP_VIT_H, CONSISTENTID_GUIDANCE, CONSISTENTID_REPO, CONSISTENTID_SD15_FILE
 
@@ -397,46 +399,31 @@ class ConsistentIDPipeline(ConsistentIDMixin, StableDiffusionPipeline):
         ``start_merge_step`` overrides it with a step index). ``id_scale`` scales the ID
         attention branch (0 = the same pipeline without ID tokens). ``callback(step, total)`` after each step.
         Returns images (PIL list, or a [B, 3, H, W] tensor in [0, 1] for ``output_type="pt"``).
+
+        The denoising is diffusers' own `StableDiffusionPipeline` fed ConsistentID's contexts
+        (`idportrait.pipelines.consistentid_modes`, the mechanism every other mode uses too).
         """
         self._require_adapter()
         face_inputs = self._resolve_face_inputs(face_inputs, face_image, face_analyzer, face_parser)
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        height = height or self.unet.config.sample_size * self.vae_scale_factor
-        width = width or self.unet.config.sample_size * self.vae_scale_factor
-        device = self._execution_device
-        dtype = self.unet.dtype
-        batch = len(prompts) * num_images_per_prompt
-        do_cfg = guidance_scale > 1.0
-
-        # 1. identity tokens (cached) and text contexts (once per call, not per step)
-        negative_ctx, early_ctx, late_ctx, _ = self.id_contexts(
-            prompts, negative_prompt, face_inputs, num_images_per_prompt, device, dtype
+        return consistentid_call(
+            self,
+            mode_pipeline(self, "text2img"),
+            prompt,
+            face_inputs,
+            negative_prompt,
+            num_images_per_prompt,
+            num_inference_steps,
+            start_merge_step,
+            merge_fraction,
+            id_scale,
+            callback=callback,
+            generator=generator,
+            guidance_scale=guidance_scale,
+            height=height,
+            width=width,
+            latents=latents,
+            output_type=output_type,
         )
-        if do_cfg:
-            early_ctx = torch.cat([negative_ctx, early_ctx])
-            late_ctx = torch.cat([negative_ctx, late_ctx])
-        set_id_scale(self.unet, id_scale)
-
-        # 2. denoising with delayed merge
-        merge_step = last_text_only_step(num_inference_steps, merge_fraction, start_merge_step)
-
-        def predict_noise(i: int, t: torch.Tensor, model_in: torch.Tensor) -> torch.Tensor:
-            ctx = early_ctx if i <= merge_step else late_ctx
-            return self.unet(model_in, t, encoder_hidden_states=ctx).sample
-
-        size = (batch, height, width)
-        latents = denoise(
-            self, predict_noise, size, device, num_inference_steps, guidance_scale, generator, latents, callback
-        )
-
-        # 3. decode
-        if output_type == "latent":
-            image = latents
-        else:
-            image = self.vae.decode(latents / self.vae.config.scaling_factor).sample
-            image = self.image_processor.postprocess(image, output_type=output_type)
-        self.maybe_free_model_hooks()
-        return StableDiffusionPipelineOutput(images=image, nsfw_content_detected=None)
 
 
 def check_face_inputs(face: FaceInputs, config: dict[str, Any]) -> None:

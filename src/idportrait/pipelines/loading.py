@@ -53,3 +53,35 @@ def default_vae(base: str) -> str | None:
     from idportrait.registry import SD15_BASE, SD15_VAE
 
     return SD15_VAE if base == SD15_BASE else None
+
+
+def load_controlnet(name: str, unet: Any, device: str = "cpu", dtype: Any = None) -> Any:
+    """A ``ControlNetModel`` for ``unet``'s base: a registry name (canny, openpose, inpaint; `registry.CONTROLNETS`,
+    the SD1.5 or SDXL one after ``unet``), a hub id or a local folder, on ``device`` in ``dtype``.
+
+    Raises `ModelNotFoundError` when it cannot be fetched and `CheckpointError` for a ControlNet of another base.
+    """
+    from diffusers import ControlNetModel
+
+    from idportrait.errors import CheckpointError
+    from idportrait.registry import CONTROLNETS
+
+    sdxl = unet.config.addition_embed_type == "text_time"
+    repo = CONTROLNETS.get((name, sdxl), name)
+    if repo == name and any(known == name for known, _ in CONTROLNETS):
+        base = "SDXL" if sdxl else "SD1.5"
+        raise UserError(f"no {name} ControlNet for {base} bases is known; pass --controlnet HUB_ID or FOLDER")
+    controlnet = fetch(
+        "ControlNet",
+        repo,
+        "--controlnet",
+        lambda local: ControlNetModel.from_pretrained(repo, torch_dtype=dtype, local_files_only=local),
+    )
+    width, base_width = controlnet.config.cross_attention_dim, unet.config.cross_attention_dim
+    if width != base_width:
+        raise CheckpointError(
+            f"ControlNet for cross-attention width {width}, but the base UNet has {base_width} (SD1.5 and SDXL "
+            "ControlNets are not interchangeable)",
+            repo,
+        )
+    return controlnet.to(device).eval()

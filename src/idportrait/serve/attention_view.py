@@ -25,9 +25,10 @@ def supports_attention(method: Any) -> bool:
 
 
 def generate_with_attention(
-    method: Any, prepared: Any, prompt: str, seed: int
+    method: Any, prepared: Any, prompt: str, seed: int, **options: Any
 ) -> tuple[Image.Image, list[tuple[str, np.ndarray]]]:
-    """One image and its (token word, heat map float [H, W] in [0, 1]) per facial class token."""
+    """One image and its (token word, heat map float [H, W] in [0, 1]) per facial class token; ``options`` go to
+    ``method.generate``."""
     from idportrait.adapters.consistentid.attention import attach_attention_capture, detach_attention_capture
 
     pipe = method.pipe
@@ -37,7 +38,7 @@ def generate_with_attention(
     capture = attach_attention_capture(pipe.unet)
     try:
         capture.token_idx = torch.tensor([positions])
-        image = method.generate(prepared, [prompt], [seed])[0]
+        image = method.generate(prepared, [prompt], [seed], **options)[0]
         maps = capture.pop()
     finally:
         detach_attention_capture(pipe.unet)

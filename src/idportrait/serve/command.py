@@ -1,6 +1,7 @@
 """``idportrait serve``: the gradio web demo on a local port.
 
     idportrait serve --method consistentid --method ipadapter-faceid --port 7860
+    idportrait serve --method consistentid --controlnet canny      # control images too
 
 Methods are loaded on first use and kept; generated PNGs (seed in the metadata) go to ``--out``.
 """
@@ -27,6 +28,10 @@ def serve(
     masks: Annotated[
         str, typer.Option(help="Parser for the mask view: landmarks (offline), bisenet or none.")
     ] = "landmarks",
+    controlnet: Annotated[
+        str | None,
+        typer.Option(help="ControlNet of the ConsistentID methods: canny, openpose, inpaint, a hub id or a folder."),
+    ] = None,
     set_: Annotated[
         list[str], typer.Option("--set", help="Option KEY=VALUE for every method's loader (e.g. sdxl=true).")
     ] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
@@ -43,6 +48,7 @@ def serve(
     from idportrait.errors import UserError
     from idportrait.generate.checks import check_face_models, check_output_folder
     from idportrait.generate.method_options import method_options
+    from idportrait.generate.mode_options import CONSISTENTID_METHODS
     from idportrait.methods import METHODS, load_method
     from idportrait.serve.address import check_listen_address
     from idportrait.serve.app import MAX_UPLOAD_MB, Demo, build_app
@@ -50,6 +56,8 @@ def serve(
     unknown = [m for m in method if m not in METHODS]
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(sorted(METHODS))}")
+    if controlnet is not None and not set(method) & set(CONSISTENTID_METHODS):
+        raise UserError("--controlnet applies to the ConsistentID methods; add --method consistentid")
     check_output_folder(out)
     check_face_models(face_backend, None if masks == "none" else masks)
     check_listen_address(host, port)
@@ -63,7 +71,8 @@ def serve(
 
     def load(name: str):
         faces = {} if name == "plain-sd" else {"face_backend": face_backend}
-        return load_method(name, base=base, device=device, dtype=dtype, **faces, **extra[name])
+        control = {"controlnet": controlnet} if controlnet is not None and name in CONSISTENTID_METHODS else {}
+        return load_method(name, base=base, device=device, dtype=dtype, **faces, **control, **extra[name])
 
     demo = Demo(methods=list(method), load=load, parse=parse, out_dir=out)
     Console(stderr=True).print(f"serving on http://{host}:{port}/ ; images are written to {out}")
