@@ -5,9 +5,11 @@ The CLI reads its defaults from `CurateConfig` (one place for each threshold).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from idportrait.errors import UserError
 from idportrait.registry import FACE_BACKEND_FACEID6M
 
 
@@ -61,8 +63,33 @@ class CurateConfig:
     face_model_dir: str | None = None
     keyword_lists: tuple[str, ...] = field(default=("people", "nationalities", "ethnicities", "professions"))
 
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check(option: str, value: float | None, low: float, high: float = math.inf, what: str = "") -> None:
+    """`UserError` unless ``value`` (None passes) is a finite number in [low, high]."""
+    if value is None:
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or not (low <= value <= high):
+        span = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise UserError(f"{option} {value}: must be {what or 'a number'} {span}")
+
+
+def check_ranges(cfg: CurateConfig) -> None:
+    """Every threshold in range (nan is in no range), named by its command-line option."""
+    _check("--min-side", cfg.min_side, 0, what="a whole number of pixels")
+    _check("--max-caption-chars", cfg.max_caption_chars, 1, what="a number of characters")
+    _check("--min-face-ratio", cfg.min_face_ratio, 0, 1, what="an area fraction")
+    _check("--det-score", cfg.det_score, 0, 1, what="a score")
+    _check("min_faces", cfg.min_faces, 0, what="a count")
+    _check("--max-faces", cfg.max_faces, max(cfg.min_faces, 1), what="a count")
+    _check("--max-punsafe", cfg.max_punsafe, 0, what="a probability threshold")
+    _check("--max-pwatermark", cfg.max_pwatermark, 0, what="a probability threshold")
 
 
 def default(name: str) -> Any:
