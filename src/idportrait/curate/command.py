@@ -191,12 +191,29 @@ def sample(out_dir: Path = typer.Argument(..., help="Folder for the sample input
 def download(
     url_list: str = typer.Argument(..., help="Parquet with url/caption columns (LAION metadata)."),
     out: str = typer.Option(..., "--out", "-o", help="Folder for the downloaded webdataset shards."),
-    processes: int = typer.Option(1, help="img2dataset processes."),
-    threads: int = typer.Option(16, help="img2dataset threads per process."),
-    min_side: int = typer.Option(512, help="Skip urls whose width/height columns are below this."),
+    processes: int = typer.Option(1, min=1, help="img2dataset processes."),
+    threads: int = typer.Option(16, min=1, help="img2dataset threads per process."),
+    shard_size: int = typer.Option(1000, min=1, help="Rows per output tar (more tars: more for --workers to share)."),
+    min_side: int = typer.Option(default("min_side"), help="The text stage's thresholds, as in `curate run`."),
+    max_caption_chars: int = typer.Option(default("max_caption_chars"), help="Drop longer captions."),
+    assume_language: str = typer.Option(None, help="Every caption is in this language: no detection."),
+    ner: bool = typer.Option(default("use_ner"), help="Accept captions with a spaCy PERSON entity."),
 ) -> None:
-    """Download images with img2dataset into webdataset shards for `curate run` (cluster extra)."""
+    """Text stage, then img2dataset on the rows that passed, into webdataset shards for `curate run` (cluster extra)."""
+    from idportrait.curate.config import CurateConfig
     from idportrait.curate.img2dataset_stage import download_shards
+    from idportrait.curate.settings import check_out
 
-    shards = download_shards(url_list, out, processes=processes, threads=threads, min_side=min_side)
-    console.print(f"{len(shards)} webdataset shards written to {out}")
+    check_out(out, [url_list])
+    cfg = CurateConfig(
+        min_side=min_side,
+        max_caption_chars=max_caption_chars,
+        assume_language=assume_language.strip().lower() if assume_language else None,
+        use_ner=ner,
+    )
+    shards, counts = download_shards(url_list, out, cfg, processes=processes, threads=threads, shard_size=shard_size)
+    console.print(
+        f"text stage: {counts['passed']} of {counts['rows']} rows passed on to img2dataset "
+        f"({', '.join(f'{k} {v}' for k, v in counts['dropped'].items()) or 'none dropped'})"
+    )
+    console.print(f"{len(shards)} webdataset shards written to {out}; next: idportrait curate run {out} --out ...")

@@ -224,9 +224,10 @@ def shared_fetcher(config: DownloadConfig) -> Fetcher:
 def fetch_sample(sample: Sample, fetcher: Fetcher) -> None:
     """Fill ``sample.image_bytes`` from its url, in place, or set ``sample.fetch_error``.
 
-    A sample that already holds bytes is left alone; one without bytes or url gets ``no_image``.
+    A sample that already holds bytes or a failure (an earlier downloader's) is left alone; one without
+    bytes or url gets ``no_image``.
     """
-    if sample.image_bytes is not None:
+    if sample.image_bytes is not None or sample.fetch_error is not None:
         return
     if not sample.url:
         sample.fetch_error = reasons.NO_IMAGE
@@ -240,10 +241,7 @@ def fetch_sample(sample: Sample, fetcher: Fetcher) -> None:
 
 def download_stage(samples: list[Sample], fetcher: Fetcher) -> None:
     """`fetch_sample` of every sample, ``fetcher.config.threads`` at a time, in place."""
-    todo = [s for s in samples if s.image_bytes is None and s.url]
-    for sample in samples:
-        if sample.image_bytes is None and not sample.url:
-            sample.fetch_error = reasons.NO_IMAGE
+    todo = [s for s in samples if s.image_bytes is None and s.fetch_error is None]
     if todo:
         with ThreadPoolExecutor(max_workers=min(fetcher.config.threads, len(todo))) as pool:
             list(pool.map(lambda s: fetch_sample(s, fetcher), todo))

@@ -22,7 +22,7 @@ import numpy as np
 from idportrait.curate.cascade import check_decoded, detect_stage, text_stage
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.detect import make_detector
-from idportrait.curate.download import fetch_sample, shared_fetcher
+from idportrait.curate.download import download_stage, shared_fetcher
 from idportrait.curate.options import StageOptions
 from idportrait.curate.readers import InputError, Shard, read_shard
 from idportrait.curate.results import ShardResult, record_failure
@@ -94,12 +94,8 @@ def _text(batch: dict[str, np.ndarray], cfg: CurateConfig) -> dict[str, np.ndarr
 
 
 def _download(batch: dict[str, np.ndarray], options: StageOptions) -> dict[str, np.ndarray]:
-    from concurrent.futures import ThreadPoolExecutor
-
     rows, todo = _samples(batch)
-    fetcher = shared_fetcher(options.download)
-    with ThreadPoolExecutor(options.download.threads) as pool:
-        list(pool.map(lambda r: fetch_sample(r.sample, fetcher), todo))
+    download_stage([r.sample for r in todo], shared_fetcher(options.download))
     return _column(rows)
 
 
