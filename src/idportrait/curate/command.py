@@ -182,6 +182,10 @@ def report(
 def sample(out_dir: Path = typer.Argument(..., help="Folder for the sample input shards.")) -> None:
     """Write the bundled sample input shards (built from photos shipped in installed packages)."""
     from idportrait.curate.sample import build_sample
+    from idportrait.errors import UserError
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError("is an existing file; give a folder for the sample shards", out_dir)
 
     paths = build_sample(out_dir)
     console.print(f"{len(paths)} sample shards written to {out_dir}")
