@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pyarrow.parquet as pq
 import pytest
 from curate_loopback import IMAGE, closed_port_url, loopback_server
 
@@ -86,4 +87,39 @@ def test_download_stage_sets_bytes_or_a_reason_with_the_status(server):
         (None, "no_image"),
         (b"kept", None),
         (None, "download_failed:connection_refused"),
+    ]
+
+
+def test_a_run_over_the_failure_corpus_decides_every_row_once(server, tmp_path):
+    """One row per way a download fails, through the whole streaming runner: no crash, one decision each."""
+    from curate_shards import small_shard
+
+    from idportrait.curate.config import CurateConfig
+    from idportrait.curate.options import StageOptions
+    from idportrait.curate.runner import run_local
+
+    paths = ["/status/404", "/status/500", "/drip", "/hang", "/badstatus", "/incomplete", "/close", "/empty", "/loop"]
+    urls = [server.url + p for p in paths] + [closed_port_url(), "ftp://example.org/a.jpg", f"{server.url}/ok/a.jpg"]
+    (tmp_path / "in").mkdir()
+    small_shard(
+        tmp_path / "in" / "web.parquet", [(f"Portrait of a woman, take {i}", None, u) for i, u in enumerate(urls)]
+    )
+    options = StageOptions(detect_batch=4, download=FAST)
+    summary = run_local([str(tmp_path / "in")], str(tmp_path / "out"), CurateConfig(detector="dlib"), options=options)
+    assert (summary.samples, summary.kept, summary.failed) == (len(urls), 0, [])
+    rows = pq.read_table(tmp_path / "out" / "decisions" / "web.parquet").to_pylist()
+    assert [r["key"] for r in rows] == [f"web-{i}" for i in range(len(urls))]
+    assert [r["reason"] for r in rows] == [
+        "download_failed:http_404",
+        "download_failed:http_500",
+        "download_failed:timeout",
+        "download_failed:timeout",
+        "download_failed:malformed_response",
+        "download_failed:incomplete_body",
+        "download_failed:connection_reset",
+        "download_failed:empty_body",
+        "download_failed:too_many_redirects",
+        "download_failed:connection_refused",
+        "download_failed:bad_url",
+        "broken_image",  # served, but the bytes are no image
     ]

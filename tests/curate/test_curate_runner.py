@@ -26,6 +26,12 @@ def _decisions(out: Path) -> dict[str, str]:
     return {r["key"]: r["reason"] or "kept" for r in rows}
 
 
+def _output_bytes(out: Path) -> dict[str, bytes]:
+    """Every shard, index and decisions file of a run (the stats hold timings)."""
+    kinds = ("shards", "index", "decisions")
+    return {str(p.relative_to(out)): p.read_bytes() for kind in kinds for p in sorted((out / kind).glob("*"))}
+
+
 def _kept_keys(out: Path) -> list[str]:
     keys = []
     for shard in sorted((out / "shards").glob("*.tar")):
@@ -128,7 +134,10 @@ def test_killed_process_resumes(tmp_path):
         proc.wait()
         release.set()
     subprocess.run(cmd, check=True, capture_output=True)
+    uninterrupted = tmp_path / "uninterrupted"
+    run_local([str(inputs)], str(uninterrupted), CurateConfig(detector="dlib"))
     server.shutdown()
+    assert _output_bytes(out) == _output_bytes(uninterrupted)
     assert _decisions(out) == {
         "a-0": "kept",
         "a-1": "not_english",
@@ -150,6 +159,7 @@ def test_two_local_workers_give_the_same_outputs(dlib_cfg, tmp_path):
     )
     one = run_local([str(inputs)], str(tmp_path / "one"), dlib_cfg, workers=1)
     two = run_local([str(inputs)], str(tmp_path / "two"), dlib_cfg, workers=2)
+    assert _output_bytes(tmp_path / "one") == _output_bytes(tmp_path / "two")
     assert sorted(two.processed) == ["p", "q"] and (one.samples, one.kept) == (two.samples, two.kept) == (4, 2)
     assert (
         _decisions(tmp_path / "two")
