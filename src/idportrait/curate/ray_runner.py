@@ -146,6 +146,7 @@ def _stream(todo: list[Shard], cfg: CurateConfig, options: StageOptions, ray_opt
         ray.data.from_items(shards, override_num_blocks=len(shards))
         .flat_map(_read)
         .map_batches(_text, batch_size=options.text_batch, fn_kwargs={"cfg": cfg})
+        .repartition(target_num_rows_per_block=options.download.threads)  # streaming: many blocks, many tasks
         .map_batches(
             _download,
             batch_size=options.download.threads,
