@@ -43,5 +43,5 @@ class StageOptions:
     device: str = "cpu"
     detect_batch: int = 16
     text_batch: int = 256
-    queue: int = 256
+    queue: int = 128
     download: DownloadConfig = field(default_factory=DownloadConfig)
