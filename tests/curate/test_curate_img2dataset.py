@@ -73,3 +73,49 @@ def test_img2dataset_path_decides_every_url_once(tmp_path, dlib_detect):
     reasons = sorted(r["reason"] or "kept" for r in rows)
     assert reasons == ["download_failed:connection_refused", "download_failed:http_404", "kept"]
     assert len({r["key"] for r in rows}) == 3
+
+
+def test_an_img2dataset_folder_reads_as_its_tars_then_their_failed_rows(tmp_path):
+    import json
+    import tarfile
+
+    from idportrait.curate.readers import read_shard
+
+    with tarfile.open(tmp_path / "00000.tar", "w") as tar:
+        for name, data in (("000000.jpg", b"\xff\xd8\xffjpeg"), ("000000.txt", b"Portrait of a woman")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    rows = [
+        {"key": "000000", "caption": "Portrait of a woman", "status": "success", "error_message": None},
+        {
+            "key": "000001",
+            "caption": "Portrait of a man",
+            "status": "failed_to_download",
+            "error_message": "HTTP Error 404: Not Found",
+        },
+        {
+            "key": "000002",
+            "caption": "A nurse",
+            "status": "failed_to_download",
+            "error_message": "<urlopen error timed out>",
+        },
+        {"key": "000003", "caption": "A pilot", "status": "failed_to_resize", "error_message": "Image decoding error"},
+    ]
+    pq.write_table(
+        pa.Table.from_pylist([{**r, "url": f"http://x/{r['key']}", "punsafe": 0.1} for r in rows]),
+        tmp_path / "00000.parquet",
+    )
+    (tmp_path / "00000_stats.json").write_text(json.dumps({"count": 4}))
+    (shard,) = list_shards([str(tmp_path)])
+    assert shard.path.endswith("00000.tar")
+    samples = list(read_shard(shard))
+    assert [(s.key, s.image_bytes is not None, s.fetch_error) for s in samples] == [
+        ("000000", True, None),
+        ("000001", False, "download_failed:http_404"),
+        ("000002", False, "download_failed:timeout"),
+        ("000003", False, None),  # fetched but not an image: decided broken_image
+    ]
+    assert (
+        samples[1].punsafe == 0.1 and samples[1].url == "http://x/000001" and samples[1].caption == "Portrait of a man"
+    )
