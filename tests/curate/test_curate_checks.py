@@ -49,6 +49,9 @@ def shard(tmp_path):
         ("--workers", "0", "--workers 0: must be at least 1"),
         ("--workers", "-3", "--workers -3: must be at least 1"),
         ("--detect-batch", "0", "--detect-batch 0: must be at least 1"),
+        ("--per-host", "0", "--per-host 0: must be at least 1"),
+        ("--download-deadline", "nan", "--download-deadline nan: must be a positive number of seconds"),
+        ("--download-retries", "-1", "--download-retries -1: must be 0 or more"),
     ],
 )
 def test_out_of_range_options_are_one_line(capsys, monkeypatch, shard, tmp_path, option, value, message):

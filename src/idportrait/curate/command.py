@@ -82,8 +82,10 @@ def run(
     ):
         if value < 1:
             raise UserError(f"{option} {value}: must be at least 1")
-    if not 0 < download_deadline < float("inf") or download_retries < 0:
-        raise UserError("--download-deadline must be a positive number of seconds, --download-retries >= 0")
+    if not 0 < download_deadline < float("inf"):
+        raise UserError(f"--download-deadline {download_deadline}: must be a positive number of seconds")
+    if download_retries < 0:
+        raise UserError(f"--download-retries {download_retries}: must be 0 or more")
     options = StageOptions(
         device=device,
         detect_batch=detect_batch,
