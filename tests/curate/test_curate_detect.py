@@ -76,3 +76,23 @@ def test_outputs_do_not_depend_on_the_detection_batch_size(pack_root, tmp_path):
         )
     assert summary.kept >= 2
     assert outputs[0] == outputs[1]
+
+
+def test_the_device_reaches_onnxruntime(pack_root):
+    """--device cuda asks onnxruntime for its CUDA provider; a CPU-only build says so and stays on the CPU."""
+    import warnings
+
+    import onnxruntime
+
+    has_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    make_detector.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        detect = make_detector("insightface:antelopev2", str(pack_root), "cuda")
+    first = detect.__self__.backend.providers[0]
+    assert (first[0] if isinstance(first, tuple) else first) == (
+        "CUDAExecutionProvider" if has_cuda else "CPUExecutionProvider"
+    )
+    assert has_cuda or any("CUDAExecutionProvider" in str(w.message) for w in caught)
+    photo = _photos()[1]
+    assert len(detect([photo])[0]) == len(make_detector("insightface:antelopev2", str(pack_root), "cpu")([photo])[0])
