@@ -84,6 +84,22 @@ def test_a_corrupt_settings_file_is_one_line(capsys, monkeypatch, shard, tmp_pat
     (tmp_path / "out" / "settings.json").write_text('{"min_side": 5')
     code, err = cli(capsys, monkeypatch, "run", str(shard), "--out", str(tmp_path / "out"), "--detector", "dlib")
     assert code == 2 and len(err) == 1 and "settings.json is not valid JSON" in err[0] and "--overwrite" in err[0]
+    settings = {**CurateConfig(detector="dlib").to_dict(), "inputs": {"00000": "a/00000.parquet"}}
+    (tmp_path / "out" / "settings.json").write_text(json.dumps(settings))
+    code, err = cli(capsys, monkeypatch, "run", str(shard), "--out", str(tmp_path / "out"), "--detector", "dlib")
+    assert code == 2 and len(err) == 1 and "'inputs' is not a list of input shards" in err[0]
+
+
+def test_a_corrupt_failure_record_does_not_stop_the_report(tmp_path):
+    from idportrait.curate.report import build_report
+
+    small_shard(tmp_path / "good.parquet", NOT_ENGLISH)
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    out = tmp_path / "out"
+    run_local([str(tmp_path / "good.parquet"), str(tmp_path / "bad.parquet")], str(out), CurateConfig(detector="dlib"))
+    (out / "failures" / "bad.json").write_bytes(b'{"shard": "ba')
+    report = build_report(str(out))
+    assert (report.shards, report.samples, report.failures) == (1, 1, [])
 
 
 def test_a_rerun_over_other_inputs_with_the_same_names_is_refused(capsys, monkeypatch, tmp_path):

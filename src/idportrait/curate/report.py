@@ -107,7 +107,7 @@ def build_report(out: str) -> Report:
 
 
 def load_failures(out: str) -> list[dict[str, Any]]:
-    """Failure records of the input shards under ``out`` that could not be read, by shard name."""
+    """Failure records of the shards under ``out`` that could not be read, by shard name; corrupt ones left out."""
     import fsspec
 
     fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{FAILURES_DIR}")
@@ -116,7 +116,12 @@ def load_failures(out: str) -> list[dict[str, Any]]:
     failures = []
     for path in sorted(fs.glob(f"{root}/*.json")):
         with fs.open(path, "rb") as f:
-            failures.append(json.loads(f.read()))
+            try:
+                record = json.loads(f.read())
+            except (ValueError, UnicodeDecodeError):
+                continue  # cut short: the shard is not done either, and a rerun records it again
+        if isinstance(record, dict) and {"shard", "error"} <= set(record):
+            failures.append(record)
     return failures
 
 

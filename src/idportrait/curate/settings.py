@@ -114,6 +114,15 @@ def differing_inputs(before: list[dict[str, Any]], now: list[dict[str, Any]]) ->
     ]
 
 
+def _check_inputs_record(record: Any, path: str) -> None:
+    """`UserError` unless ``record`` is a list of `input_identities` entries."""
+    keys = {"name", "path", "size", "modified"}
+    if not isinstance(record, list) or not all(isinstance(i, dict) and keys <= set(i) for i in record):
+        raise UserError(
+            f"{SETTINGS_FILE}: 'inputs' is not a list of input shards; delete it or rerun with --overwrite", path
+        )
+
+
 def _unrecorded_input_changes(out: str, shards: list[Shard]) -> list[str]:
     """For a folder from before inputs were recorded: finished shards whose source is not this run's input."""
     now = {s.name: s.path for s in shards}
@@ -146,6 +155,7 @@ def prepare_output(out: str, cfg: CurateConfig, shards: list[Shard], overwrite: 
                 out,
             )
         if "inputs" in before:
+            _check_inputs_record(before["inputs"], f"{root}/{SETTINGS_FILE}")
             input_changes = differing_inputs(before["inputs"], inputs)
         else:
             input_changes = _unrecorded_input_changes(out, shards)
