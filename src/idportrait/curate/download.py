@@ -10,8 +10,8 @@ Every transport error is caught and named (`reasons.DOWNLOAD_DETAILS`: ``http_40
 ``download_failed:<detail>``. Timeouts and 5xx replies are retried with exponential backoff. Each
 attempt has one deadline for connecting, the headers and the whole body together (a host that sends
 a byte every second cannot hold a download longer than ``deadline_s``), so one URL costs at most
-``(retries + 1) * deadline_s`` plus the backoff sleeps. At most ``per_host`` downloads run against
-one host at a time, whatever the number of threads.
+``(retries + 1) * deadline_s`` plus the backoff sleeps. At most ``per_host`` downloads of one process
+run against one host at a time, whatever the number of threads.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ class DownloadConfig:
     connect_timeout_s: seconds to open the connection (within the deadline).
     retries: further attempts after a timeout or a 5xx reply.
     backoff_s: sleep before retry k (1-based) is ``backoff_s * 2 ** (k - 1)`` seconds.
-    per_host: downloads at once against one host (name and port).
+    per_host: downloads at once against one host (name and port) from one process.
     max_bytes: larger bodies are refused (``body_too_large``) without reading them whole.
     max_redirects: redirects followed per attempt (``too_many_redirects`` beyond).
     threads: concurrent downloads of one process (`download_stage`, the local runner).
