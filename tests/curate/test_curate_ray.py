@@ -13,6 +13,19 @@ from idportrait.curate.runner import run_local
 from idportrait.curate.sample import PHOTOS
 
 
+def _truncated_tar(path) -> None:
+    import tarfile
+
+    members = io.BytesIO()
+    with tarfile.open(fileobj=members, mode="w") as tar:
+        for i in range(3):
+            data = f"Portrait of a man, number {i}".encode() * 100
+            info = tarfile.TarInfo(f"{i:03d}.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(members.getvalue()[:7000])
+
+
 def _output_bytes(out) -> dict[str, bytes]:
     kinds = ("shards", "index", "decisions", "failures")
     return {str(p.relative_to(out)): p.read_bytes() for kind in kinds for p in sorted((out / kind).glob("*"))}
@@ -28,6 +41,7 @@ def test_ray_stream_writes_what_the_local_runner_writes_and_resumes(dlib_cfg, tm
     inputs = tmp_path / "in"
     inputs.mkdir()
     (inputs / "bad.parquet").write_bytes(b"not a parquet file at all")
+    _truncated_tar(inputs / "cut.tar")  # one sample read, then the tar ends mid-member
     small_shard(inputs / "r3.parquet", [("Portrait of a girl", "astronaut", None)])
     out = tmp_path / "ray"
     options = StageOptions(detect_batch=2)
@@ -53,7 +67,8 @@ def test_ray_stream_writes_what_the_local_runner_writes_and_resumes(dlib_cfg, tm
         finally:
             ray.shutdown()
     assert summary.processed == ["r1", "r2"] and summary.skipped == ["r3"]
-    assert [f["shard"] for f in summary.failed] == ["bad"]
+    assert [f["shard"] for f in summary.failed] == ["bad", "cut"]
+    assert not (out / "stats" / "cut.json").exists() and not (out / "decisions" / "cut.parquet").exists()
     assert (summary.samples, summary.kept) == (5, 3)
     rows = [r for name in ("r1", "r2") for r in pq.read_table(out / "decisions" / f"{name}.parquet").to_pylist()]
     assert {r["key"]: r["reason"] or "kept" for r in rows} == {

@@ -14,6 +14,7 @@ not the CPU); detection runs in ``detect_actors`` actors that each load the face
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,14 +77,17 @@ def _samples(batch: dict[str, np.ndarray]) -> tuple[list[_Row], list[_Row]]:
     return rows, [r for r in rows if r.sample is not None and (r.decision is None or r.decision.keep)]
 
 
-def _read(shard_row: dict[str, Any]) -> list[dict[str, Any]]:
-    """All rows of one shard and its end marker; only a failure marker for a shard that cannot be read."""
+def _read(shard_row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The rows of one shard as they are read, then its end marker; a failure marker where reading stops."""
     shard = Shard(**shard_row)
+    count = 0
     try:
-        rows = [_Row(shard, i, sample) for i, sample in enumerate(read_shard(shard))]
+        for count, sample in enumerate(read_shard(shard), start=1):
+            yield {ITEM: _Row(shard, count - 1, sample)}
     except InputError as err:
-        return [{ITEM: _Row(shard, error=str(err))}]
-    return [{ITEM: row} for row in [*rows, _Row(shard, count=len(rows))]]
+        yield {ITEM: _Row(shard, error=str(err))}
+        return
+    yield {ITEM: _Row(shard, count=count)}
 
 
 def _text(batch: dict[str, np.ndarray], cfg: CurateConfig) -> dict[str, np.ndarray]:
@@ -166,13 +170,21 @@ def _stream(todo: list[Shard], cfg: CurateConfig, options: StageOptions, ray_opt
 
 
 def _gather(dataset: Any, out: str, cfg: CurateConfig) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
-    """Write each shard once all its rows have arrived (in any order), in input order; failures recorded."""
+    """Write each shard once all its rows have arrived (in any order), in input order; failures recorded.
+
+    The rows a shard gave before reading it failed are dropped, whether they arrive before its failure or after.
+    """
     outcomes = []
     open_shards: dict[str, dict[str, Any]] = {}
+    failed: set[str] = set()
     for record in dataset.iter_rows():
         row: _Row = record[ITEM]
+        if row.shard.name in failed:
+            continue
         if row.error is not None:
             outcomes.append((None, record_failure(out, row.shard, InputError(row.error))))
+            open_shards.pop(row.shard.name, None)
+            failed.add(row.shard.name)
             continue
         state = open_shards.setdefault(row.shard.name, {"rows": {}, "count": None})
         if row.count is not None:
