@@ -8,7 +8,8 @@ embeddings, face filters) and the writer. Photos cycle through the bundled sampl
 (astronaut crop, Tom Hanks, coffee, chelsea, astronaut). Wall time covers the whole `run_local`
 call: worker start-up and model loading included (the offline dlib detector by default; the
 FaceID-6M default insightface:antelopev2 needs its model pack locally). "shard s (sum)" adds up
-the time spent inside `process_shard` (model loading included, process start-up not).
+each shard's seconds from its first sample to its last file (model loading included, process
+start-up not). `benchmarks/curate_scale.py` measures each stage apart, downloads and Ray included.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def dlib_cfg() -> CurateConfig:
 
 @pytest.fixture(scope="session")
 def dlib_detect():
-    """The offline dlib detector, memoised on pixel content (the sample reuses a few photos)."""
+    """The offline dlib batch detector, memoised per image on pixel content (the sample reuses a few photos)."""
     import hashlib
 
     from idportrait.curate.detect import make_detector
@@ -33,11 +33,11 @@ def dlib_detect():
     detect = make_detector("dlib")
     seen: dict[bytes, list] = {}
 
-    def cached(image):
-        key = hashlib.sha1(image.tobytes()).digest() + bytes(str(image.shape), "ascii")
-        if key not in seen:
-            seen[key] = detect(image)
-        return seen[key]
+    def cached(images):
+        keys = [hashlib.sha1(image.tobytes()).digest() + bytes(str(image.shape), "ascii") for image in images]
+        todo = {k: image for k, image in zip(keys, images, strict=True) if k not in seen}
+        seen.update(zip(todo, detect(list(todo.values())), strict=True))
+        return [seen[k] for k in keys]
 
     return cached
 

@@ -118,9 +118,9 @@ def test_ner_runs_only_on_captions_no_keyword_accepted(dlib_cfg, monkeypatch):
 def test_full_cascade_equals_reference_on_the_bundled_sample(sample_inputs, dlib_cfg, dlib_detect):
     calls = []
 
-    def counting_detect(image):
-        calls.append(image.shape)
-        return dlib_detect(image)
+    def counting_detect(images):
+        calls.extend(image.shape for image in images)
+        return dlib_detect(images)
 
     for shard in list_shards([str(sample_inputs)]):
         got = curate_batch(list(read_shard(shard)), dlib_cfg, counting_detect)

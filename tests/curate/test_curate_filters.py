@@ -107,7 +107,7 @@ def _detections(photo: str) -> tuple[np.ndarray, list[Face]]:
     from idportrait.curate.detect import make_detector
 
     image = sample_image_array(photo)
-    return image, make_detector("dlib")(image)
+    return image, make_detector("dlib")([image])[0]
 
 
 @pytest.mark.parametrize(

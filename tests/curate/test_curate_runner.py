@@ -26,6 +26,12 @@ def _decisions(out: Path) -> dict[str, str]:
     return {r["key"]: r["reason"] or "kept" for r in rows}
 
 
+def _output_bytes(out: Path) -> dict[str, bytes]:
+    """Every shard, index and decisions file of a run (the stats hold timings)."""
+    kinds = ("shards", "index", "decisions")
+    return {str(p.relative_to(out)): p.read_bytes() for kind in kinds for p in sorted((out / kind).glob("*"))}
+
+
 def _kept_keys(out: Path) -> list[str]:
     keys = []
     for shard in sorted((out / "shards").glob("*.tar")):
@@ -56,18 +62,18 @@ def test_bundled_sample_end_to_end(curated_sample):
 
     stats = {s["shard"]: s for s in load_stats(str(tmp_path))}
     assert stats["laion-00002"]["samples"] == 0  # the empty shard
-    assert stats["laion-00000"]["dropped"]["download_failed"] == 1
+    assert stats["laion-00000"]["dropped"]["download_failed:connection_refused"] == 1
     assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_resume_after_a_crash_loses_and_duplicates_nothing(sample_inputs, dlib_cfg, dlib_detect, tmp_path):
     calls = {"n": 0}
 
-    def crashing_detect(image):
-        calls["n"] += 1
-        if calls["n"] == 7:  # in the middle of the second shard
+    def crashing_detect(images):
+        calls["n"] += len(images)
+        if calls["n"] >= 7:  # in the middle of the second shard
             raise RuntimeError("worker died")
-        return dlib_detect(image)
+        return dlib_detect(images)
 
     with pytest.raises(RuntimeError, match="worker died"):
         run_local([str(sample_inputs)], str(tmp_path), dlib_cfg, detect=crashing_detect)
@@ -88,6 +94,7 @@ def test_killed_process_resumes(tmp_path):
     """SIGKILL a real `idportrait curate run` while it waits on its second shard, then run it again."""
     import http.server
     import threading
+    import time
 
     first_request, release = threading.Event(), threading.Event()
 
@@ -118,17 +125,23 @@ def test_killed_process_resumes(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         assert first_request.wait(120), "the run never reached the second shard"
+        deadline = time.monotonic() + 60  # the download of b overlaps the detection of a
+        while not (out / "stats" / "a.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert (out / "stats" / "a.json").exists() and not (out / "stats" / "b.json").exists()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         release.set()
     subprocess.run(cmd, check=True, capture_output=True)
+    uninterrupted = tmp_path / "uninterrupted"
+    run_local([str(inputs)], str(uninterrupted), CurateConfig(detector="dlib"))
     server.shutdown()
+    assert _output_bytes(out) == _output_bytes(uninterrupted)
     assert _decisions(out) == {
         "a-0": "kept",
         "a-1": "not_english",
-        "b-0": "download_failed",
+        "b-0": "download_failed:http_404",
         "b-1": "not_english",
         "c-0": "face_too_small",
     }
@@ -146,6 +159,7 @@ def test_two_local_workers_give_the_same_outputs(dlib_cfg, tmp_path):
     )
     one = run_local([str(inputs)], str(tmp_path / "one"), dlib_cfg, workers=1)
     two = run_local([str(inputs)], str(tmp_path / "two"), dlib_cfg, workers=2)
+    assert _output_bytes(tmp_path / "one") == _output_bytes(tmp_path / "two")
     assert sorted(two.processed) == ["p", "q"] and (one.samples, one.kept) == (two.samples, two.kept) == (4, 2)
     assert (
         _decisions(tmp_path / "two")

@@ -1,9 +1,14 @@
-"""The filter cascade over a batch of samples: text stage, then image stage on what survived.
+"""The filter cascade as stage functions: text stage, then the image stages on what survived.
 
     samples --text_stage--> (readable, LAION safety columns, caption length, metadata size, language,
                              person: keywords, credit line, gazetteer names, NER on the rest,
                              NER on the sentence-cased caption for what NER rejected)
-            --image_stage--> (fetch bytes, decode, decoded size, detect faces, face count/size)
+            --download_stage--> (image bytes from the url; `idportrait.curate.download`)
+            --check_decoded--> (decode, decoded size; per sample)
+            --detect_stage--> (batched face detection + embedding, face count/size)
+
+`curate_batch` runs them one after the other on a batch; the streaming runners (`pipeline`,
+`ray_runner`) run the same functions as separate stages that overlap.
 
 Cheapest work first: NER only runs on captions no cheaper person step accepted, and nothing is
 downloaded, decoded or detected for samples the text stage dropped. Each sample's decision is the
@@ -19,8 +24,8 @@ import numpy as np
 
 from idportrait.curate import reasons
 from idportrait.curate.config import CurateConfig
-from idportrait.curate.detect import Detector
-from idportrait.curate.download import fetch_images
+from idportrait.curate.detect import BatchDetector
+from idportrait.curate.download import DownloadConfig, Fetcher, download_stage, shared_fetcher
 from idportrait.curate.filters import (
     CHEAP_PERSON_STEPS,
     IMAGE_FILTERS,
@@ -74,34 +79,56 @@ def text_stage(samples: list[Sample], cfg: CurateConfig) -> list[Decision]:
 
 
 def decode_sample(sample: Sample) -> None:
-    """Set ``sample.image`` (RGB uint8 [H, W, 3]) from its bytes; left None when they do not decode."""
+    """Set ``sample.image`` (RGB uint8 [H, W, 3]) and ``decoded_size`` from its bytes; None when they do not decode."""
     if sample.image_bytes is None:
         return
     try:
         sample.image = np.asarray(decode_image(sample.image_bytes, name=sample.key))
     except ImageError:
         sample.image = None
+    sample.decoded_size = None if sample.image is None else tuple(sample.image.shape[:2])
 
 
-def image_stage(samples: list[Sample], cfg: CurateConfig, detect: Detector, fetch_threads: int = 16) -> list[Decision]:
-    """Fetch, decode, confirm size, detect faces (only on images that passed the size check)."""
-    fetch_images(samples, threads=fetch_threads)
-    decisions = []
-    for sample in samples:
-        decode_sample(sample)
-        decision = first_failure(sample, cfg, IMAGE_FILTERS[:2])
-        if decision.keep:
-            sample.faces = detect(sample.image)
-            decision = first_failure(sample, cfg, IMAGE_FILTERS[2:])
-        decisions.append(decision)
-    return decisions
+def check_decoded(sample: Sample, cfg: CurateConfig) -> Decision:
+    """Decode the sample's bytes and confirm its size (the image filters before detection)."""
+    decode_sample(sample)
+    return first_failure(sample, cfg, IMAGE_FILTERS[:2])
 
 
-def curate_batch(samples: list[Sample], cfg: CurateConfig, detect: Detector, fetch_threads: int = 16) -> list[Decision]:
+def detect_stage(
+    samples: list[Sample], decisions: list[Decision], cfg: CurateConfig, detect: BatchDetector
+) -> list[Decision]:
+    """Faces of the samples ``decisions`` still keep (one ``detect`` call), then the face filters.
+
+    Returns the decisions, updated for those samples; the others are passed through.
+    """
+    todo = [i for i, d in enumerate(decisions) if d.keep]
+    if not todo:
+        return list(decisions)
+    for i, faces in zip(todo, detect([samples[i].image for i in todo]), strict=True):
+        samples[i].faces = faces
+    decided = list(decisions)
+    for i in todo:
+        decided[i] = first_failure(samples[i], cfg, IMAGE_FILTERS[2:])
+    return decided
+
+
+def image_stage(
+    samples: list[Sample], cfg: CurateConfig, detect: BatchDetector, fetcher: Fetcher | None = None
+) -> list[Decision]:
+    """Download, decode, confirm size, detect faces (only on images that passed the size check)."""
+    download_stage(samples, fetcher or shared_fetcher(DownloadConfig()))
+    decisions = [check_decoded(sample, cfg) for sample in samples]
+    return detect_stage(samples, decisions, cfg, detect)
+
+
+def curate_batch(
+    samples: list[Sample], cfg: CurateConfig, detect: BatchDetector, fetcher: Fetcher | None = None
+) -> list[Decision]:
     """The whole cascade: one decision per sample, in input order."""
     decisions = text_stage(samples, cfg)
     survivors = [i for i, d in enumerate(decisions) if d.keep]
-    image_decisions = image_stage([samples[i] for i in survivors], cfg, detect, fetch_threads)
+    image_decisions = image_stage([samples[i] for i in survivors], cfg, detect, fetcher)
     for i, decision in zip(survivors, image_decisions, strict=True):
         decisions[i] = decision
     return decisions
@@ -110,10 +137,10 @@ def curate_batch(samples: list[Sample], cfg: CurateConfig, detect: Detector, fet
 def reference_decisions(
     samples: list[Sample],
     cfg: CurateConfig,
-    detect: Detector | None,
+    detect: BatchDetector | None,
     entities_of: Callable[[list[str]], list[list[str]]] = person_entities,
 ) -> list[Decision]:
-    """Every filter on every sample (NER on every caption, every image fetched, decoded, detected).
+    """Every filter on every sample (NER on every caption, every image fetched, decoded, detected one at a time).
 
     The slow definition the cascade must agree with. ``detect=None`` stops after the text filters;
     ``entities_of`` maps captions to their PERSON entities (default: the batched tok2vec + ner pipeline).
@@ -129,11 +156,11 @@ def reference_decisions(
         steps += [filter_person_entities(sample, cfg, ents), filter_person_entities_recased(sample, cfg, ents_recased)]
         person.append(next((d for d in steps if d.keep), Decision.drop(reasons.NO_PERSON_IN_CAPTION)))
     if detect is not None:
-        fetch_images(samples)
+        download_stage(samples, shared_fetcher(DownloadConfig()))
         for sample in samples:
             decode_sample(sample)
             if sample.image is not None:
-                sample.faces = detect(sample.image)
+                (sample.faces,) = detect([sample.image])
     decisions = []
     for sample, person_decision in zip(samples, person, strict=True):
         verdicts = [f(sample, cfg) for f in TEXT_FILTERS]

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from idportrait.curate.config import CurateConfig, default
+from idportrait.curate.options import DownloadConfig, StageOptions
 
 app = typer.Typer(
     help="FaceID-6M-style curation of LAION-style parquet / webdataset shards.",
@@ -21,11 +22,25 @@ def run(
     ctx: typer.Context,
     inputs: list[str] = typer.Argument(..., help="Input shards: .parquet / .tar files, folders or globs (fsspec)."),
     out: str = typer.Option(..., "--out", "-o", help="Output folder (fsspec): shards/, index/, decisions/, stats/."),
-    workers: int = typer.Option(1, help="Local worker processes (runner=local)."),
+    workers: int = typer.Option(1, help="Local worker processes (runner=local), one shard each at a time."),
     runner: str = typer.Option("local", help="local | ray"),
     ray_address: str = typer.Option(None, help="Ray cluster address (runner=ray); default: start a local Ray."),
     detector: str = typer.Option(None, help="Face analyzer: insightface:antelopev2 (default) or dlib (offline)."),
     face_model_dir: str = typer.Option(None, help="Folder holding the insightface model pack (antelopev2/)."),
+    device: str = typer.Option("cpu", help="Face detection device: cpu, cuda, cuda:N or auto (insightface)."),
+    detect_batch: int = typer.Option(StageOptions.detect_batch, help="Images per face detection call."),
+    download_threads: int = typer.Option(DownloadConfig.threads, help="Concurrent downloads per process."),
+    per_host: int = typer.Option(DownloadConfig.per_host, help="Concurrent downloads against one host."),
+    download_deadline: float = typer.Option(
+        DownloadConfig.deadline_s, help="Seconds one download attempt may take in all (connect, headers, body)."
+    ),
+    download_retries: int = typer.Option(DownloadConfig.retries, help="Retries after a timeout or a 5xx reply."),
+    ray_download_tasks: int = typer.Option(None, help="runner=ray: concurrent download tasks (default: Ray's)."),
+    ray_download_cpus: float = typer.Option(0.25, help="runner=ray: CPUs each download task reserves."),
+    ray_detect_actors: int = typer.Option(1, help="runner=ray: face detection actors (one model copy each)."),
+    ray_detect_gpus: float = typer.Option(
+        None, help="runner=ray: GPUs per detection actor (default: 1 when the cluster has GPUs, else 0)."
+    ),
     min_side: int = typer.Option(default("min_side"), help="Both image sides must be at least this many pixels."),
     min_face_ratio: float = typer.Option(default("min_face_ratio"), help="Largest face bbox area / image area."),
     max_faces: int = typer.Option(default("max_faces"), help="At most this many faces."),
@@ -62,12 +77,32 @@ def run(
     """Filter input shards into FaceID shards; resumes where a killed run with the same settings stopped."""
     from rich.progress import Progress
 
-    from idportrait.curate.runner import pending_shards, run_local
+    from idportrait.curate.runner import run_local
     from idportrait.errors import UserError
     from idportrait.faces.analyzer import check_analyzer_name
 
     if detector:
         check_analyzer_name(detector)
+    for option, value in (
+        ("--workers", workers),
+        ("--detect-batch", detect_batch),
+        ("--download-threads", download_threads),
+        ("--per-host", per_host),
+        ("--ray-detect-actors", ray_detect_actors),
+    ):
+        if value < 1:
+            raise UserError(f"{option} {value}: must be at least 1")
+    if not 0 < download_deadline < float("inf"):
+        raise UserError(f"--download-deadline {download_deadline}: must be a positive number of seconds")
+    if download_retries < 0:
+        raise UserError(f"--download-retries {download_retries}: must be 0 or more")
+    options = StageOptions(
+        device=device,
+        detect_batch=detect_batch,
+        download=DownloadConfig(
+            deadline_s=download_deadline, retries=download_retries, per_host=per_host, threads=download_threads
+        ),
+    )
     cfg = CurateConfig(
         drop_nsfw=tuple(v.strip() for v in drop_nsfw.split(",") if v.strip()),
         max_punsafe=max_punsafe,
@@ -92,15 +127,28 @@ def run(
     if preset:
         cfg = preset_settings(cfg, preset, ctx)
     if runner == "ray":
-        from idportrait.curate.ray_runner import run_ray
+        from idportrait.curate.ray_runner import RayOptions, run_ray
 
-        summary = run_ray(inputs, out, cfg, address=ray_address, overwrite=overwrite)
+        ray_options = RayOptions(
+            address=ray_address,
+            download_tasks=ray_download_tasks,
+            download_cpus=ray_download_cpus,
+            detect_actors=ray_detect_actors,
+            detect_gpus=ray_detect_gpus,
+        )
+        summary = run_ray(inputs, out, cfg, options, ray_options, overwrite=overwrite)
     elif runner == "local":
-        todo, _ = pending_shards(inputs, out)
         with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("curating shards", total=len(todo))
+            task = progress.add_task("curating shards", total=None)
             summary = run_local(
-                inputs, out, cfg, workers=workers, overwrite=overwrite, on_shard_done=lambda _: progress.advance(task)
+                inputs,
+                out,
+                cfg,
+                workers=workers,
+                options=options,
+                overwrite=overwrite,
+                on_start=lambda total: progress.update(task, total=total),
+                on_shard_done=lambda _: progress.advance(task),
             )
     else:
         raise typer.BadParameter(f"unknown runner {runner!r}; use local or ray", param_hint="--runner")
@@ -178,6 +226,10 @@ def report(
 def sample(out_dir: Path = typer.Argument(..., help="Folder for the sample input shards.")) -> None:
     """Write the bundled sample input shards (built from photos shipped in installed packages)."""
     from idportrait.curate.sample import build_sample
+    from idportrait.errors import UserError
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError("is an existing file; give a folder for the sample shards", out_dir)
 
     paths = build_sample(out_dir)
     console.print(f"{len(paths)} sample shards written to {out_dir}")
@@ -187,12 +239,29 @@ def sample(out_dir: Path = typer.Argument(..., help="Folder for the sample input
 def download(
     url_list: str = typer.Argument(..., help="Parquet with url/caption columns (LAION metadata)."),
     out: str = typer.Option(..., "--out", "-o", help="Folder for the downloaded webdataset shards."),
-    processes: int = typer.Option(1, help="img2dataset processes."),
-    threads: int = typer.Option(16, help="img2dataset threads per process."),
-    min_side: int = typer.Option(512, help="Skip urls whose width/height columns are below this."),
+    processes: int = typer.Option(1, min=1, help="img2dataset processes."),
+    threads: int = typer.Option(16, min=1, help="img2dataset threads per process."),
+    shard_size: int = typer.Option(1000, min=1, help="Rows per output tar (more tars: more for --workers to share)."),
+    min_side: int = typer.Option(default("min_side"), help="The text stage's thresholds, as in `curate run`."),
+    max_caption_chars: int = typer.Option(default("max_caption_chars"), help="Drop longer captions."),
+    assume_language: str = typer.Option(None, help="Every caption is in this language: no detection."),
+    ner: bool = typer.Option(default("use_ner"), help="Accept captions with a spaCy PERSON entity."),
 ) -> None:
-    """Download images with img2dataset into webdataset shards for `curate run` (cluster extra)."""
+    """Text stage, then img2dataset on the rows that passed, into webdataset shards for `curate run` (cluster extra)."""
+    from idportrait.curate.config import CurateConfig
     from idportrait.curate.img2dataset_stage import download_shards
+    from idportrait.curate.settings import check_out
 
-    shards = download_shards(url_list, out, processes=processes, threads=threads, min_side=min_side)
-    console.print(f"{len(shards)} webdataset shards written to {out}")
+    check_out(out, [url_list])
+    cfg = CurateConfig(
+        min_side=min_side,
+        max_caption_chars=max_caption_chars,
+        assume_language=assume_language.strip().lower() if assume_language else None,
+        use_ner=ner,
+    )
+    shards, counts = download_shards(url_list, out, cfg, processes=processes, threads=threads, shard_size=shard_size)
+    console.print(
+        f"text stage: {counts['passed']} of {counts['rows']} rows passed on to img2dataset "
+        f"({', '.join(f'{k} {v}' for k, v in counts['dropped'].items()) or 'none dropped'})"
+    )
+    console.print(f"{len(shards)} webdataset shards written to {out}; next: idportrait curate run {out} --out ...")

@@ -5,10 +5,12 @@ The CLI reads its defaults from `CurateConfig` (one place for each threshold).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from idportrait.errors import UserError
 from idportrait.registry import FACE_BACKEND_FACEID6M
 
 
@@ -73,6 +75,9 @@ class CurateConfig:
     keyword_lists: tuple[str, ...] = field(default=("people", "nationalities", "ethnicities", "professions"))
     adjective_lists: tuple[str, ...] = field(default=("nationalities", "ethnicities"))
 
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -99,6 +104,28 @@ def with_preset(cfg: CurateConfig, name: str, keep: Collection[str] = ()) -> Cur
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return replace(cfg, **{k: v for k, v in PRESETS[name].items() if k not in keep})
+
+
+def _check(option: str, value: float | None, low: float, high: float = math.inf, what: str = "") -> None:
+    """`UserError` unless ``value`` (None passes) is a finite number in [low, high]."""
+    if value is None:
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or not (low <= value <= high):
+        span = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise UserError(f"{option} {value}: must be {what or 'a number'} {span}")
+
+
+def check_ranges(cfg: CurateConfig) -> None:
+    """Every threshold in range (nan is in no range), named by its command-line option."""
+    _check("--min-side", cfg.min_side, 0, what="a whole number of pixels")
+    _check("--max-caption-chars", cfg.max_caption_chars, 1, what="a number of characters")
+    _check("--min-face-ratio", cfg.min_face_ratio, 0, 1, what="an area fraction")
+    _check("--det-score", cfg.det_score, 0, 1, what="a score")
+    _check("min_faces", cfg.min_faces, 0, what="a count")
+    _check("--max-faces", cfg.max_faces, max(cfg.min_faces, 1), what="a count")
+    _check("--max-punsafe", cfg.max_punsafe, 0, what="a probability threshold")
+    _check("--max-pwatermark", cfg.max_pwatermark, 0, what="a probability threshold")
 
 
 def default(name: str) -> Any:

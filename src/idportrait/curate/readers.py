@@ -12,6 +12,8 @@ all raises `InputError` naming it.
 
 from __future__ import annotations
 
+import datetime
+import itertools
 import json
 import math
 import posixpath
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from idportrait.curate import reasons
+from idportrait.curate.download import detail_of_message
 from idportrait.curate.types import Sample
 from idportrait.errors import UserError
 
@@ -44,10 +47,32 @@ class InputError(UserError):
 
 @dataclass(frozen=True)
 class Shard:
-    """One input file and the stem its outputs are named after (unique within a job)."""
+    """One input file and the stem its outputs are named after (unique within a job).
+
+    size, modified: the file's size in bytes and modification stamp (mtime, LastModified or ETag, as
+    the filesystem gives it) when listed: its identity for resuming (`settings.input_identities`).
+    """
 
     path: str
     name: str
+    size: int | None = None
+    modified: str | None = None
+
+
+def _modified(info: dict[str, Any]) -> str | None:
+    stamp = next((info[k] for k in ("mtime", "LastModified", "last_modified", "ETag", "created") if k in info), None)
+    if isinstance(stamp, datetime.datetime):
+        stamp = stamp.timestamp()
+    return None if stamp is None else str(stamp)
+
+
+def is_img2dataset_metadata(path: str, siblings: set[str]) -> bool:
+    """img2dataset's own ``<n>.parquet`` beside its ``<n>.tar`` and ``<n>_stats.json``: a download record.
+
+    Never an input: its successful rows are the tar's samples, its failed rows are read with the tar (`read_shard`).
+    """
+    stem = path.rsplit(".", 1)[0]
+    return path.endswith(".parquet") and f"{stem}.tar" in siblings and f"{stem}_stats.json" in siblings
 
 
 def list_shards(inputs: list[str]) -> list[Shard]:
@@ -57,36 +82,49 @@ def list_shards(inputs: list[str]) -> list[Shard]:
     from fsspec.core import url_to_fs
     from fsspec.implementations.local import LocalFileSystem
 
-    paths: list[str] = []
+    files: dict[str, dict[str, Any]] = {}
     for spec in inputs:
         fs, root = url_to_fs(spec)
         expanded = sorted(fs.glob(root)) if glob.has_magic(root) else [root]
         for path in expanded:
-            found = sorted(p for p in fs.find(path) if p.endswith(SHARD_EXTENSIONS)) if fs.isdir(path) else [path]
-            for p in found:
-                if not fs.exists(p):
-                    raise InputError("input not found", p)
+            if fs.isdir(path):
+                found = fs.find(path, detail=True)
+                inside = set(found)
+                found = {p: i for p, i in found.items() if p.endswith(SHARD_EXTENSIONS)}
+                found = {p: i for p, i in found.items() if not is_img2dataset_metadata(p, inside)}
+            elif fs.exists(path):
+                found = {path: fs.info(path)}
+            else:
+                raise InputError("input not found", path)
+            for p, info in sorted(found.items()):
                 if not p.endswith(SHARD_EXTENSIONS):
                     raise InputError(f"unknown input type (expected {' or '.join(SHARD_EXTENSIONS)})", p)
-                paths.append(p if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(p))
-    if not paths:
+                if info.get("type") != "file":
+                    raise InputError("not a regular file (a pipe, socket or device cannot be a shard)", p)
+                files[p if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(p)] = info
+    if not files:
         raise InputError(f"no {' or '.join(SHARD_EXTENSIONS)} files found in {', '.join(inputs)}")
     shards, seen = [], set()
-    for path in sorted(dict.fromkeys(paths)):
+    for path in sorted(files):
         stem = posixpath.basename(path).rsplit(".", 1)[0]
         name, n = stem, 1
         while name in seen:
             name, n = f"{stem}-{n}", n + 1
         seen.add(name)
-        shards.append(Shard(path, name))
+        shards.append(Shard(path, name, files[path].get("size"), _modified(files[path])))
     return shards
 
 
 def read_shard(shard: Shard) -> Iterator[Sample]:
-    """Samples of one shard, in file order."""
+    """Samples of one shard, in file order.
+
+    An img2dataset tar is followed by the rows img2dataset could not fetch, from its own parquet beside
+    it (`is_img2dataset_metadata`): samples without bytes, decided ``download_failed:<detail>`` or
+    ``broken_image``, so every url it was given is decided once.
+    """
     if shard.path.endswith(".parquet"):
         return _read_parquet(shard)
-    return _read_tar(shard)
+    return itertools.chain(_read_tar(shard), _img2dataset_failures(shard))
 
 
 def decode_caption(raw: bytes | str | None) -> tuple[str | None, str | None]:
@@ -261,3 +299,42 @@ def _tar_sample(key: str, group: dict[str, bytes]) -> Sample:
         load_error=error,
         **laion_fields(meta),
     )
+
+
+def _img2dataset_failures(shard: Shard) -> Iterator[Sample]:
+    """The rows of img2dataset's ``<n>.parquet`` beside the tar that did not succeed, in its order."""
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stem = shard.path.rsplit(".", 1)[0]
+    fs, _, (parquet, stats) = fsspec.get_fs_token_paths([f"{stem}.parquet", f"{stem}_stats.json"])
+    if not (fs.exists(parquet) and fs.exists(stats)):
+        return
+    try:
+        with fs.open(parquet, "rb") as f:
+            rows = pq.read_table(f).to_pylist()
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"img2dataset's record of failed downloads is not readable ({err})", parquet) from None
+    for row in rows:
+        if row.get("status") == "success" or not isinstance(row.get("key"), str):
+            continue
+        caption, error = decode_caption(row.get("caption"))
+        failed_download = row.get("status") == "failed_to_download"
+        detail = detail_of_message(row.get("error_message"))
+        meta = {k: v for k, v in row.items() if k not in IMG2DATASET_COLUMNS and isinstance(v, (str, int, float, bool))}
+        yield Sample(
+            key=row["key"],
+            caption=caption,
+            url=row.get("url") if isinstance(row.get("url"), str) else None,
+            meta=meta,
+            load_error=error,
+            fetch_error=reasons.download_failed(detail) if failed_download else None,
+            **laion_fields(row),
+        )
+
+
+IMG2DATASET_COLUMNS = frozenset(
+    ("caption", "url", "key", "status", "error_message", "width", "height", "original_width", "original_height")
+) | {"exif", "sha256"}
+"""Columns of img2dataset's parquet that are its own record, not the input's."""

@@ -1,4 +1,8 @@
-"""Drop reasons: the one list of names that stats, reports and tests use, in cascade order."""
+"""Drop reasons: the one list of names that stats, reports and tests use, in cascade order.
+
+A failed download is ``download_failed:<detail>``, the detail naming what went wrong (`DOWNLOAD_DETAILS`,
+or ``http_<status>`` for an HTTP error reply); `family` maps it back to ``download_failed``.
+"""
 
 from __future__ import annotations
 
@@ -44,3 +48,50 @@ DESCRIPTIONS: dict[str, str] = {
 
 ORDER: tuple[str, ...] = tuple(DESCRIPTIONS)
 """Every reason in the order a sample meets it; reports list counts in this order."""
+
+# Details of a failed download (`download_failed:<detail>`), besides http_<status>.
+TIMEOUT = "timeout"
+DNS_ERROR = "dns_error"
+CONNECTION_REFUSED = "connection_refused"
+CONNECTION_ERROR = "connection_error"
+CONNECTION_RESET = "connection_reset"
+TLS_ERROR = "tls_error"
+MALFORMED_RESPONSE = "malformed_response"
+INCOMPLETE_BODY = "incomplete_body"
+EMPTY_BODY = "empty_body"
+BODY_TOO_LARGE = "body_too_large"
+TOO_MANY_REDIRECTS = "too_many_redirects"
+BAD_URL = "bad_url"
+NETWORK_ERROR = "network_error"
+
+DOWNLOAD_DETAILS: dict[str, str] = {
+    TIMEOUT: "no complete reply within the deadline (connect, headers and body together)",
+    DNS_ERROR: "the host name does not resolve",
+    CONNECTION_REFUSED: "the host refused the connection",
+    CONNECTION_ERROR: "the connection could not be opened",
+    CONNECTION_RESET: "the host closed or reset the connection before replying",
+    TLS_ERROR: "the TLS handshake or certificate failed",
+    MALFORMED_RESPONSE: "the reply is not valid HTTP (bad status line, headers or encoding)",
+    INCOMPLETE_BODY: "the body ended before its announced length",
+    EMPTY_BODY: "the reply has an empty body",
+    BODY_TOO_LARGE: "the body is over the maximum size",
+    TOO_MANY_REDIRECTS: "too many redirects",
+    BAD_URL: "not an http(s) url",
+    NETWORK_ERROR: "another network error",
+}
+"""Every download failure detail but ``http_<status>`` (an HTTP error reply, e.g. ``http_404``)."""
+
+
+def download_failed(detail: str) -> str:
+    """The drop reason of a download that failed with ``detail`` (``download_failed:http_404``)."""
+    return f"{DOWNLOAD_FAILED}:{detail}"
+
+
+def family(reason: str) -> str:
+    """The reason a report row counts ``reason`` under (``download_failed:timeout`` -> ``download_failed``)."""
+    return reason.split(":", 1)[0]
+
+
+def worth_retrying(detail: str | None) -> bool:
+    """A timeout or a 5xx reply may pass on a later try; nothing else will."""
+    return detail == TIMEOUT or (detail is not None and detail.startswith("http_5"))

@@ -3,20 +3,25 @@
 Reads ``<out>/stats/*.json`` and ``<out>/decisions/*.parquet`` of finished shards and writes
 
     <out>/report/report.md            per-filter funnel (dropped / remaining, like FaceID-6M's table),
+                                      failed downloads by cause (``http_404``, ``timeout``...),
                                       per-step counts of the text stage, unreadable input shards
     <out>/report/report.json          the same numbers, machine-readable
-    <out>/report/resolution_hist.png  shorter image side of every sample with a known size
+    <out>/report/resolution_hist.png  shorter side of every image that decoded (its real size)
     <out>/report/face_area_hist.png   largest-face area fraction of every detected image
+
+Every file is written whole or not at all, with the permissions of any other output (the umask's).
 """
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from idportrait.curate import reasons
-from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, load_stats, output_path
+from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, atomic_output, load_stats, output_path
 from idportrait.errors import UserError
 
 
@@ -28,6 +33,7 @@ class Report:
     samples: int
     kept: int
     dropped: dict[str, int]
+    """Drop reason (``download_failed:<detail>`` counted apart) -> samples."""
     funnel: list[tuple[str, int, int]]
     min_sides: list[int] = field(repr=False)
     face_ratios: list[float] = field(repr=False)
@@ -37,6 +43,12 @@ class Report:
     failures: list[dict[str, Any]] = field(default_factory=list)
     """Input shards that could not be read: ``{"shard", "source", "error"}``."""
 
+    @property
+    def download_failures(self) -> dict[str, int]:
+        """Failure detail (``http_404``, ``timeout``...) -> failed downloads, most first."""
+        found = {r.split(":", 1)[1]: n for r, n in self.dropped.items() if r.startswith(f"{reasons.DOWNLOAD_FAILED}:")}
+        return dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "shards": self.shards,
@@ -44,6 +56,7 @@ class Report:
             "kept": self.kept,
             "dropped": self.dropped,
             "funnel": [{"filter": r, "dropped": d, "remaining": k} for r, d, k in self.funnel],
+            "download_failures": self.download_failures,
             "steps": self.steps,
             "failures": self.failures,
             "config": self.config,
@@ -64,17 +77,20 @@ def build_report(out: str) -> Report:
         for step, n in s.get("steps", {}).items():
             steps[step] = steps.get(step, 0) + n
     samples = sum(s["samples"] for s in stats)
+    families: dict[str, int] = {}
+    for reason, n in dropped.items():
+        families[reasons.family(reason)] = families.get(reasons.family(reason), 0) + n
     funnel, remaining = [], samples
-    for reason in [*reasons.ORDER, *sorted(set(dropped) - set(reasons.ORDER))]:
-        remaining -= dropped.get(reason, 0)
-        funnel.append((reason, dropped.get(reason, 0), remaining))
+    for reason in [*reasons.ORDER, *sorted(set(families) - set(reasons.ORDER))]:
+        remaining -= families.get(reason, 0)
+        funnel.append((reason, families.get(reason, 0), remaining))
     min_sides: list[int] = []
     face_ratios: list[float] = []
     for s in stats:
         fs, _, (path,) = fsspec.get_fs_token_paths(output_path(out, DECISIONS_DIR, s["shard"]))
         with fs.open(path, "rb") as f:
-            table = pq.read_table(f, columns=["width", "height", "face_ratio"]).to_pylist()
-        min_sides += [min(r["width"], r["height"]) for r in table if r["width"] and r["height"]]
+            table = pq.read_table(f, columns=["width", "height", "decoded", "face_ratio"]).to_pylist()
+        min_sides += [min(r["width"], r["height"]) for r in table if r["decoded"]]
         face_ratios += [r["face_ratio"] for r in table if r["face_ratio"] is not None]
     return Report(
         shards=len(stats),
@@ -91,9 +107,7 @@ def build_report(out: str) -> Report:
 
 
 def load_failures(out: str) -> list[dict[str, Any]]:
-    """Failure records of the input shards under ``out`` that could not be read, by shard name."""
-    import json
-
+    """Failure records of the shards under ``out`` that could not be read, by shard name; corrupt ones left out."""
     import fsspec
 
     fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{FAILURES_DIR}")
@@ -102,7 +116,12 @@ def load_failures(out: str) -> list[dict[str, Any]]:
     failures = []
     for path in sorted(fs.glob(f"{root}/*.json")):
         with fs.open(path, "rb") as f:
-            failures.append(json.loads(f.read()))
+            try:
+                record = json.loads(f.read())
+            except (ValueError, UnicodeDecodeError):
+                continue  # cut short: the shard is not done either, and a rerun records it again
+        if isinstance(record, dict) and {"shard", "error"} <= set(record):
+            failures.append(record)
     return failures
 
 
@@ -117,6 +136,9 @@ def render_markdown(report: Report) -> str:
     for reason, n, remaining in report.funnel:
         lines.append(f"| {reasons.DESCRIPTIONS.get(reason, reason)} | `{reason}` | {n} | {remaining} |")
     lines.append(f"| **kept** | | | **{report.kept}** |")
+    if report.download_failures:
+        lines += ["", "## Failed downloads by cause", "", "| cause | urls |", "| --- | ---: |"]
+        lines += [f"| `{detail}` | {n} |" for detail, n in report.download_failures.items()]
     if report.steps:
         lines += ["", "## Text stage: what decided", "", "| step | samples |", "| --- | ---: |"]
         lines += [f"| `{step}` | {n} |" for step, n in report.steps.items()]
@@ -128,6 +150,7 @@ def render_markdown(report: Report) -> str:
 
 
 def _histogram(values: list[float], threshold: float, title: str, xlabel: str, path: Path) -> None:
+    """A PNG histogram with the threshold marked, written whole to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,8 +162,11 @@ def _histogram(values: list[float], threshold: float, title: str, xlabel: str, p
     ax.set(title=title, xlabel=xlabel, ylabel="samples")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
+    with atomic_output(str(path)) as f:
+        f.write(png.getvalue())
 
 
 def write_report(out: str, report_dir: str | Path | None = None) -> tuple[Report, Path]:
@@ -153,15 +179,14 @@ def write_report(out: str, report_dir: str | Path | None = None) -> tuple[Report
         raise UserError("no finished shards to report on (run `idportrait curate run` first)", out)
     folder = Path(report_dir) if report_dir else Path(out) / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    from idportrait.imageio import atomic_open, write_json
-
-    with atomic_open(folder / "report.md", "w") as f:
-        f.write(render_markdown(report))
-    write_json(folder / "report.json", report.to_json())
+    with atomic_output(str(folder / "report.md")) as f:
+        f.write(render_markdown(report).encode("utf-8"))
+    with atomic_output(str(folder / "report.json")) as f:
+        f.write((json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     _histogram(
         report.min_sides,
         report.config.get("min_side", 512),
-        f"Shorter image side ({len(report.min_sides)} samples)",
+        f"Shorter side of the decoded images ({len(report.min_sides)} samples)",
         "pixels",
         folder / "resolution_hist.png",
     )

@@ -23,7 +23,7 @@ class Sample:
     nsfw, punsafe, pwatermark: LAION's safety tag ("NSFW" / "UNSURE" / "UNLIKELY") and unsafe /
         watermark probabilities in [0, 1], None when absent.
     meta: remaining input columns, passed through to the output json.
-    image: decoded RGB uint8 [H, W, 3], set by the image stage.
+    image: decoded RGB uint8 [H, W, 3], set by the image stage (released once the sample is decided).
     faces: detections on `image`, largest first, set by the image stage.
     """
 
@@ -39,6 +39,8 @@ class Sample:
     pwatermark: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     image: np.ndarray | None = field(default=None, repr=False)
+    decoded_size: tuple[int, int] | None = None
+    """(height, width) of the decoded image, kept after its pixels are let go; None until it decodes."""
     faces: list[Face] | None = None
     load_error: str | None = None
     """Drop reason decided while reading the row (missing or undecodable caption)."""

@@ -99,7 +99,7 @@ class ShardWriter:
 
     def add(self, sample: Sample, decision: Decision) -> None:
         faces = confident_faces(sample.faces, self.cfg.det_score) if sample.faces is not None else None
-        height, width = sample.image.shape[:2] if sample.image is not None else (sample.height, sample.width)
+        height, width = sample.decoded_size or (sample.height, sample.width)
         ratio = largest_face_ratio(faces, width, height) if faces is not None else None
         self.decision_rows.append(
             {
@@ -108,7 +108,7 @@ class ShardWriter:
                 "reason": decision.reason,
                 "width": width,
                 "height": height,
-                "decoded": sample.image is not None,
+                "decoded": sample.decoded_size is not None,
                 "num_faces": None if faces is None else len(faces),
                 "face_ratio": ratio,
                 "language_rule": sample.steps.get("language"),
@@ -214,7 +214,11 @@ def decisions_schema() -> pa.Schema:
 
 
 def load_stats(out: str) -> list[dict[str, Any]]:
-    """Stats of every finished shard under ``out``, sorted by shard name."""
+    """Stats of every finished shard under ``out``, sorted by shard name.
+
+    A stats file that is not a stats record (cut short, edited, empty) marks no shard as finished:
+    it is left out here, and the runner curates that shard again.
+    """
     import fsspec
 
     fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{STATS_DIR}")
@@ -223,5 +227,19 @@ def load_stats(out: str) -> list[dict[str, Any]]:
     stats = []
     for path in sorted(fs.glob(f"{root}/*.json")):
         with fs.open(path, "rb") as f:
-            stats.append(json.loads(f.read()))
+            record = _stats_record(f.read())
+        if record is not None:
+            stats.append(record)
     return stats
+
+
+def _stats_record(data: bytes) -> dict[str, Any] | None:
+    """The stats record in ``data``, or None when it is not one."""
+    try:
+        record = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("shard"), str):
+        return None
+    counts_ok = all(isinstance(record.get(k), int) for k in ("samples", "kept"))
+    return record if counts_ok and isinstance(record.get("dropped"), dict) else None

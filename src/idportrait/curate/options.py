@@ -1,0 +1,47 @@
+"""How the curation stages run, not what they decide: never compared when a run resumes (light: no imports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """How images are fetched (never part of the curation settings: it changes no rule).
+
+    deadline_s: seconds one attempt may take in all (connect, headers, body).
+    connect_timeout_s: seconds to open the connection (within the deadline).
+    retries: further attempts after a timeout or a 5xx reply.
+    backoff_s: sleep before retry k (1-based) is ``backoff_s * 2 ** (k - 1)`` seconds.
+    per_host: downloads at once against one host (name and port) from one process.
+    max_bytes: larger bodies are refused (``body_too_large``) without reading them whole.
+    max_redirects: redirects followed per attempt (``too_many_redirects`` beyond).
+    threads: concurrent downloads of one process (`download_stage`, the local runner).
+    """
+
+    deadline_s: float = 20.0
+    connect_timeout_s: float = 5.0
+    retries: int = 2
+    backoff_s: float = 1.0
+    per_host: int = 8
+    max_bytes: int = 32 * 1024 * 1024
+    max_redirects: int = 5
+    threads: int = 32
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """How the stages run, not what they decide (never compared when a run resumes).
+
+    device: where face detection runs ("cpu", "cuda", "cuda:N", "auto").
+    detect_batch: images per `detect_stage` call.
+    text_batch: rows per `text_stage` call (NER batches within it).
+    queue: samples in flight between the reader and detection (backpressure; their images are in memory).
+    download: deadline, retries, per-host cap and threads of the downloads (also decoding threads here).
+    """
+
+    device: str = "cpu"
+    detect_batch: int = 16
+    text_batch: int = 256
+    queue: int = 128
+    download: DownloadConfig = field(default_factory=DownloadConfig)
