@@ -3,8 +3,11 @@
     python benchmarks/consistentid_attention.py [--size tiny|sd15] [--latent 64] [--batch 2] [--device cpu|cuda]
 
 Rows: stock SDPA processors (no adapter, the floor), ConsistentID processors (LoRA + decoupled ID attention via
-SDPA), the same with the ID branch off (scale 0), the same with the training attention capture armed on the
-localization layers, and stock non-SDPA attention (explicit softmax everywhere) for scale. Random weights.
+SDPA) with the context's keys and values projected in every forward (a new context tensor each call, as every
+step did before the K/V cache) and reused from the cache (the same context tensor at every step, as the pipelines
+pass it), both with the LoRA unfused and folded (`fuse_lora`), the ID branch off (scale 0), the training attention
+capture armed on the localization layers, and stock non-SDPA attention (explicit softmax everywhere) for scale.
+Random weights.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rich.table import Table
 from idportrait.adapters.consistentid.attention import (
     attach_attention_capture,
     detach_attention_capture,
+    fuse_lora,
     install_consistentid_processors,
     set_id_scale,
 )
@@ -70,7 +74,11 @@ def main() -> None:
     unet.set_attn_processor(AttnProcessor())
     rows.append(("stock explicit attention, 77 tokens", time_ms(lambda: forward(ehs[:, :77]), args.repeats)))
     install_consistentid_processors(unet)
-    rows.append(("ConsistentID (SDPA), 77 + 4 tokens", time_ms(lambda: forward(ehs), args.repeats)))
+    rows.append(("ConsistentID, K/V every call", time_ms(lambda: forward(ehs.clone()), args.repeats)))
+    rows.append(("ConsistentID, K/V cached", time_ms(lambda: forward(ehs), args.repeats)))
+    fuse_lora(unet)
+    rows.append(("ConsistentID fused, K/V every call", time_ms(lambda: forward(ehs.clone()), args.repeats)))
+    rows.append(("ConsistentID fused, K/V cached", time_ms(lambda: forward(ehs), args.repeats)))
     set_id_scale(unet, 0.0)
     rows.append(("ConsistentID, id_scale 0", time_ms(lambda: forward(ehs), args.repeats)))
     set_id_scale(unet, 1.0)

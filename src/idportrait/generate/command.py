@@ -22,6 +22,7 @@ from idportrait.generate.options import (
     Adapter,
     Base,
     Compile,
+    CompileMode,
     Device,
     Dtype,
     FaceBackend,
@@ -58,6 +59,7 @@ def generate_batch(
     accelerator: Accelerator = None,
     accelerator_weights: AcceleratorWeights = None,
     compile: Compile = False,
+    compile_mode: CompileMode = None,
     face_backend: FaceBackend = None,
     set_: MethodOptions = [],  # noqa: B006 (typer reads the default, nothing mutates it)
     device: Device = "auto",
@@ -80,6 +82,7 @@ def generate_batch(
     from idportrait.generate.processes import launched_processes
     from idportrait.methods import load_method
     from idportrait.pipelines.accelerators import sampling_settings
+    from idportrait.pipelines.speed import resolve_compile_mode
 
     if (prompts is None) == (not prompt):
         raise UserError("pass --prompts FILE or one or more --prompt TEXT (not both)")
@@ -89,7 +92,7 @@ def generate_batch(
     resolve_device(device, dtype)
     prompt_list = read_prompts(prompts) if prompts is not None else list(prompt)
     people = identities(faces)
-    given = {"face_backend": face_backend, "adapter": adapter, "compile": compile}
+    given = {"face_backend": face_backend, "adapter": adapter, "compile": resolve_compile_mode(compile_mode or compile)}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
     options = loader_options(method, given, set_)
     steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(30, 5.0))

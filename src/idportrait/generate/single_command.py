@@ -23,6 +23,7 @@ from idportrait.generate.options import (
     Adapter,
     Base,
     Compile,
+    CompileMode,
     Device,
     Dtype,
     FaceBackend,
@@ -105,6 +106,7 @@ def generate(
     accelerator: Accelerator = None,
     accelerator_weights: AcceleratorWeights = None,
     compile: Compile = False,
+    compile_mode: CompileMode = None,
     vae_tiling: Annotated[bool, typer.Option(help="Decode tile by tile and image by image (large sizes).")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/generate"),
 ) -> None:
@@ -116,11 +118,12 @@ def generate(
     from idportrait.generate.checks import check_face_models, check_finite, check_image_size, check_output_folder
     from idportrait.imageio import load_image
     from idportrait.pipelines.accelerators import sampling_settings
+    from idportrait.pipelines.speed import resolve_compile_mode
 
     given = {"adapter": adapter, "image_encoder": image_encoder, "vae": vae, "face_backend": face_backend}
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
-    given |= {"compile": compile, "vae_tiling": vae_tiling}
+    given |= {"compile": resolve_compile_mode(compile_mode or compile), "vae_tiling": vae_tiling}
     load_options = loader_options(method, given, set_)
     check_output_folder(out)
     check_face_models(face_backend, parser)

@@ -231,10 +231,11 @@ class ConsistentIPAttnProcessor(nn.Module):
         """(k, v) of the text tokens [B, heads, L_text, d], then (k_ip, v_ip) of the ID tokens [B, heads, 4, d] when
         ``with_id``; from the cache when this very context was projected before (see `CrossKVCache`)."""
         cached = self.capture is None and CrossKVCache.usable(context)
-        linears = [attn.to_k, attn.to_v] + ([self.to_k_ip, self.to_v_ip] if with_id else [])
-        stamp = (with_id, self.base_weights is None, *_weight_stamp(*linears))
-        if cached and (kv := self.kv_cache.get(context, stamp)) is not None:
-            return kv
+        if cached:
+            linears = [attn.to_k, attn.to_v] + ([self.to_k_ip, self.to_v_ip] if with_id else [])
+            stamp = (with_id, self.base_weights is None, *_weight_stamp(*linears))
+            if (kv := self.kv_cache.get(context, stamp)) is not None:
+                return kv
         n_text = context.shape[1] - self.num_tokens
         kv = _key_value(self, attn, context[:, :n_text])
         if with_id:
