@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from idportrait.errors import UserError
-from idportrait.pipelines.speed import COMPILE_MODES, resolve_compile_mode, speed_up
+from idportrait.pipelines.speed import COMPILE_MODES, check_compile_with_offload, resolve_compile_mode, speed_up
 
 
 def test_compile_modes_are_checked():
@@ -22,6 +22,26 @@ def test_compile_modes_are_checked():
         UserError, match="unknown compile mode 'cudagraphs'; use default, reduce-overhead, max-autotune"
     ):
         resolve_compile_mode("cudagraphs")
+    check_compile_with_offload(True, offload=True)  # plain compile works with offloading
+    with pytest.raises(UserError, match="reduce-overhead captures CUDA graphs and cannot run with --offload"):
+        check_compile_with_offload("reduce-overhead", offload=True)
+
+
+def test_compile_takes_the_unet_and_the_controlnet(monkeypatch):
+    from types import SimpleNamespace
+
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda m, **kw: compiled.append((type(m).__name__, kw)))
+    pipe = SimpleNamespace(unet=torch.nn.Conv2d(4, 4, 1), controlnet=torch.nn.Conv2d(4, 4, 3), vae=None)
+    speed_up(pipe, compile="max-autotune")
+    assert compiled == [
+        ("Conv2d", {"mode": "max-autotune", "dynamic": False}),
+        ("Conv2d", {"mode": "max-autotune", "dynamic": False}),
+    ]
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in (pipe.unet, pipe.controlnet))
+    compiled.clear()
+    speed_up(SimpleNamespace(unet=torch.nn.Conv2d(4, 4, 1)), compile=True)
+    assert compiled == [("Conv2d", {"mode": None, "dynamic": False})]
 
 
 @pytest.fixture

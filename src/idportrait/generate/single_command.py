@@ -118,12 +118,13 @@ def generate(
     from idportrait.generate.checks import check_face_models, check_finite, check_image_size, check_output_folder
     from idportrait.imageio import load_image
     from idportrait.pipelines.accelerators import sampling_settings
-    from idportrait.pipelines.speed import resolve_compile_mode
+    from idportrait.pipelines.speed import check_compile_with_offload, resolve_compile_mode
 
     given = {"adapter": adapter, "image_encoder": image_encoder, "vae": vae, "face_backend": face_backend}
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
     given |= {"compile": resolve_compile_mode(compile_mode or compile), "vae_tiling": vae_tiling}
+    check_compile_with_offload(compile_mode or compile, offload)
     load_options = loader_options(method, given, set_)
     check_output_folder(out)
     check_face_models(face_backend, parser)

@@ -40,6 +40,16 @@ def resolve_compile_mode(compile: bool | str | None) -> str | None:
     return compile
 
 
+def check_compile_with_offload(compile: bool | str | None, offload: bool) -> None:
+    """`UserError` for CUDA-graph modes with ``--offload``: a captured graph keeps its weights' GPU addresses, while
+    offloading moves the weights off the GPU after every call."""
+    mode = resolve_compile_mode(compile)
+    if offload and mode in ("reduce-overhead", "max-autotune"):
+        from idportrait.errors import UserError
+
+        raise UserError(f"--compile-mode {mode} captures CUDA graphs and cannot run with --offload; use one of them")
+
+
 def speed_up(pipe: Any, compile: bool | str = False, vae_tiling: bool = False) -> None:
     """Compile ``pipe.unet`` (and ``pipe.controlnet``) in place, channels_last first, in the `resolve_compile_mode` of
     ``compile``; and/or tile and slice the VAE."""
