@@ -261,7 +261,7 @@ def face_models(setting: Setting, method: str) -> tuple[Any, Any]:
         pack = FACE_PACKS[method]
         folder = setting.tmp / "packs" / pack
         if not folder.is_dir():
-            write_random_pack(folder, pack, photo_rgb=np.asarray(demo_photo()), tiny=setting.size == "tiny")
+            write_random_pack(folder, pack, photo_rgb=np.asarray(demo_photo()), tiny=setting.size == "tiny", passing=1)
         backend = InsightFaceTorchBackend(pack, folder, device=setting.device, cache_dir=setting.tmp / "onnx")
         analyzer = FaceAnalyzer(f"insightface-torch:{pack}", backend)
     else:

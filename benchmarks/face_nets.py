@@ -161,9 +161,9 @@ def calibrate_scores(detector: SCRFDLike, photo_rgb: np.ndarray, passing: int = 
 
 
 def write_random_pack(folder: Path, pack: str = "buffalo_l", photo_rgb: np.ndarray | None = None, tiny: bool = False,
-                      seed: int = 0) -> Path:  # fmt: skip
+                      seed: int = 0, passing: int = 12) -> Path:  # fmt: skip
     """The pack's detector and recognizer file names in ``folder``, random weights (scores calibrated on
-    ``photo_rgb`` when given); returns ``folder``."""
+    ``photo_rgb`` when given, ``passing`` anchors above 0.5 there); returns ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     if tiny:
@@ -174,7 +174,7 @@ def write_random_pack(folder: Path, pack: str = "buffalo_l", photo_rgb: np.ndarr
         recognizer = IResNet(layers=(3, 13, 30, 3) if pack == "antelopev2" else (3, 4, 14, 3))
     randomise_norms(detector, seed)
     if photo_rgb is not None:
-        calibrate_scores(detector, photo_rgb)
+        calibrate_scores(detector, photo_rgb, passing)
     with torch.no_grad():
         export(detector, torch.zeros(1, 3, 640, 640), folder / PACKS[pack].detector,
                "input.1", {2: "height", 3: "width"})  # fmt: skip

@@ -5,9 +5,10 @@
                                                          # unless onnxruntime-gpu is installed: the `gpu` extra)
 
 Packs: random-weight stand-ins of the real architectures exported to ONNX (benchmarks/face_nets.py), scores
-calibrated on the astronaut photo. Rows, ms per photo (fastest of ``--repeats`` after a warm-up), each pair in one
-run: detection + ArcFace with onnxruntime and with torch, photo by photo and ``--batch`` photos per call; BiSeNet
-(random weights) per photo and batched; the ConsistentID region images + CLIP preprocessing with PIL and in torch.
+calibrated on the astronaut photo to find one face there. Rows, ms per photo (fastest of ``--repeats`` after a
+warm-up), each pair in one run: detection + ArcFace with onnxruntime and with torch, photo by photo and ``--batch``
+photos per call; BiSeNet (random weights) per photo and batched; the ConsistentID region images + CLIP
+preprocessing with PIL and in torch.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def main() -> None:
     photos = [photo] * args.batch
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        pack = write_random_pack(Path(tmp) / "buffalo_l", "buffalo_l", photo_rgb=photo)
+        pack = write_random_pack(Path(tmp) / "buffalo_l", "buffalo_l", photo_rgb=photo, passing=1)
         onnxruntime_backend = InsightFaceBackend("buffalo_l", pack, device=args.device)
         torch_backend = InsightFaceTorchBackend("buffalo_l", pack, device=args.device, cache_dir=Path(tmp) / "onnx")
         faces = len(torch_backend.detect(photo))

@@ -297,6 +297,10 @@ def test_kv_cache_follows_context_and_weight_changes(tiny):
         doubled = attn(x, encoder_hidden_states=ehs)
         assert torch.allclose(doubled, _release_cross_attention(attn, proc, x, ehs, 1.0), atol=2e-6, rtol=1e-5)
         proc.to_k_ip.weight.div_(2.0)
+        proc.to_v_lora.up.weight.add_(0.01)  # an unfused LoRA weight changed in place
+        lora_changed = attn(x, encoder_hidden_states=ehs)
+        assert torch.allclose(lora_changed, _release_cross_attention(attn, proc, x, ehs, 1.0), atol=2e-6, rtol=1e-5)
+        proc.to_v_lora.up.weight.sub_(0.01)
     assert id(ehs) in proc.kv_cache.entries
     key = id(ehs)
     del ehs

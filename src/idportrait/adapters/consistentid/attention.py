@@ -233,6 +233,8 @@ class ConsistentIPAttnProcessor(nn.Module):
         cached = self.capture is None and CrossKVCache.usable(context)
         if cached:
             linears = [attn.to_k, attn.to_v] + ([self.to_k_ip, self.to_v_ip] if with_id else [])
+            if self.base_weights is None:  # the LoRA runs apart from the base weights
+                linears += [self.to_k_lora.down, self.to_k_lora.up, self.to_v_lora.down, self.to_v_lora.up]
             stamp = (with_id, self.base_weights is None, *_weight_stamp(*linears))
             if (kv := self.kv_cache.get(context, stamp)) is not None:
                 return kv
