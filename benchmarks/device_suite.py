@@ -456,7 +456,8 @@ RO = "reduce-overhead"
 
 
 def rows_to_run(setting: Setting) -> list[dict[str, Any]]:
-    """The suite in order of importance (the goals' rows first), plain bases before their methods for the ratios."""
+    """The suite in order of importance: every method eager (with InstantID's offload row), then compiled (SD1.5
+    first), then the other offload rows and the unfused LoRA; plain bases before their methods for the ratios."""
     cuda = setting.device.startswith("cuda")
     sd15 = [
         {"name": "plain-sd15"},
@@ -464,12 +465,18 @@ def rows_to_run(setting: Setting) -> list[dict[str, Any]]:
         {"name": "plain-sd15", "accelerator": "lcm", "label": "plain-sd15-lcm"},
         {"name": "consistentid-sd15", "accelerator": "lcm", "label": "consistentid-sd15-lcm", "cached": True},
     ]
-    rows = sd15 + [dict(spec, compile=RO) for spec in sd15]
-    rows += [{"name": "ipadapter-faceid"}, {"name": "plain-sdxl"}, {"name": "consistentid-sdxl"}, {"name": "instantid"}]
-    rows += [{"name": n, "compile": RO} for n in ("ipadapter-faceid", "plain-sdxl", "consistentid-sdxl", "instantid")]
+    others = [
+        {"name": "ipadapter-faceid"},
+        {"name": "plain-sdxl"},
+        {"name": "consistentid-sdxl"},
+        {"name": "instantid"},
+    ]
+    rows = sd15 + others
+    if cuda:
+        rows.append({"name": "instantid", "offload": True, "label": "instantid --offload"})
+    rows += [dict(spec, compile=RO) for spec in sd15 + others]
     if cuda:
         rows += [
-            {"name": "instantid", "offload": True, "label": "instantid --offload"},
             {"name": "consistentid-sdxl", "offload": True, "label": "consistentid-sdxl --offload"},
             {"name": "consistentid-sd15", "offload": True, "label": "consistentid-sd15 --offload"},
         ]
