@@ -132,3 +132,52 @@ def test_unsupported_op_names_the_file_and_the_op(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"\xff" * 64)
     with pytest.raises(CheckpointError, match=r"junk\.onnx: not a readable ONNX model"):
         read_onnx(tmp_path / "junk.onnx")
+
+
+def test_shape_and_elementwise_ops_equal_onnxruntime(tmp_path):
+    """The ops the exported nets do not use (shape arithmetic, reductions, element-wise maths) against onnxruntime."""
+    import onnxruntime
+    from onnx import numpy_helper
+
+    def const(name, values, dtype=np.int64):
+        return numpy_helper.from_array(np.array(values, dtype), name)
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "axes0"], ["batch1"]),
+        helper.make_node("Concat", ["batch1", "minus1"], ["flat_shape"], axis=0),
+        helper.make_node("Reshape", ["x", "flat_shape"], ["flat"]),
+        helper.make_node("Slice", ["flat", "starts", "ends", "axes1"], ["sliced"]),
+        helper.make_node("Exp", ["sliced"], ["e"]),
+        helper.make_node("Sqrt", ["e"], ["r"]),
+        helper.make_node("Neg", ["r"], ["n"]),
+        helper.make_node("Floor", ["x"], ["f"]),
+        helper.make_node("Tanh", ["f"], ["t"]),
+        helper.make_node("Pow", ["x", "two"], ["p"]),
+        helper.make_node("Clip", ["p", "lo", "hi"], ["c"]),
+        helper.make_node("ReduceMean", ["c"], ["m"], axes=[2, 3], keepdims=1),
+        helper.make_node("Softmax", ["n"], ["s"], axis=-1),
+        helper.make_node("Cast", ["batch1"], ["batch_float"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["s", "batch_float"], ["out1"]),
+        helper.make_node("Squeeze", ["m", "axes23"], ["out2"]),
+        helper.make_node("Add", ["t", "m"], ["out3"]),
+    ]
+    inits = [const("zero", 0), const("axes0", [0]), const("minus1", [-1]), const("starts", [3]), const("ends", [40]),
+             const("axes1", [1]), const("axes23", [2, 3]), const("two", 2.0, np.float32), const("lo", 0.1, np.float32),
+             const("hi", 4.0, np.float32)]  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "ops",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3, 4, 5])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("out1", "out2", "out3")],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, tmp_path / "ops.onnx")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32) * 2
+    session = onnxruntime.InferenceSession(str(tmp_path / "ops.onnx"), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"x": x})
+    got = GraphModule(converted_graph(tmp_path / "ops.onnx", tmp_path / "cache"))(torch.from_numpy(x))
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g.numpy(), e, atol=1e-6, rtol=1e-5)

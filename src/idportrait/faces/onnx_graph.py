@@ -232,22 +232,25 @@ def _slice(x, starts, ends, axes=None, steps=None, **_):
     return x[tuple(index)]
 
 
-def _unsqueeze(x, axes=None, **attrs):
-    axes = sorted(_ints(axes) if axes is not None else attrs["axes"])
-    for a in axes:
+def _axes(axes: torch.Tensor | list[int] | None) -> list[int] | None:
+    """Axes given as an input tensor (opset 13+) or as an attribute list (earlier opsets)."""
+    return _ints(axes) if isinstance(axes, torch.Tensor) else axes
+
+
+def _unsqueeze(x, axes=None, **_):
+    for a in sorted(_axes(axes)):
         x = x.unsqueeze(a if a >= 0 else a + x.dim() + 1)
     return x
 
 
-def _squeeze(x, axes=None, **attrs):
-    axes = _ints(axes) if axes is not None else attrs.get("axes")
+def _squeeze(x, axes=None, **_):
+    axes = _axes(axes)
     return x.squeeze() if axes is None else x.squeeze(tuple(axes))
 
 
 def _gather(x, indices, *, axis=0, **_):
-    return torch.index_select(x, axis, indices.reshape(-1).to(x.device).long()).reshape(
-        *x.shape[:axis], *indices.shape, *x.shape[axis + 1 :]
-    )
+    picked = torch.index_select(x, axis, indices.reshape(-1).to(x.device).long())
+    return picked.reshape([*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :]])
 
 
 def _instance_norm(x, scale, bias, *, epsilon=1e-5, **_):
@@ -261,6 +264,11 @@ def _shape(x, *, start=0, end=None, **_):
 def _concat(*xs, axis, **_):
     device = next((x.device for x in xs if x.device.type != "cpu"), torch.device("cpu"))
     return torch.cat([x.to(device) for x in xs], dim=axis)
+
+
+def _reduce_mean(x, axes=None, *, keepdims=1, **_):
+    axes = _axes(axes)
+    return x.mean(dim=tuple(axes) if axes is not None else tuple(range(x.dim())), keepdim=bool(keepdims))
 
 
 ONNX_DTYPES = {1: torch.float32, 6: torch.int32, 7: torch.int64, 9: torch.bool, 10: torch.float16, 11: torch.float64}
@@ -307,6 +315,15 @@ OPS: dict[str, Any] = {
     "Cast": lambda x, *, to, **_: x.to(ONNX_DTYPES[to]),
     "Identity": lambda x, **_: x,
     "Dropout": lambda x, *rest, **_: x,
+    "Exp": lambda x, **_: torch.exp(x),
+    "Sqrt": lambda x, **_: torch.sqrt(x),
+    "Neg": lambda x, **_: -x,
+    "Floor": lambda x, **_: torch.floor(x),
+    "Ceil": lambda x, **_: torch.ceil(x),
+    "Tanh": lambda x, **_: torch.tanh(x),
+    "Pow": _binary(torch.pow),
+    "Clip": lambda x, lo=None, hi=None, **_: torch.clamp(x, lo, hi),
+    "ReduceMean": _reduce_mean,
 }
 """ONNX op type -> torch function of (inputs..., **attributes); what SCRFD and ArcFace graphs use."""
 
