@@ -44,16 +44,11 @@ def test_compile_takes_the_unet_and_the_controlnet(monkeypatch):
     assert compiled == [("Conv2d", {"mode": None, "dynamic": False})]
 
 
-@pytest.fixture
-def fresh_pipe(tiny_models):
-    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-    from idportrait.pipelines.loading import load_sd15_pipeline
-
-    base, adapter = tiny_models
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
-    pipe.load_consistentid(str(adapter))
-    pipe.set_progress_bar_config(disable=True)
-    yield pipe
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    """Each test compiles from scratch and leaves no compiled code behind."""
+    torch._dynamo.reset()
+    yield
     torch._dynamo.reset()
 
 
@@ -76,7 +71,6 @@ def test_compiled_pipeline_equals_eager_in_one_graph_across_the_merge(fresh_pipe
         compile_module(module, backend="aot_eager", dynamic=dynamic)
 
     monkeypatch.setattr(torch.nn.Module, "compile", traced_only)
-    torch._dynamo.reset()
     counters.clear()
     speed_up(fresh_pipe, compile="reduce-overhead")
     compiled = images()
@@ -101,7 +95,6 @@ def test_inductor_reduce_overhead_block_equals_eager(fresh_pipe):
     contexts = [torch.randn(2, 81, block.attn2.to_k.in_features) for _ in range(2)]
     with torch.no_grad():
         eager = [block(x, encoder_hidden_states=c) for c in contexts]
-        torch._dynamo.reset()
         counters.clear()
         compiled = torch.compile(block, mode="reduce-overhead", dynamic=False, fullgraph=True)
         outs = [compiled(x, encoder_hidden_states=c).clone() for c in contexts]
