@@ -127,7 +127,7 @@ def main() -> None:
     table.add_column("ops x stock", justify="right")
     for name, ms, ops in rows:
         table.add_row(name, f"{ms:.1f}", f"{ms / rows[0][1]:.2f}", str(ops), f"{ops / rows[0][2]:.2f}")
-    Console().print(table)
+    Console(width=120).print(table)
 
 
 if __name__ == "__main__":
