@@ -25,7 +25,8 @@ reuse the prepared identity (a returning user): total = gen. ratio = gen / gen o
 base, steps, accelerator and compile mode (the ID conditioning overhead). Rows marked ``[reduce-overhead]`` run
 the UNet (and ControlNet) through ``torch.compile(mode="reduce-overhead")``: CUDA graphs, static shapes.
 Timings are the fastest of ``--repeats`` calls after the first (``--repeats 0``: the first, cold call only). CUDA
-is synchronised around every stage; peak = ``torch.cuda.max_memory_allocated``. Rows run in order of importance and
+is synchronised around every stage; peak = ``torch.cuda.max_memory_allocated`` over the row's calls (the first
+included: a compiled row's peak holds its compilation). Rows run in order of importance and
 print as they are measured; no new row starts after ``--deadline`` seconds. The goals of the speed round are
 checked at the end: met, missed, or not measured.
 """
