@@ -14,6 +14,7 @@ box scale); the recognizer is ArcFace's IResNet (BN-conv-BN-PReLU-conv-BN blocks
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -138,8 +139,10 @@ def export(model: nn.Module, example: torch.Tensor, path: Path, inputs: str, dyn
     """The TorchScript ONNX export (opset 17) of ``model`` at ``example``, with ``dynamic`` input axes."""
     out = model(example)
     outputs = [f"out{i}" for i in range(len(out) if isinstance(out, tuple) else 1)]
-    torch.onnx.export(model, example, str(path), input_names=[inputs], output_names=outputs, opset_version=17,
-                      dynamic_axes={inputs: dynamic}, dynamo=False)  # fmt: skip
+    with warnings.catch_warnings():  # GroupNorm's shape check is traced as a constant: right for these graphs
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(model, example, str(path), input_names=[inputs], output_names=outputs, opset_version=17,
+                          dynamic_axes={inputs: dynamic}, dynamo=False)  # fmt: skip
     return path
 
 

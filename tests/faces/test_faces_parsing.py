@@ -86,7 +86,7 @@ def test_region_tensors_equal_region_images_within_a_grey_level(size):
     photo = Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
     parsing = extract_regions(_face_labels())
     expected = [np.asarray(img).astype(np.int16) for img in region_images(photo, parsing)]
-    tensors = region_tensors(torch.from_numpy(np.asarray(photo)).permute(2, 0, 1).float(), parsing)
+    tensors = region_tensors(torch.from_numpy(np.array(photo)).permute(2, 0, 1).float(), parsing)
     assert len(tensors) == len(expected)
     for t, e in zip(tensors, expected, strict=True):
         got = t.permute(1, 2, 0).numpy().astype(np.int16)
