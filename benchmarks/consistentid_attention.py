@@ -3,14 +3,18 @@
     python benchmarks/consistentid_attention.py [--size tiny|sd15] [--latent 64] [--batch 2] [--device cpu|cuda]
 
 Rows: stock SDPA processors (no adapter, the floor), ConsistentID processors (LoRA + decoupled ID attention via
-SDPA), the same with the ID branch off (scale 0), the same with the training attention capture armed on the
-localization layers, and stock non-SDPA attention (explicit softmax everywhere) for scale. Random weights.
+SDPA) with the context's keys and values projected in every forward (a new context tensor each call, as every
+step did before the K/V cache) and reused from the cache (the same context tensor at every step, as the pipelines
+pass it), both with the LoRA unfused and folded (`fuse_lora`), the ID branch off (scale 0), the training attention
+capture armed on the localization layers, and stock non-SDPA attention (explicit softmax everywhere) for scale.
+Random weights. Besides the milliseconds (noisy on a shared CPU), each row counts the aten operations of one
+forward that are not views (each one a kernel launch on a GPU, where an eager SD1.5 step is launch-bound): that
+count does not depend on the machine or its load.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
@@ -19,10 +23,12 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from rich.console import Console
 from rich.table import Table
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from idportrait.adapters.consistentid.attention import (
     attach_attention_capture,
     detach_attention_capture,
+    fuse_lora,
     install_consistentid_processors,
     set_id_scale,
 )
@@ -31,7 +37,8 @@ SIZES = {"tiny": {"block_out_channels": (32, 64, 64, 64)}, "sd15": {}}
 
 
 def time_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``fn`` in milliseconds, after one warm-up call."""
+    """Fastest wall time of ``fn`` in milliseconds over ``repeats`` calls, after one warm-up call (the least
+    disturbed by other work on a shared machine)."""
     fn()
     times = []
     for _ in range(repeats):
@@ -42,7 +49,27 @@ def time_ms(fn: Callable[[], object], repeats: int) -> float:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return min(times)
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the dispatched aten operations that are not views (kernels, on a GPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += not func.is_view
+        return func(*args, **(kwargs or {}))
+
+
+def count_ops(fn: Callable[[], object]) -> int:
+    """Non-view aten operations of one call of ``fn`` (after a warm-up call, so caches are filled)."""
+    fn()
+    with OpCounter() as counter:
+        fn()
+    return counter.count
 
 
 def main() -> None:
@@ -64,15 +91,23 @@ def main() -> None:
     def forward(context: torch.Tensor) -> None:
         unet(latents, 500, encoder_hidden_states=context)
 
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, float, int]] = []
+
+    def row(name: str, fn: Callable[[], object]) -> None:
+        rows.append((name, time_ms(fn, args.repeats), count_ops(fn)))
+
     unet.set_attn_processor(AttnProcessor2_0())
-    rows.append(("stock SDPA, 77 text tokens", time_ms(lambda: forward(ehs[:, :77]), args.repeats)))
+    row("stock SDPA, 77 text tokens", lambda: forward(ehs[:, :77]))
     unet.set_attn_processor(AttnProcessor())
-    rows.append(("stock explicit attention, 77 tokens", time_ms(lambda: forward(ehs[:, :77]), args.repeats)))
+    row("stock explicit attention, 77 tokens", lambda: forward(ehs[:, :77]))
     install_consistentid_processors(unet)
-    rows.append(("ConsistentID (SDPA), 77 + 4 tokens", time_ms(lambda: forward(ehs), args.repeats)))
+    row("ConsistentID, K/V every call", lambda: forward(ehs.clone()))
+    row("ConsistentID, K/V cached", lambda: forward(ehs))
+    fuse_lora(unet)
+    row("ConsistentID fused, K/V every call", lambda: forward(ehs.clone()))
+    row("ConsistentID fused, K/V cached", lambda: forward(ehs))
     set_id_scale(unet, 0.0)
-    rows.append(("ConsistentID, id_scale 0", time_ms(lambda: forward(ehs), args.repeats)))
+    row("ConsistentID fused, id_scale 0", lambda: forward(ehs))
     set_id_scale(unet, 1.0)
     capture = attach_attention_capture(unet)
     capture.token_idx = token_idx
@@ -81,16 +116,18 @@ def main() -> None:
         forward(ehs)
         capture.pop()
 
-    rows.append(("ConsistentID + attention capture", time_ms(captured, args.repeats)))
+    row("ConsistentID fused + attention capture", captured)
     detach_attention_capture(unet)
 
     table = Table(title=f"UNet forward, {args.size}, batch {args.batch}, latent {args.latent}, {args.device} {dtype}")
     table.add_column("processors")
     table.add_column("ms", justify="right")
     table.add_column("x stock SDPA", justify="right")
-    for name, ms in rows:
-        table.add_row(name, f"{ms:.1f}", f"{ms / rows[0][1]:.2f}")
-    Console().print(table)
+    table.add_column("aten ops", justify="right")
+    table.add_column("ops x stock", justify="right")
+    for name, ms, ops in rows:
+        table.add_row(name, f"{ms:.1f}", f"{ms / rows[0][1]:.2f}", str(ops), f"{ops / rows[0][2]:.2f}")
+    Console(width=120).print(table)
 
 
 if __name__ == "__main__":

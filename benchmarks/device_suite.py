@@ -1,6 +1,6 @@
-"""Every speed table of one release in one call: s/image per stage, ratio to the plain base, peak memory.
+"""Every speed table of one release in one call: s/image per stage, ratio to the plain base, peak memory, goals.
 
-    .venv/bin/python benchmarks/device_suite.py                       # CUDA: real sizes, fp16 (about 5 min, H100)
+    .venv/bin/python benchmarks/device_suite.py                       # CUDA: real sizes, fp16 (one call, < 8 min)
     .venv/bin/python benchmarks/device_suite.py --size tiny           # CPU smoke run: the same code, tiny models
     .venv/bin/python benchmarks/device_suite.py --size real --device cpu --rows consistentid-sd15-lcm --repeats 0
 
@@ -9,15 +9,26 @@ ConsistentID adapter; SDXL + ConsistentID-SDXL; SDXL + IdentityNet + InstantID's
 FaceID-PlusV2), directly on the device; nothing is downloaded (the cost does not depend on the weights). Each
 row builds its own pipeline so the peak memory is that row's alone.
 
-One image per call, one fresh identity per timed call (identity preparation included, never cached): the
-astronaut photo through the offline dlib face analysis (CPU) and a random-weight BiSeNet parser (on the device).
-Stages: face = face analysis, parse = face parsing, enc = text/image encoders and ConsistentID's projector and
-FacialEncoder, unet = UNet (+ IdentityNet) over all steps, dec = VAE decode, rest = everything else (scheduler,
-image pre/post-processing, InstantID's Resampler...); total = wall time of prepare + generate.
-gen = the ``generate`` call alone (identity prepared; ConsistentID's ID tokens included); ratio = gen / gen of the
-plain base row with the same base, steps and accelerator (same device): the ID conditioning overhead.
-Timings are the fastest of ``--repeats`` calls after one untimed warm-up call (``--repeats 0``: the first,
-cold call only). CUDA is synchronised around every stage; peak = ``torch.cuda.max_memory_allocated``.
+Identity preparation runs where the models run (``--faces torch``, the default): insightface-pack stand-ins of the
+real architectures (benchmarks/face_nets.py: an SCRFD-10G-like detector and IResNet-50, IResNet-100 for InstantID's
+antelopev2, exported to ONNX with random weights) through the torch backend (`insightface-torch`), a random-weight
+BiSeNet, and the region images and CLIP preprocessing on the device. ``--faces dlib`` runs the offline dlib analysis
+on the CPU instead (the earlier tables).
+
+One image per call, one fresh identity per timed call (identity preparation included): stages face = face
+analysis, parse = face parsing, enc = text/image encoders and ConsistentID's projector and FacialEncoder, unet = UNet
+(+ IdentityNet) over all steps, dec = VAE decode, rest = everything else (scheduler, image pre/post-processing,
+InstantID's Resampler...); prep = the method's ``prepare`` (detect, embed, parse, region CLIP); total = wall time
+of prepare + generate; gen = the ``generate`` call alone (ConsistentID's ID tokens included); first = the first,
+cold call of the row (compilation and CUDA-graph capture included for compiled rows). Rows ending in "(cached id)"
+reuse the prepared identity (a returning user): total = gen. ratio = gen / gen of the plain row with the same
+base, steps, accelerator and compile mode (the ID conditioning overhead). Rows marked ``[reduce-overhead]`` run
+the UNet (and ControlNet) through ``torch.compile(mode="reduce-overhead")``: CUDA graphs, static shapes.
+Timings are the fastest of ``--repeats`` calls after the first (``--repeats 0``: the first, cold call only). CUDA
+is synchronised around every stage; peak = ``torch.cuda.max_memory_allocated`` over the row's calls (the first
+included: a compiled row's peak holds its compilation). Rows run in order of importance and
+print as they are measured; no new row starts after ``--deadline`` seconds. The goals of the speed round are
+checked at the end: met, missed, or not measured.
 """
 
 from __future__ import annotations
@@ -34,12 +45,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from real_sizes import CLIP_BIGG_TEXT, CLIP_L_TEXT, CLIP_VIT_H, VAE
 
 from idportrait.adapters.consistentid.keymap import UNET_CONFIGS
 
-ID_DIM = 128  # the offline dlib descriptor (ArcFace would be 512; the projector cost barely changes)
+FACE_PACKS = {"consistentid": "buffalo_l", "ipadapter-faceid": "buffalo_l", "instantid": "antelopev2"}
 PROMPT = "a portrait photo of a person in a garden"
 NEGATIVE = "monochrome, lowres, bad anatomy, worst quality, low quality, blurry"
 STAGES = ("face", "parse", "enc", "unet", "dec", "rest")
@@ -56,6 +68,9 @@ class Row:
     total: float
     generate: float
     peak_gb: float | None
+    prep: float = 0.0
+    first: float | None = None
+    compile: str | None = None
     ratio: float | None = None
 
 
@@ -71,9 +86,15 @@ class Setting:
     steps: int
     repeats: int
     tmp: Path
-    compile: bool = False
+    compile: str | None = None
     landmarks: str = "68"
+    faces: str = "torch"
     stage_times: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def id_dim(self) -> int:
+        """Face embedding size: ArcFace's 512 (torch faces) or dlib's 128."""
+        return 512 if self.faces == "torch" else 128
 
 
 # ---------------------------------------------------------------------------------------------- timing
@@ -95,13 +116,18 @@ def stage_clock(setting: Setting, stage: str):
 
 
 def time_module(setting: Setting, module: torch.nn.Module, stage: str) -> None:
-    """Count every forward of ``module`` in ``stage`` (hooks; nested timed modules are not double counted)."""
+    """Count every forward of ``module`` in ``stage`` (hooks; nested timed modules are not double counted).
+
+    The hooks run outside compiled code (``torch.compiler.disable``): a compiled module's body stays one graph.
+    """
     started: list[float] = []
 
+    @torch.compiler.disable
     def before(*_: Any) -> None:
         sync(setting.device)
         started.append(time.perf_counter())
 
+    @torch.compiler.disable
     def after(*_: Any) -> None:
         sync(setting.device)
         setting.stage_times[stage] = setting.stage_times.get(stage, 0.0) + time.perf_counter() - started.pop()
@@ -218,18 +244,33 @@ def sdxl_parts(setting: Setting) -> dict[str, Any]:
 SDXL_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
 
 
-def face_models(setting: Setting) -> tuple[Any, Any]:
-    """(dlib face analyzer, parser): a random-weight BiSeNet on the device at real size, landmarks when tiny."""
+def face_models(setting: Setting, method: str) -> tuple[Any, Any]:
+    """(face analyzer, parser) of a method's rows: the torch insightface backend on a random pack stand-in (or dlib on
+    the CPU), and a random-weight BiSeNet on the device at real size (landmark parsing for tiny dlib runs)."""
     from safetensors.torch import save_file
 
     from idportrait.faces import get_face_parser
     from idportrait.faces.analyzer import FaceAnalyzer
     from idportrait.faces.bisenet import BiSeNet
-    from idportrait.faces.dlib_backend import DlibBackend
 
-    analyzer = FaceAnalyzer("dlib:hog", DlibBackend("hog", setting.landmarks))
-    if setting.size == "tiny":
-        return analyzer, get_face_parser("landmarks")
+    if setting.faces == "torch":
+        from face_nets import write_random_pack
+
+        from idportrait.demo import demo_photo
+        from idportrait.faces.insightface_torch import InsightFaceTorchBackend
+
+        pack = FACE_PACKS[method]
+        folder = setting.tmp / "packs" / pack
+        if not folder.is_dir():
+            write_random_pack(folder, pack, photo_rgb=np.asarray(demo_photo()), tiny=setting.size == "tiny", passing=1)
+        backend = InsightFaceTorchBackend(pack, folder, device=setting.device, cache_dir=setting.tmp / "onnx")
+        analyzer = FaceAnalyzer(f"insightface-torch:{pack}", backend)
+    else:
+        from idportrait.faces.dlib_backend import DlibBackend
+
+        analyzer = FaceAnalyzer("dlib:hog", DlibBackend("hog", setting.landmarks))
+        if setting.size == "tiny":
+            return analyzer, get_face_parser("landmarks")
     weights = setting.tmp / "bisenet.safetensors"
     if not weights.is_file():
         torch.manual_seed(0)
@@ -252,7 +293,9 @@ def random_accelerator_lora(unet: torch.nn.Module, path: Path, rank: int = 64) -
 
 
 # ---------------------------------------------------------------------------------------------- rows
-def build_method(setting: Setting, name: str, accelerator: str | None, fused: bool, offload: bool) -> tuple:
+def build_method(
+    setting: Setting, name: str, accelerator: str | None, fused: bool, offload: bool, compile: str | None
+) -> tuple:
     """(method, call options) for one row: ``name`` in plain-sd15, plain-sdxl, consistentid-sd15,
     consistentid-sdxl, instantid, ipadapter-faceid."""
     from diffusers import ControlNetModel, StableDiffusionPipeline, StableDiffusionXLPipeline
@@ -280,16 +323,20 @@ def build_method(setting: Setting, name: str, accelerator: str | None, fused: bo
         pipe = cls(**parts, **extra)
         method = PlainSDMethod(pipe)
     elif name.startswith("consistentid"):
-        adapter = {"cross_attention_dim": cross, "clip_dim": clip_dim, "id_dim": ID_DIM, "rank": 128}
-        adapter = dict(adapter, full_size=True) if real else dict(TINY_ADAPTER, cross_attention_dim=cross)
+        adapter = {"cross_attention_dim": cross, "clip_dim": clip_dim, "id_dim": setting.id_dim, "rank": 128}
+        adapter = (
+            dict(adapter, full_size=True)
+            if real
+            else dict(TINY_ADAPTER, cross_attention_dim=cross, id_dim=setting.id_dim)
+        )
         unet = parts["unet"]
         facial_encoder, image_proj, _ = random_consistentid(unet, **adapter)
         unet.to(setting.device, setting.dtype)
         cls = ConsistentIDSDXLPipeline if sdxl else ConsistentIDPipeline
         extra = {} if sdxl else {"safety_checker": None, "requires_safety_checker": False}
         pipe = cls(**parts, **extra)
-        pipe.set_consistentid(facial_encoder, image_proj, {"image_proj_shortcut": sdxl, "id_dim": ID_DIM})
-        analyzer, parser = face_models(setting)
+        pipe.set_consistentid(facial_encoder, image_proj, {"image_proj_shortcut": sdxl, "id_dim": setting.id_dim})
+        analyzer, parser = face_models(setting, "consistentid")
         method = ConsistentIDMethod(pipe, analyzer, parser)
         time_module(setting, pipe.image_proj, "enc")
         for step in ("encode_regions", "fuse"):
@@ -301,24 +348,26 @@ def build_method(setting: Setting, name: str, accelerator: str | None, fused: bo
             shrink = {} if real else {"conditioning_embedding_out_channels": (16, 32)}  # the tiny VAE's factor 2
             controlnet = ControlNetModel.from_unet(parts["unet"], **shrink).to(setting.dtype).eval()
         pipe = InstantIDPipeline(**parts, controlnet=controlnet)
-        dims = {"dim": 1280, "heads": 20, "embedding_dim": ID_DIM} if real else {"embedding_dim": ID_DIM}
+        dims = (
+            {"dim": 1280, "heads": 20, "embedding_dim": setting.id_dim} if real else {"embedding_dim": setting.id_dim}
+        )
         pipe.load_ip_adapter(random_instantid_checkpoint(parts["unet"], **dims), subfolder="", weight_name="",
                              image_encoder_folder=None, low_cpu_mem_usage=False)  # fmt: skip
-        analyzer = face_models(setting)[0]
+        analyzer = face_models(setting, "instantid")[0]
         method = InstantIDMethod(pipe, detect=analyzer.detect, size=(setting.sdxl_pixels,) * 2)
     else:  # ipadapter-faceid: the PlusV2 variant (CLIP on the face crop + shortcut), LoRA rank 128
         pipe = StableDiffusionPipeline(**parts, safety_checker=None, requires_safety_checker=False)
-        state = random_faceid_checkpoint(parts["unet"], ID_DIM, clip_dim, heads=12 if real else 1,
+        state = random_faceid_checkpoint(parts["unet"], setting.id_dim, clip_dim, heads=12 if real else 1,
                                          lora_rank=128 if real else 4)  # fmt: skip
         pipe.load_ip_adapter(state, subfolder="", weight_name="", image_encoder_folder=None, low_cpu_mem_usage=False)
-        analyzer = face_models(setting)[0]
+        analyzer = face_models(setting, "ipadapter-faceid")[0]
         method = IPAdapterFaceIDMethod(pipe, detect=analyzer.detect, variant="faceid-plusv2")
     pipe.to(setting.device, setting.dtype)
     pipe.set_progress_bar_config(disable=True)
     weights = None
     if accelerator is not None:
         weights = random_accelerator_lora(pipe.unet, setting.tmp / f"{accelerator}-{name}.safetensors")
-    recipe = apply_speed_options(pipe, accelerator, weights, compile=setting.compile)
+    recipe = apply_speed_options(pipe, accelerator, weights, compile=compile or setting.compile or False)
     if fused and name.startswith("consistentid"):
         fuse_lora(pipe.unet)
     if offload:
@@ -355,92 +404,181 @@ def timed_call(setting: Setting, fn: Callable, stage: str) -> Callable:
 
 
 def measure(setting: Setting, name: str, accelerator: str | None = None, fused: bool = True, offload: bool = False,
-            label: str | None = None) -> Row:  # fmt: skip
-    """Build one row's method, warm it up, and time ``repeats`` uncached prepare + generate calls."""
+            compile: str | None = None, cached: bool = False, label: str | None = None) -> list[Row]:  # fmt: skip
+    """Build one row's method; time its first call, then ``repeats`` new-identity calls (and, with ``cached``,
+    ``repeats`` calls that reuse the prepared identity: a second row)."""
     from idportrait.demo import demo_photo
 
-    method, options, pixels = build_method(setting, name, accelerator, fused, offload)
+    method, options, pixels = build_method(setting, name, accelerator, fused, offload, compile)
     if setting.device.startswith("cuda"):  # peak of the timed calls: the resident models + what they allocate
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     face_clocks(setting, method)
     photo = demo_photo()
 
-    def portrait() -> float:
-        """One portrait of a new identity (preparation never cached); returns the seconds of ``generate``."""
-        if hasattr(method, "_prepared"):
-            method._prepared.clear()
-        prepared = method.prepare(photo)
-        sync(setting.device)
-        start = time.perf_counter()
-        method.generate(prepared, [PROMPT], [0], **options)
-        sync(setting.device)
-        return time.perf_counter() - start
-
-    best: tuple[float, float, dict[str, float]] | None = None
-    for call in range(max(setting.repeats, 0) + 1):
+    def portrait(prepared: Any = None) -> tuple[float, float, float, dict[str, float], Any]:
+        """One portrait: (total, prepare, generate seconds, stages, prepared); a new identity unless ``prepared``."""
         setting.stage_times = {}
         sync(setting.device)
         start = time.perf_counter()
-        generate = portrait()
+        if prepared is None:
+            if hasattr(method, "_prepared"):
+                method._prepared.clear()
+            prepared = method.prepare(photo)
+        sync(setting.device)
+        prep = time.perf_counter() - start
+        method.generate(prepared, [PROMPT], [0], **options)
+        sync(setting.device)
         total = time.perf_counter() - start
-        if (call > 0 or setting.repeats == 0) and (best is None or total < best[0]):
-            stages = dict(setting.stage_times)
-            best = (total, generate, stages | {"rest": total - sum(stages.values())})
+        stages = dict(setting.stage_times)
+        return total, prep, total - prep, stages | {"rest": total - sum(stages.values())}, prepared
+
+    def best(calls: list[tuple]) -> tuple:
+        return min(calls, key=lambda c: c[0])
+
+    first = portrait()
+    fresh = best([portrait() for _ in range(setting.repeats)]) if setting.repeats > 0 else first
     peak = torch.cuda.max_memory_allocated() / 2**30 if setting.device.startswith("cuda") else None
     base = "sdxl" if name in ("plain-sdxl", "consistentid-sdxl", "instantid") else "sd15"
-    row = Row(label or name, base, options["num_inference_steps"], pixels, accelerator, best[2], best[0], best[1], peak)
-    return row
+    mode = compile or setting.compile
+    label = (label or name) + (f" [{mode}]" if mode else "")
+    common = {"base": base, "steps": options["num_inference_steps"], "pixels": pixels, "accelerator": accelerator,
+              "peak_gb": peak, "compile": mode}  # fmt: skip
+    total, prep, generate, stages, prepared = fresh
+    rows = [Row(label, stages=stages, total=total, generate=generate, prep=prep, first=first[0], **common)]
+    if cached:
+        portrait(prepared)  # the identity's tokens are computed once here, then cached
+        total, _, _, stages, _ = best([portrait(prepared) for _ in range(max(setting.repeats, 1))])
+        rows.append(Row(f"{label} (cached id)", stages=stages, total=total, generate=total, **common))
+    return rows
+
+
+RO = "reduce-overhead"
 
 
 def rows_to_run(setting: Setting) -> list[dict[str, Any]]:
-    """The suite: (measure keywords) per row, plain bases first so every method row gets its ratio."""
-    rows = [
+    """The suite in order of importance: every method eager (with InstantID's offload row), then compiled (SD1.5
+    first), then the other offload rows and the unfused LoRA; plain bases before their methods for the ratios."""
+    cuda = setting.device.startswith("cuda")
+    sd15 = [
         {"name": "plain-sd15"},
-        {"name": "consistentid-sd15", "label": "consistentid-sd15 (LoRA unfused)", "fused": False},
-        {"name": "consistentid-sd15"},
-        {"name": "ipadapter-faceid"},
+        {"name": "consistentid-sd15", "cached": True},
         {"name": "plain-sd15", "accelerator": "lcm", "label": "plain-sd15-lcm"},
-        {"name": "consistentid-sd15", "accelerator": "lcm", "label": "consistentid-sd15-lcm"},
+        {"name": "consistentid-sd15", "accelerator": "lcm", "label": "consistentid-sd15-lcm", "cached": True},
+    ]
+    others = [
+        {"name": "ipadapter-faceid"},
         {"name": "plain-sdxl"},
         {"name": "consistentid-sdxl"},
         {"name": "instantid"},
     ]
-    if setting.device.startswith("cuda"):
+    rows = sd15 + others
+    if cuda:
+        rows.append({"name": "instantid", "offload": True, "label": "instantid --offload"})
+    rows += [dict(spec, compile=RO) for spec in sd15 + others]
+    if cuda:
         rows += [
-            {"name": "consistentid-sd15", "offload": True, "label": "consistentid-sd15 --offload"},
             {"name": "consistentid-sdxl", "offload": True, "label": "consistentid-sdxl --offload"},
-            {"name": "instantid", "offload": True, "label": "instantid --offload"},
+            {"name": "consistentid-sd15", "offload": True, "label": "consistentid-sd15 --offload"},
         ]
+    rows.append({"name": "consistentid-sd15", "label": "consistentid-sd15 (LoRA unfused)", "fused": False})
     return rows
 
 
 def add_ratios(rows: list[Row]) -> None:
-    """ratio = generate seconds / those of the plain row with the same base, steps and accelerator."""
-    plain = {(r.base, r.steps, r.accelerator): r.generate for r in rows if r.name.startswith("plain")}
+    """ratio = generate seconds / those of the plain row with the same base, steps, accelerator and compile mode."""
+    plain = {(r.base, r.steps, r.accelerator, r.compile): r.generate for r in rows if r.name.startswith("plain")}
     for r in rows:
-        base = plain.get((r.base, r.steps, r.accelerator))
+        base = plain.get((r.base, r.steps, r.accelerator, r.compile))
         r.ratio = r.generate / base if base else None
+
+
+@dataclass
+class Goal:
+    """One goal of the speed round: the rows it reads, what it compares, and the limit."""
+
+    text: str
+    rows: tuple[str, ...]
+    value: Callable[[Row], float | None]
+    limit: float
+    unit: str = "s"
+
+
+def goals() -> list[Goal]:
+    """The issue's goals (H100, float16); a goal over several rows takes the best of them (eager or compiled)."""
+    cid, lcm = "consistentid-sd15", "consistentid-sd15-lcm"
+    total = lambda r: r.total  # noqa: E731
+    out = [
+        Goal("ConsistentID SD1.5 512 px, 30 steps, new photo", (cid, f"{cid} [{RO}]"), total, 0.6),
+        Goal("ConsistentID SD1.5 512 px, 4 LCM steps, new photo", (lcm, f"{lcm} [{RO}]"), total, 0.2),
+        Goal(
+            "ConsistentID SD1.5, 30 steps, cached identity",
+            (f"{cid} (cached id)", f"{cid} [{RO}] (cached id)"),
+            total,
+            0.5,
+        ),
+        Goal(
+            "ConsistentID SD1.5, 4 LCM steps, cached identity",
+            (f"{lcm} (cached id)", f"{lcm} [{RO}] (cached id)"),
+            total,
+            0.12,
+        ),
+        Goal("per-identity preparation on the device", (cid, f"{cid} [{RO}]"), lambda r: r.prep, 0.06),
+        Goal("ConsistentID SDXL 1024 px, 30 steps", ("consistentid-sdxl", f"consistentid-sdxl [{RO}]"), total, 2.0),
+        Goal("InstantID 1024 px, 30 steps", ("instantid", f"instantid [{RO}]"), total, 3.0),
+    ]
+    for method in ("consistentid-sd15", "consistentid-sd15-lcm", "ipadapter-faceid", "consistentid-sdxl", "instantid"):
+        out.append(Goal(f"{method} eager vs plain", (method,), lambda r: r.ratio, 1.10, "x"))
+        out.append(Goal(f"{method} compiled vs plain", (f"{method} [{RO}]",), lambda r: r.ratio, 1.03, "x"))
+    peak = lambda r: r.peak_gb  # noqa: E731
+    out.append(Goal("peak memory SD1.5 (ConsistentID)", (cid, f"{cid} [{RO}]"), peak, 5.0, "GB"))
+    out.append(Goal("peak memory SDXL (ConsistentID-SDXL)", ("consistentid-sdxl",), peak, 12.0, "GB"))
+    out.append(Goal("peak memory InstantID", ("instantid",), peak, 12.0, "GB"))
+    return out
+
+
+def goal_lines(rows: list[Row]) -> list[str]:
+    """One line per goal: the best measured value, its row, and met / missed / not measured."""
+    by_name = {r.name: r for r in rows}
+    lines = []
+    for goal in goals():
+        found = [(v, name) for name in goal.rows if name in by_name and (v := goal.value(by_name[name])) is not None]
+        if not found:
+            lines.append(f"{goal.text:<52} {'-':>9}  <= {goal.limit:<6g} {goal.unit:<3} not measured")
+            continue
+        value, name = min(found)
+        verdict = "met" if value <= goal.limit else "missed"
+        lines.append(f"{goal.text:<52} {value:>9.3f}  <= {goal.limit:<6g} {goal.unit:<3} {verdict:<7} ({name})")
+    return lines
+
+
+COLUMNS = (*STAGES, "prep s", "total s", "gen s", "first s", "ratio", "peak GB")
 
 
 def print_table(rows: list[Row], setting: Setting) -> None:
     dtype = str(setting.dtype).removeprefix("torch.")
-    print(f"device {setting.device} ({device_name(setting.device)}), {dtype}, {setting.size} models, "
-          f"1 image per call, identity preparation included and not cached")  # fmt: skip
-    header = f"{'row':<34} {'steps':>5} {'px':>5} " + " ".join(f"{s:>7}" for s in STAGES)
-    header += f" {'total s':>8} {'gen s':>7} {'ratio':>6} {'peak GB':>8}"
+    print(f"device {setting.device} ({device_name(setting.device)}), {dtype}, {setting.size} models, {setting.faces} "
+          f"face analysis, 1 image per call, identity preparation included unless the row says cached id")  # fmt: skip
+    header = f"{'row':<46} {'steps':>5} {'px':>5} " + " ".join(f"{c:>7}" for c in COLUMNS)
     print(header)
     print("-" * len(header))
     for r in rows:
         print(row_line(r))
+    print()
+    print(f"goals (set for an H100 in float16; this run: {device_name(setting.device)}, {dtype})")
+    for line in goal_lines(rows):
+        print(line)
 
 
 def row_line(r: Row) -> str:
-    """One table line: stage seconds, total, generate, ratio and peak GB (``-`` where unknown)."""
-    stages = " ".join(f"{r.stages.get(s, 0.0):>7.3f}" for s in STAGES)
-    ratio = f"{r.ratio:>6.3f}" if r.ratio is not None else f"{'-':>6}"
-    peak = f"{r.peak_gb:>8.2f}" if r.peak_gb is not None else f"{'-':>8}"
-    return f"{r.name:<34} {r.steps:>5} {r.pixels:>5} {stages} {r.total:>8.3f} {r.generate:>7.3f} {ratio} {peak}"
+    """One table line: stage seconds, prep, total, generate, first call, ratio and peak GB (``-`` where unknown)."""
+
+    def cell(value: float | None, digits: int = 3) -> str:
+        return f"{value:>7.{digits}f}" if value is not None else f"{'-':>7}"
+
+    stages = " ".join(cell(r.stages.get(s, 0.0)) for s in STAGES)
+    tail = " ".join([cell(r.prep), cell(r.total), cell(r.generate), cell(r.first), cell(r.ratio), cell(r.peak_gb, 2)])
+    return f"{r.name:<46} {r.steps:>5} {r.pixels:>5} {stages} {tail}"
 
 
 def device_name(device: str) -> str:
@@ -457,9 +595,13 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--steps", type=int, default=None, help="non-accelerated steps (default: 30 real, 2 tiny)")
     parser.add_argument("--sd15-pixels", type=int, default=None, help="default: 512 real, 64 tiny")
     parser.add_argument("--sdxl-pixels", type=int, default=None, help="default: 1024 real, 64 tiny")
-    parser.add_argument("--repeats", type=int, default=2, help="timed calls per row after a warm-up (0: first call)")
-    parser.add_argument("--rows", nargs="*", default=None, help="only the rows with these labels")
-    parser.add_argument("--compile", action="store_true", help="torch.compile every UNet (channels_last)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls per row after the first (0: first only)")
+    parser.add_argument("--rows", nargs="*", default=None, help="only the rows with these labels (without [mode])")
+    parser.add_argument("--eager", action="store_true", help="skip the compiled rows")
+    parser.add_argument("--compile", choices=["default", RO, "max-autotune"], default=None,
+                        help="compile every row in this mode (the rows' own mode otherwise)")  # fmt: skip
+    parser.add_argument("--faces", choices=["torch", "dlib"], default="torch", help="face analysis (see above)")
+    parser.add_argument("--deadline", type=float, default=330.0, help="seconds after which no new row starts")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--landmarks", choices=["68", "5"], default="68", help="dlib landmark model (5: 9 MB file)")
     args = parser.parse_args(argv)
@@ -469,6 +611,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     size = args.size or ("real" if device.startswith("cuda") else "tiny")
     dtype = getattr(torch, args.dtype or ("float16" if device.startswith("cuda") else "float32"))
     real = size == "real"
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         setting = Setting(
             size=size,
@@ -481,21 +624,31 @@ def main(argv: list[str] | None = None) -> list[Row]:
             tmp=Path(tmp),
             compile=args.compile,
             landmarks=args.landmarks,
+            faces=args.faces,
         )
-        rows = []
+        rows: list[Row] = []
         for spec in rows_to_run(setting):
             label = spec.get("label", spec["name"])
-            if args.rows is None or label in args.rows:
-                try:
-                    rows.append(measure(setting, **spec))
-                    print(f"  measured {row_line(rows[-1])}", flush=True)
-                except Exception:  # one broken row must not cost the other rows of a one-call run
-                    print(f"  FAILED {label}:\n{traceback.format_exc()}", flush=True)
-                gc.collect()  # the row's models go before the next row is built
-                if device.startswith("cuda"):
-                    torch.cuda.empty_cache()
+            if (args.rows is not None and label not in args.rows) or (args.eager and spec.get("compile")):
+                continue
+            if args.compile and spec.get("compile"):
+                continue  # every row is compiled already
+            if time.perf_counter() - started > args.deadline:
+                print(f"  skipped {label} {spec.get('compile') or ''} (past the {args.deadline:.0f} s deadline)")
+                continue
+            try:
+                for row in measure(setting, **spec):
+                    rows.append(row)
+                    print(f"  measured {row_line(row)}", flush=True)
+            except Exception:  # one broken row must not cost the other rows of a one-call run
+                print(f"  FAILED {label}:\n{traceback.format_exc()}", flush=True)
+            gc.collect()  # the row's models go before the next row is built
+            if device.startswith("cuda"):
+                torch._dynamo.reset()
+                torch.cuda.empty_cache()
     add_ratios(rows)
     print_table(rows, setting)
+    print(f"suite wall time {time.perf_counter() - started:.0f} s")
     return rows
 
 

@@ -247,3 +247,65 @@ def test_fused_lora_matches_unfused_and_unfuses_exactly(fixtures_dir):
     assert not torch.allclose(fused, fused_half, atol=1e-4)  # the ID branch is live in the fused UNet
     assert all(torch.equal(v, base[k]) for k, v in unet.state_dict().items() if "processor" not in k)
     assert torch.equal(again, expected)
+
+
+def _release_cross_attention(attn, proc, x: torch.Tensor, ehs: torch.Tensor, scale: float) -> torch.Tensor:
+    """The release's arithmetic, written out: two separately normalised softmaxes over text and ID keys."""
+    heads = lambda t: t.view(t.shape[0], t.shape[1], attn.heads, -1).transpose(1, 2)  # noqa: E731
+    text, ids = ehs[:, :77], ehs[:, 77:]
+    q = heads(attn.to_q(x) + proc.to_q_lora(x))
+    k, v = heads(attn.to_k(text) + proc.to_k_lora(text)), heads(attn.to_v(text) + proc.to_v_lora(text))
+    k_ip, v_ip = heads(proc.to_k_ip(ids)), heads(proc.to_v_ip(ids))
+    text_h = ((q @ k.transpose(-1, -2)) * attn.scale).softmax(-1) @ v
+    id_h = ((q @ k_ip.transpose(-1, -2)) * attn.scale).softmax(-1) @ v_ip
+    h = (text_h + scale * id_h).transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
+    return attn.to_out[0](h) + proc.to_out_lora(h)
+
+
+def test_shared_query_and_cached_kv_equal_the_release_arithmetic(tiny):
+    """One q for both branches, K/V projected once per context: equal to the written-out release formula at
+    any ID scale, and a second call on the same context (served from the cache) is bit-identical."""
+    unet, _ = tiny
+    attn = unet.mid_block.attentions[0].transformer_blocks[0].attn2
+    proc = attn.processor
+    torch.manual_seed(1)
+    x, ehs = torch.randn(2, 16, 64), torch.randn(2, 81, 768)
+    with torch.no_grad():
+        for scale in (1.0, 0.6):
+            set_id_scale(unet, scale)
+            first = attn(x, encoder_hidden_states=ehs)
+            assert id(ehs) in proc.kv_cache.entries
+            again = attn(x, encoder_hidden_states=ehs)
+            assert torch.equal(first, again)
+            assert torch.allclose(first, _release_cross_attention(attn, proc, x, ehs, scale), atol=2e-6, rtol=1e-5)
+        set_id_scale(unet, 1.0)
+
+
+def test_kv_cache_follows_context_and_weight_changes(tiny):
+    unet, _ = tiny
+    attn = unet.mid_block.attentions[0].transformer_blocks[0].attn2
+    proc = attn.processor
+    torch.manual_seed(2)
+    x, ehs = torch.randn(1, 16, 64), torch.randn(1, 81, 768)
+    with torch.no_grad():
+        before = attn(x, encoder_hidden_states=ehs)
+        ehs[:, 77:] += 1.0  # other ID tokens in the same tensor
+        changed = attn(x, encoder_hidden_states=ehs)
+        assert torch.allclose(changed, _release_cross_attention(attn, proc, x, ehs, 1.0), atol=2e-6, rtol=1e-5)
+        assert not torch.allclose(before, changed, atol=1e-4)
+        proc.to_k_ip.weight.mul_(2.0)  # a projection weight changed in place
+        doubled = attn(x, encoder_hidden_states=ehs)
+        assert torch.allclose(doubled, _release_cross_attention(attn, proc, x, ehs, 1.0), atol=2e-6, rtol=1e-5)
+        proc.to_k_ip.weight.div_(2.0)
+        proc.to_v_lora.up.weight.add_(0.01)  # an unfused LoRA weight changed in place
+        lora_changed = attn(x, encoder_hidden_states=ehs)
+        assert torch.allclose(lora_changed, _release_cross_attention(attn, proc, x, ehs, 1.0), atol=2e-6, rtol=1e-5)
+        proc.to_v_lora.up.weight.sub_(0.01)
+    assert id(ehs) in proc.kv_cache.entries
+    key = id(ehs)
+    del ehs
+    gc.collect()
+    assert key not in proc.kv_cache.entries  # a freed context takes its keys and values with it
+    with torch.enable_grad():
+        y = attn(x, encoder_hidden_states=torch.randn(1, 81, 768, requires_grad=True))
+    assert y.requires_grad and len(proc.kv_cache.entries) == 0  # never cached while gradients are recorded

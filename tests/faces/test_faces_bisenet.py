@@ -108,3 +108,16 @@ def test_load_bisenet_never_unpickles_code(tmp_path, capsys):
     with pytest.raises(CheckpointError):
         load_bisenet(tmp_path / "evil.pth")
     assert "executed" not in capsys.readouterr().out
+
+
+def test_parse_batch_equals_parse_photo_by_photo(net):
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (96, 80, 3), dtype=np.uint8), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+    parser = BiSeNetParser(net)
+    batch = parser.parse_batch(photos)
+    for photo, parsing in zip(photos, batch, strict=True):
+        single = parser.parse(photo)
+        np.testing.assert_array_equal(parsing.labels, single.labels)
+        np.testing.assert_array_equal(parsing.labels, bisenet_logits(net, photo).argmax(0).numpy())
+        assert list(parsing.regions) == list(single.regions)
+    assert parser.parse_batch([]) == []

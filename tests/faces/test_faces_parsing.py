@@ -74,3 +74,21 @@ def test_region_images_are_photo_on_black_at_photo_size():
 def test_default_weights_offline_error_tells_how_to_pass_a_path(tmp_path):
     with pytest.raises(ModelNotFoundError, match=r"face_parsing\.pth.*JackAILab/ConsistentID.*local path"):
         default_bisenet_weights(cache_dir=tmp_path, local_files_only=True)
+
+
+@pytest.mark.parametrize("size", [(128, 96), (40, 48)])  # masks upsampled to the photo, and downsampled
+def test_region_tensors_equal_region_images_within_a_grey_level(size):
+    import torch
+
+    from idportrait.faces.parsing import region_tensors
+
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    parsing = extract_regions(_face_labels())
+    expected = [np.asarray(img).astype(np.int16) for img in region_images(photo, parsing)]
+    tensors = region_tensors(torch.from_numpy(np.array(photo)).permute(2, 0, 1).float(), parsing)
+    assert len(tensors) == len(expected)
+    for t, e in zip(tensors, expected, strict=True):
+        got = t.permute(1, 2, 0).numpy().astype(np.int16)
+        diff = np.abs(got - e)
+        assert diff.mean() < 0.05 and np.mean(diff > 1) < 0.002, (diff.mean(), np.mean(diff > 1))

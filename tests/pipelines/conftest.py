@@ -37,3 +37,16 @@ def astronaut_inputs(tiny_pipe, face_models):
     from idportrait.demo import demo_photo
 
     return tiny_pipe.prepare_face_inputs(demo_photo(), *face_models, source="astronaut")
+
+
+@pytest.fixture
+def fresh_pipe(tiny_models):
+    """A ConsistentIDPipeline of its own, for tests that change it (accelerators, compilation)."""
+    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
+    from idportrait.pipelines.loading import load_sd15_pipeline
+
+    base, adapter = tiny_models
+    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
+    pipe.load_consistentid(str(adapter))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

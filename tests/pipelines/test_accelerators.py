@@ -17,19 +17,6 @@ from idportrait.pipelines.accelerators import (
 SCHEDULERS = {"lcm": "LCMScheduler", "hyper-sd": "EulerDiscreteScheduler", "tcd": "TCDScheduler"}
 
 
-@pytest.fixture
-def fresh_pipe(tiny_models):
-    """A ConsistentIDPipeline of its own (the accelerator changes the UNet and the scheduler)."""
-    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-    from idportrait.pipelines.loading import load_sd15_pipeline
-
-    base, adapter = tiny_models
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
-    pipe.load_consistentid(str(adapter))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def run(pipe, face):
     gens = [torch.Generator().manual_seed(0)]
     opts = {"num_inference_steps": 4, "guidance_scale": 1.0, "height": 32, "width": 32, "output_type": "pt"}

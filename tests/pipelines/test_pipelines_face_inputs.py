@@ -65,3 +65,37 @@ def test_no_face_opt_in_gives_zero_identity_and_no_regions(tiny_pipe, face_model
     assert torch.equal(face.id_embedding, torch.zeros(128))
     images = tiny_pipe("a cup", face_inputs=face, num_inference_steps=1, height=32, width=32, output_type="pt").images
     assert torch.isfinite(images).all()
+
+
+def test_clip_pixels_equal_the_image_processor_within_a_grey_level(tiny_pipe):
+    """On photos (not noise): PIL rounds to 8 bits between its two resize passes, torch does not; that is all."""
+    import skimage.data
+    from PIL import Image
+
+    from idportrait.pipelines.face_inputs import clip_pixels
+
+    photos = [skimage.data.astronaut()[:300, :400], skimage.data.coffee()[:, :260]]  # landscape, portrait
+    expected = tiny_pipe.feature_extractor(images=[Image.fromarray(p) for p in photos], return_tensors="pt")
+    got = clip_pixels(
+        [torch.from_numpy(p.copy()).permute(2, 0, 1).float() for p in photos], tiny_pipe.feature_extractor
+    )
+    assert got.shape == expected.pixel_values.shape == (2, 3, 224, 224)
+    grey_levels = (
+        (got - expected.pixel_values).abs() * 255 * torch.tensor(tiny_pipe.feature_extractor.image_std).view(3, 1, 1)
+    )
+    assert grey_levels.mean() < 0.3 and (grey_levels > 1.01).float().mean() < 0.005 and grey_levels.max() < 8
+
+
+def test_face_inputs_with_crops_on_device_equal_the_pil_path(tiny_pipe, face_models, astronaut_inputs):
+    from idportrait.demo import demo_photo
+    from idportrait.pipelines.face_inputs import compute_face_inputs
+
+    pipe = tiny_pipe
+    args = (demo_photo(), *face_models, pipe.image_encoder, pipe.feature_extractor, pipe.zero_clip_embeds())
+    torch_path = compute_face_inputs(*args, source="astronaut", crops_on_device=True)
+    assert torch_path.region_names == astronaut_inputs.region_names
+    assert torch.equal(torch_path.id_embedding, astronaut_inputs.id_embedding)
+    for name in ("clip_embeds", "region_embeds"):
+        a, b = getattr(torch_path, name), getattr(astronaut_inputs, name)
+        cosine = torch.nn.functional.cosine_similarity(a.flatten(1), b.flatten(1), dim=-1)
+        assert cosine.min() > 0.999, (name, cosine)

@@ -4,7 +4,8 @@ Everything other areas need goes through a few names:
 
 - `Face`, `Parsing` (records, `idportrait.faces.types`);
 - `get_face_analyzer(name, model_dir=None, device="cpu", det_size=640)` -> an analyzer with
-  ``detect(image_rgb) -> list[Face]`` (largest first) and ``largest_face(image, path_for_errors)``;
+  ``detect(image_rgb) -> list[Face]`` (largest first), ``detect_batch(images)`` (one call for many photos; the
+  insightface backends batch their networks) and ``largest_face(image, path_for_errors)``;
 - `get_face_parser("bisenet", weights=...)` or `get_face_parser("landmarks")` -> a parser with
   ``parse(image_rgb, face=None) -> Parsing``;
 - `region_images(image, parsing)` -> the ConsistentID region images (photo on black, whole frame);

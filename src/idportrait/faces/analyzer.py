@@ -8,6 +8,8 @@
 
 Analyzer names: "insightface:buffalo_l" (ConsistentID, IP-Adapter-FaceID), "insightface:antelopev2"
 (FaceID-6M, InstantID), "dlib" / "dlib:hog" / "dlib:cnn" (offline, weights from face-recognition-models).
+"insightface-torch:<pack>" runs the same pack files with torch instead of onnxruntime (on any torch device, many
+photos per network call; `idportrait.faces.insightface_torch`).
 Parser names: "bisenet" (weights: a local face_parsing.pth, or None for the hub file) and "landmarks".
 """
 
@@ -119,6 +121,14 @@ def get_face_analyzer(
     """
     check_analyzer_name(name)
     kind, _, variant = name.partition(":")
+    if kind == "insightface-torch":
+        from idportrait.devices import pick_device
+        from idportrait.faces.insightface_torch import InsightFaceTorchBackend
+        from idportrait.registry import INSIGHTFACE_CONSISTENTID
+
+        pack = variant or INSIGHTFACE_CONSISTENTID
+        backend = InsightFaceTorchBackend(pack, model_dir=model_dir, device=pick_device(device), det_size=det_size)
+        return FaceAnalyzer(f"insightface-torch:{pack}", backend)
     if kind == "insightface":
         from idportrait.faces.insightface_backend import InsightFaceBackend
         from idportrait.registry import INSIGHTFACE_CONSISTENTID
@@ -131,14 +141,15 @@ def get_face_analyzer(
     return FaceAnalyzer(f"dlib:{variant or 'hog'}", DlibBackend(detector=variant or "hog"))
 
 
-ANALYZER_NAMES = "insightface:buffalo_l, insightface:antelopev2, dlib or dlib:cnn"
+ANALYZER_NAMES = "insightface:buffalo_l, insightface:antelopev2, insightface-torch:<pack>, dlib or dlib:cnn"
 PARSER_NAMES = ("bisenet", "landmarks")
 
 
 def check_analyzer_name(name: str) -> None:
-    """`UserError` unless ``name`` is ``insightface[:<pack>]`` or ``dlib[:hog|cnn]`` (checked before models load)."""
+    """`UserError` unless ``name`` is ``insightface[-torch][:<pack>]`` or ``dlib[:hog|cnn]`` (checked before models
+    load)."""
     kind, _, variant = name.partition(":")
-    if kind == "insightface" or (kind == "dlib" and variant in ("", "hog", "cnn")):
+    if kind in ("insightface", "insightface-torch") or (kind == "dlib" and variant in ("", "hog", "cnn")):
         return
     raise UserError(f"unknown face analyzer {name!r}; use {ANALYZER_NAMES}")
 

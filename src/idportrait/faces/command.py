@@ -21,7 +21,8 @@ app = typer.Typer(help="Face analysis: detect, parse, check model folders.", no_
 def detect(
     photos: Annotated[list[Path], typer.Argument(help="Photos to analyse.")],
     analyzer: Annotated[
-        str, typer.Option(help="insightface:buffalo_l, insightface:antelopev2, dlib or dlib:cnn.")
+        str,
+        typer.Option(help="insightface:buffalo_l, insightface:antelopev2, insightface-torch:<pack>, dlib or dlib:cnn."),
     ] = FACE_BACKEND_CONSISTENTID,
     model_dir: Annotated[Path | None, typer.Option(help="Folder holding the insightface pack.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 or auto.")] = "cpu",

@@ -168,11 +168,23 @@ class InsightFaceBackend:
         return model
 
     def detect(self, rgb: np.ndarray, embed: bool = True) -> list[Face]:
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        bboxes, kpss = self.detector.detect(bgr, max_num=0)
+        return self.detect_batch([rgb], embed)[0]
+
+    def detect_batch(self, rgbs: list[np.ndarray], embed: bool = True) -> list[list[Face]]:
+        """Faces of each RGB photo: detection photo by photo, then every face's embedding in one recognizer run
+        (one run per face when the recognizer's ONNX input has a fixed batch of 1)."""
+        bgrs = [np.ascontiguousarray(rgb[:, :, ::-1]) for rgb in rgbs]
+        faces, crops = [], []
         size = self.recognizer.input_size[0]
-        faces = []
-        for i in range(bboxes.shape[0]):
-            embedding = self.recognizer.get_feat(norm_crop(bgr, kpss[i], size)).reshape(-1) if embed else None
-            faces.append(Face(bbox=bboxes[i, :4], kps=kpss[i], score=float(bboxes[i, 4]), embedding=embedding))
+        for bgr in bgrs:
+            bboxes, kpss = self.detector.detect(bgr, max_num=0)
+            faces.append([Face(bbox=b[:4], kps=k, score=float(b[4])) for b, k in zip(bboxes, kpss, strict=True)])
+            crops += [norm_crop(bgr, k, size) for k in kpss] if embed else []
+        if crops:
+            batch = self.recognizer.input_shape[0]
+            fixed = isinstance(batch, int) and batch == 1
+            parts = [self.recognizer.get_feat(c) for c in crops] if fixed else [self.recognizer.get_feat(crops)]
+            embeddings = iter(np.concatenate(parts).reshape(len(crops), -1))
+            for face in (f for per in faces for f in per):
+                face.embedding = next(embeddings)
         return faces

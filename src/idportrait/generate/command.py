@@ -25,6 +25,7 @@ from idportrait.generate.options import (
     Adapter,
     Base,
     Compile,
+    CompileMode,
     Device,
     Dtype,
     FaceBackend,
@@ -64,6 +65,7 @@ def generate_batch(
     accelerator: Accelerator = None,
     accelerator_weights: AcceleratorWeights = None,
     compile: Compile = False,
+    compile_mode: CompileMode = None,
     face_backend: FaceBackend = None,
     init_image: InitImage = None,
     mask: Mask = None,
@@ -92,6 +94,7 @@ def generate_batch(
     from idportrait.generate.processes import launched_processes
     from idportrait.methods import load_method
     from idportrait.pipelines.accelerators import sampling_settings
+    from idportrait.pipelines.speed import resolve_compile_mode
 
     if (prompts is None) == (not prompt):
         raise UserError("pass --prompts FILE or one or more --prompt TEXT (not both)")
@@ -101,7 +104,7 @@ def generate_batch(
     resolve_device(device, dtype)
     prompt_list = read_prompts(prompts) if prompts is not None else list(prompt)
     people = identities(faces)
-    given = {"face_backend": face_backend, "adapter": adapter, "compile": compile}
+    given = {"face_backend": face_backend, "adapter": adapter, "compile": resolve_compile_mode(compile_mode or compile)}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights, "controlnet": controlnet}
     options = loader_options(method, given, set_, OWN_OPTIONS)
     image_options, image_settings = read_mode_options(method, init_image, mask, strength, control_image, controlnet)

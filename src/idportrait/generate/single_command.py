@@ -34,6 +34,7 @@ from idportrait.generate.options import (
     Adapter,
     Base,
     Compile,
+    CompileMode,
     Device,
     Dtype,
     FaceBackend,
@@ -124,6 +125,7 @@ def generate(
     accelerator: Accelerator = None,
     accelerator_weights: AcceleratorWeights = None,
     compile: Compile = False,
+    compile_mode: CompileMode = None,
     vae_tiling: Annotated[bool, typer.Option(help="Decode tile by tile and image by image (large sizes).")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/generate"),
     overwrite: Annotated[
@@ -139,11 +141,14 @@ def generate(
     from idportrait.generate.mode_options import read_mode_options
     from idportrait.imageio import load_image
     from idportrait.pipelines.accelerators import sampling_settings
+    from idportrait.pipelines.speed import check_compile_with_offload, resolve_compile_mode
 
     given = {"adapter": adapter, "image_encoder": image_encoder, "vae": vae, "face_backend": face_backend}
     given |= {"parser": parser, "parser_weights": parser_weights, "offload": offload}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights}
-    given |= {"compile": compile, "vae_tiling": vae_tiling, "controlnet": controlnet}
+    given |= {"compile": resolve_compile_mode(compile_mode or compile), "vae_tiling": vae_tiling}
+    given |= {"controlnet": controlnet}
+    check_compile_with_offload(compile_mode or compile, offload)
     load_options = loader_options(method, given, set_, OWN_OPTIONS)
     check_output_folder(out)
     check_face_models(face_backend, parser)

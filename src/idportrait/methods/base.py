@@ -70,7 +70,7 @@ def apply_speed_options(
     pipe: Any,
     accelerator: str | None = None,
     accelerator_weights: str | None = None,
-    compile: bool = False,
+    compile: bool | str = False,
     vae_tiling: bool = False,
 ) -> dict[str, Any]:
     """A loaded method pipeline's speed options; returns the call defaults they bring (empty without accelerator).

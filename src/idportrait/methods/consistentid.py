@@ -131,7 +131,7 @@ def load_consistentid_method(
     size: SizeWH | None = None,
     accelerator: str | None = None,
     accelerator_weights: str | None = None,
-    compile: bool = False,
+    compile: bool | str = False,
     vae_tiling: bool = False,
     controlnet: str | None = None,
     **defaults: Any,

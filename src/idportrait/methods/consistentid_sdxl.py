@@ -23,7 +23,7 @@ def load_consistentid_sdxl_method(
     size: SizeWH | None = None,
     accelerator: str | None = None,
     accelerator_weights: str | None = None,
-    compile: bool = False,
+    compile: bool | str = False,
     vae_tiling: bool = False,
     controlnet: str | None = None,
     **defaults: Any,

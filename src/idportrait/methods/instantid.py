@@ -80,7 +80,7 @@ def load_instantid_method(
     dtype: str = "auto",
     accelerator: str | None = None,
     accelerator_weights: str | None = None,
-    compile: bool = False,
+    compile: bool | str = False,
     vae_tiling: bool = False,
     **defaults: Any,
 ) -> InstantIDMethod:

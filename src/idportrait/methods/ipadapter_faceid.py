@@ -152,7 +152,7 @@ def load_ipadapter_faceid_method(
     dtype: str = "auto",
     accelerator: str | None = None,
     accelerator_weights: str | None = None,
-    compile: bool = False,
+    compile: bool | str = False,
     vae_tiling: bool = False,
     **defaults: Any,
 ) -> IPAdapterFaceIDMethod:

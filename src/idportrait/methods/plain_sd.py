@@ -44,7 +44,7 @@ def load_plain_sd_method(
     size: SizeWH | None = None,
     accelerator: str | None = None,
     accelerator_weights: str | None = None,
-    compile: bool = False,
+    compile: bool | str = False,
     vae_tiling: bool = False,
     **defaults: Any,
 ) -> PlainSDMethod:

@@ -9,6 +9,10 @@ Data flow (spec §3.1-3.3)::
              whole photo                                                               clip_embeds [257, C]
              regions, padded to 5 with the zero image's features                       region_embeds [5, 257, C]
 
+Where the CLIP image encoder is on a GPU, the region images and the CLIP preprocessing are made there too
+(`region_tensors`, `clip_pixels`: the same resizes in torch, equal to the PIL path within one grey level at edges);
+on the CPU they stay PIL's, as the release.
+
 `FaceInputs` holds only these model-independent features (they depend on the face backend and the CLIP
 image encoder, not on the adapter), so they can be saved with `save` and loaded with `load` to skip face
 analysis entirely (``idportrait generate --face-inputs FILE``).
@@ -21,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from idportrait.errors import CheckpointError, NoFaceError
@@ -99,6 +105,26 @@ def clip_hidden_states(image_encoder: torch.nn.Module, pixel_values: torch.Tenso
     return out.hidden_states[-2].float().cpu()
 
 
+def clip_pixels(images: list[torch.Tensor], feature_extractor: Any) -> torch.Tensor:
+    """The CLIP image processor's preprocessing in torch, on the images' device: float [3, H, W] images with 0..255
+    values -> pixel values [N, 3, S, S] (shortest side to S bicubic, antialiased and rounded to 8 bits as PIL's
+    resize; centre crop S; rescale and mean/std)."""
+    side = feature_extractor.size["shortest_edge"]
+    crop_h, crop_w = feature_extractor.crop_size["height"], feature_extractor.crop_size["width"]
+    device = images[0].device
+    mean = torch.tensor(feature_extractor.image_mean, device=device).view(3, 1, 1)
+    std = torch.tensor(feature_extractor.image_std, device=device).view(3, 1, 1)
+    out = []
+    for image in images:
+        h, w = image.shape[1:]
+        size = (side, int(side * w / h)) if h <= w else (int(side * h / w), side)
+        resized = F.interpolate(image[None], size=size, mode="bicubic", antialias=True)[0].round().clamp(0, 255)
+        top, left = (size[0] - crop_h) // 2, (size[1] - crop_w) // 2
+        crop = resized[:, top : top + crop_h, left : left + crop_w]
+        out.append((crop * feature_extractor.rescale_factor - mean) / std)
+    return torch.stack(out)
+
+
 def zero_image_embeds(image_encoder: torch.nn.Module, size: int = 224) -> torch.Tensor:
     """CLIP features of the zero image (an all-zero *preprocessed* tensor, as the release): [257, C]."""
     return clip_hidden_states(image_encoder, torch.zeros(1, 3, size, size))[0]
@@ -114,6 +140,7 @@ def compute_face_inputs(
     source: str = "<image>",
     no_face_id_dim: int | None = None,
     parse_size: int | None = None,
+    crops_on_device: bool | None = None,
 ) -> FaceInputs:
     """Run face analysis, parsing and CLIP on one photo.
 
@@ -121,27 +148,37 @@ def compute_face_inputs(
     recomputing them). A photo without a face raises `NoFaceError`, unless ``no_face_id_dim`` is given: then
     it gets a zero identity embedding of that size and no regions (what the release does silently).
     ``parse_size``: the square size the parser runs at (`FaceParser.parse`; None: its own, 512 for BiSeNet).
+    ``crops_on_device``: make the region images and CLIP pixels in torch on the encoder's device (default: when
+    that is a GPU), else with PIL.
     """
-    from idportrait.faces.parsing import region_images
+    from idportrait.faces.parsing import region_images, region_tensors
 
     image = image.convert("RGB")
+    device = next(image_encoder.parameters()).device
+    on_device = device.type == "cuda" if crops_on_device is None else crops_on_device
     try:
         face = face_analyzer.largest_face(image, source)
     except NoFaceError:
         if no_face_id_dim is None:
             raise
         face = None
+    parsing = None
     if face is None:
-        id_embedding, names, crops = torch.zeros(no_face_id_dim), [], []
+        id_embedding, names = torch.zeros(no_face_id_dim), []
     else:
         if face.embedding is None:
             raise ValueError(f"{source}: the face analyzer returned no identity embedding")
         parsing = face_parser.parse(image, face, size=parse_size)
         names = list(parsing.regions)[:MAX_REGIONS]
-        crops = region_images(image, parsing)[:MAX_REGIONS]
         id_embedding = torch.from_numpy(face.normed_embedding.copy())
 
-    pixels = feature_extractor(images=[image, *crops], return_tensors="pt").pixel_values
+    if on_device:
+        photo = torch.from_numpy(np.array(image)).to(device).permute(2, 0, 1).float()
+        crops = region_tensors(photo, parsing)[:MAX_REGIONS] if parsing is not None else []
+        pixels = clip_pixels([photo, *crops], feature_extractor)
+    else:
+        crops = region_images(image, parsing)[:MAX_REGIONS] if parsing is not None else []
+        pixels = feature_extractor(images=[image, *crops], return_tensors="pt").pixel_values
     hidden = clip_hidden_states(image_encoder, pixels)  # [1 + R, 257, C]
     if zero_embeds is None:
         zero_embeds = zero_image_embeds(image_encoder, pixels.shape[-1])

@@ -11,6 +11,15 @@ At inference the LoRA weights are fixed: :func:`fuse_lora` folds ``up @ down`` i
 exactly). This is exact for the ID branch too: it shares q (LoRA folded into ``to_q``) and ``to_out`` with the text
 branch and projects the ID tokens with ``to_k_ip``/``to_v_ip``, which never see the base ``to_k``/``to_v``.
 
+Per step, the cross-attention computes one q projection for both branches, and the keys and values of a context
+only once per context: a pipeline passes the same context tensor at every step (two of them around the delayed
+merge), so without gradients the processor keeps the K/V of its last contexts (`CrossKVCache`, bit-identical to
+projecting again; dropped when the context tensor is freed, and recomputed when it or a projection weight is
+changed in place). The two branches stay two SDPA calls: the release normalises the text and the ID softmax
+separately (``softmax(q k_text^T) v_text + s softmax(q k_id^T) v_id``); one SDPA over the 81 concatenated keys
+would normalise them jointly, which is other arithmetic, not a round-off away. The ID branch is added to the text
+branch in one fused multiply-add (``torch.add(h, h_id, alpha=s)``; identical for s = 1).
+
 Attention runs through ``F.scaled_dot_product_attention``. For training, an :class:`AttentionCapture` attached to
 chosen cross-attention layers (:func:`attach_attention_capture`) records the text-softmax probabilities of chosen
 token columns; only those layers compute their text attention explicitly (probabilities over the text keys, which
@@ -25,6 +34,7 @@ then also produce the output, so gradients flow through the recorded maps)::
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -80,6 +90,53 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(b, n, h * d)
 
 
+@dataclass
+class _KVEntry:
+    stamp: tuple
+    kv: tuple[torch.Tensor, ...]
+    context: weakref.ref = field(repr=False)
+
+
+class CrossKVCache:
+    """Keys and values of the last few cross-attention contexts of one processor, reused while nothing changed.
+
+    An entry is used only for the very tensor object it was made from (a weak reference, so a freed context
+    drops its entry), at the same in-place version of that tensor and of the projection weights (``stamp``).
+    Never used while gradients are recorded, while compiling (the projections are part of the graph there),
+    with inference tensors (they carry no version counter) or with a capture armed.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.entries: dict[int, _KVEntry] = {}
+
+    @staticmethod
+    def usable(context: torch.Tensor) -> bool:
+        return not (torch.is_grad_enabled() or torch.compiler.is_compiling() or context.is_inference())
+
+    def get(self, context: torch.Tensor, stamp: tuple) -> tuple[torch.Tensor, ...] | None:
+        entry = self.entries.get(id(context))
+        if entry is None or entry.context() is not context or entry.stamp != (context._version, *stamp):
+            return None
+        return entry.kv
+
+    def put(self, context: torch.Tensor, stamp: tuple, kv: tuple[torch.Tensor, ...]) -> None:
+        key, entries = id(context), self.entries
+
+        def forget(_: weakref.ref) -> None:
+            entries.pop(key, None)
+
+        entries.pop(key, None)
+        while len(entries) >= self.size:
+            entries.pop(next(iter(entries)))
+        entries[key] = _KVEntry((context._version, *stamp), kv, weakref.ref(context, forget))
+
+
+def _weight_stamp(*linears: nn.Module) -> tuple:
+    """Identity and in-place version of each projection weight (what a cached K/V depends on)."""
+    return tuple((id(m.weight), m.weight._version) for m in linears)
+
+
 def _prepare_mask(attn: Attention, mask: torch.Tensor | None, n_keys: int, batch: int) -> torch.Tensor | None:
     """diffusers attention mask -> [B, heads, Nq or 1, Nk] for SDPA."""
     if mask is None:
@@ -90,12 +147,24 @@ def _prepare_mask(attn: Attention, mask: torch.Tensor | None, n_keys: int, batch
 
 def _lora_projections(proc: nn.Module, attn: Attention, x: torch.Tensor, context: torch.Tensor) -> tuple:
     """q from x, k/v from context, each ``base + LoRA`` (LoRA already in base when fused); [B, heads, N, d]."""
-    q, k, v = attn.to_q(x), attn.to_k(context), attn.to_v(context)
+    return (_query(proc, attn, x), *_key_value(proc, attn, context))
+
+
+def _query(proc: nn.Module, attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """``to_q(x)`` (+ LoRA unless fused): [B, heads, N, d]."""
+    q = attn.to_q(x)
     if proc.base_weights is None:
         q = q + proc.to_q_lora(x)
+    return _heads(q, attn.heads)
+
+
+def _key_value(proc: nn.Module, attn: Attention, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``to_k``/``to_v`` of the context (+ LoRA unless fused): each [B, heads, L, d]."""
+    k, v = attn.to_k(context), attn.to_v(context)
+    if proc.base_weights is None:
         k = k + proc.to_k_lora(context)
         v = v + proc.to_v_lora(context)
-    return _heads(q, attn.heads), _heads(k, attn.heads), _heads(v, attn.heads)
+    return _heads(k, attn.heads), _heads(v, attn.heads)
 
 
 def _output(proc: nn.Module, attn: Attention, h: torch.Tensor) -> torch.Tensor:
@@ -156,6 +225,31 @@ class ConsistentIPAttnProcessor(nn.Module):
         self.to_k_ip = nn.Linear(attn.to_k.in_features, attn.to_k.out_features, bias=False)
         self.to_v_ip = nn.Linear(attn.to_v.in_features, attn.to_v.out_features, bias=False)
         self.base_weights: dict[str, torch.Tensor] | None = None  # set by fuse_lora: LoRA is in attn's weights
+        self.kv_cache = CrossKVCache()
+
+    def _context_kv(self, attn: Attention, context: torch.Tensor, with_id: bool) -> tuple[torch.Tensor, ...]:
+        """(k, v) of the text tokens [B, heads, L_text, d], then (k_ip, v_ip) of the ID tokens [B, heads, 4, d] when
+        ``with_id``; from the cache when this very context was projected before (see `CrossKVCache`)."""
+        cached = self.capture is None and CrossKVCache.usable(context)
+        if cached:
+            linears = [attn.to_k, attn.to_v] + ([self.to_k_ip, self.to_v_ip] if with_id else [])
+            if self.base_weights is None:  # the LoRA runs apart from the base weights
+                linears += [self.to_k_lora.down, self.to_k_lora.up, self.to_v_lora.down, self.to_v_lora.up]
+            stamp = (with_id, self.base_weights is None, *_weight_stamp(*linears))
+            if (kv := self.kv_cache.get(context, stamp)) is not None:
+                return kv
+        n_text = context.shape[1] - self.num_tokens
+        kv = _key_value(self, attn, context[:, :n_text])
+        if with_id:
+            id_tokens = context[:, n_text:].to(self.to_k_ip.weight.dtype)
+            dtype = kv[0].dtype
+            kv += (
+                _heads(self.to_k_ip(id_tokens).to(dtype), attn.heads),
+                _heads(self.to_v_ip(id_tokens).to(dtype), attn.heads),
+            )
+        if cached:
+            self.kv_cache.put(context, stamp, kv)
+        return kv
 
     def _text_attention(
         self, attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
@@ -185,18 +279,16 @@ class ConsistentIPAttnProcessor(nn.Module):
         if encoder_hidden_states is None:
             raise ValueError(f"{self.name or 'ConsistentIPAttnProcessor'}: cross-attention needs encoder_hidden_states")
         n_text = encoder_hidden_states.shape[1] - self.num_tokens
-        text, id_tokens = encoder_hidden_states[:, :n_text], encoder_hidden_states[:, n_text:]
         batch = hidden_states.shape[0]
         mask = _prepare_mask(attn, attention_mask, encoder_hidden_states.shape[1], batch)
 
-        q, k, v = _lora_projections(self, attn, hidden_states, text)
+        q = _query(self, attn, hidden_states)
+        k, v, *id_kv = self._context_kv(attn, encoder_hidden_states, with_id=self.scale != 0)
         h = self._text_attention(attn, q, k, v, None if mask is None else mask[..., :n_text])
-        if self.scale != 0:
-            id_tokens = id_tokens.to(self.to_k_ip.weight.dtype)
-            k_ip = _heads(self.to_k_ip(id_tokens).to(q.dtype), attn.heads)
-            v_ip = _heads(self.to_v_ip(id_tokens).to(q.dtype), attn.heads)
+        if id_kv:
             id_mask = None if mask is None else mask[..., n_text:]
-            h = h + self.scale * F.scaled_dot_product_attention(q, k_ip, v_ip, attn_mask=id_mask, scale=attn.scale)
+            h_id = F.scaled_dot_product_attention(q, *id_kv, attn_mask=id_mask, scale=attn.scale)
+            h = torch.add(h, h_id, alpha=self.scale)
         return _output(self, attn, _merge_heads(h).to(q.dtype))
 
 
