@@ -36,7 +36,8 @@ FORMAT = "idportrait-sample-index"
 VERSION = "1"
 KINDS = ("tar", "lines")
 CHUNK = 65536
-"""Entries per Arrow record batch, and per chunk of a scan."""
+"""Entries per Arrow record batch, and per chunk of a tar scan."""
+WHITESPACE = np.frombuffer(b" \t\r\n\f\v", np.uint8)
 
 
 def index_file_path(source: str) -> str:
@@ -92,7 +93,7 @@ def scan_tar(fileobj: IO[bytes]) -> Iterator[np.ndarray]:
     yield chunks.take()
 
 
-def scan_lines(fileobj: IO[bytes], block: int = 1 << 24) -> Iterator[np.ndarray]:
+def scan_lines(fileobj: IO[bytes], block: int = 1 << 22) -> Iterator[np.ndarray]:
     """Entries of a JSON-lines file (one per non-blank line; offset and length without the line break)."""
     position, carry = 0, b""
     while data := fileobj.read(block):
@@ -107,10 +108,11 @@ def scan_lines(fileobj: IO[bytes], block: int = 1 << 24) -> Iterator[np.ndarray]
 
 
 def _line_entries(buffer: bytes, base: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Entries of the lines ``buffer[starts[i]:ends[i]]`` (a trailing ``\\r`` dropped, empty lines left out)."""
+    """Entries of the lines ``buffer[starts[i]:ends[i]]`` (a trailing ``\\r`` dropped, blank lines left out)."""
     view = np.frombuffer(buffer, np.uint8)
     ends = ends - ((ends > starts) & (view[np.maximum(ends - 1, 0)] == 13))
-    keep = ends > starts
+    printed = np.concatenate([[0], np.cumsum(~np.isin(view, WHITESPACE), dtype=np.int32)])
+    keep = printed[ends] > printed[starts]
     chunk = np.zeros(int(keep.sum()), ENTRY)
     chunk["offset"] = base + starts[keep]
     chunk["size"] = ends[keep] - starts[keep]
