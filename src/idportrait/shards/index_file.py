@@ -145,9 +145,17 @@ def write_index_file(path: str, chunks: Iterator[np.ndarray], kind: str, source_
     with atomic_output(path) as f, pa.ipc.new_file(f, schema(kind, source_size)) as writer:
         for chunk in chunks:
             if len(chunk):
-                writer.write_batch(pa.record_batch([pa.array(chunk[n]) for n in ENTRY.names], names=ENTRY.names))
+                columns = [_arrow_column(np.ascontiguousarray(chunk[name])) for name in ENTRY.names]
+                writer.write_batch(pa.record_batch(columns, names=ENTRY.names))
                 count += len(chunk)
     return count
+
+
+def _arrow_column(values: np.ndarray) -> Any:
+    """A numpy column as an Arrow array over the same bytes (`pa.array` would import pandas to inspect it)."""
+    import pyarrow as pa
+
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
 
 
 def index_file_count(path: str, kind: str, source_size: int) -> int | None:
@@ -179,7 +187,9 @@ def read_index_chunks(path: str) -> Iterator[np.ndarray]:
             batch = reader.get_batch(i)
             chunk = np.empty(batch.num_rows, ENTRY)
             for name in ENTRY.names:
-                chunk[name] = batch.column(name).to_numpy()
+                column = batch.column(name)
+                values = np.frombuffer(column.buffers()[1], ENTRY[name])
+                chunk[name] = values[column.offset : column.offset + len(column)]
             yield chunk
 
 

@@ -122,7 +122,7 @@ def load_weights(folder: Path, model: nn.Module, optimizer: Any, scaler: Any, de
     from safetensors.torch import load_model
 
     try:
-        load_model(model, str(folder / MODEL), strict=True, device=str(device))
+        load_model(model, str(folder / MODEL), strict=True, device="cpu" if device.type == "cpu" else str(device))
     except (OSError, RuntimeError, SafetensorError) as err:
         raise CheckpointError(f"unusable model weights ({first_line(err)})", folder / MODEL) from None
     optimizer_state = read_torch_file(folder / OPTIMIZER, "optimizer state")
