@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,24 @@ def test_open_training_data_names_a_missing_folder_of_shards(tmp_path):
     with pytest.raises(UserError, match=r"empty: no \.tar files in this folder"):
         open_training_data(config, "faceid", progress=False)
     assert not Path(tmp_path / "run" / "data_index" / "sources.json").exists()
+
+
+def test_a_bad_sample_found_by_a_worker_is_one_line(tmp_path, tokenizer):
+    import tarfile
+
+    from idportrait.training.data import worker_error
+
+    shard = write_faceid_shard(tmp_path / "s.tar", n=2)
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w") as tar:  # the second sample's JPEG cut short
+        for member, data in members:
+            data = data[:100] if member.name == "000001.jpg" else data
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    index = build_index([str(shard)], "tar", tmp_path / "index", require=ROLES)
+    dataset = FaceIDShardDataset(FaceIDSamples(index), tokenizer, clip_image_processor(), 32, plus=False)
+    with pytest.raises(UserError) as raised:
+        batches(dataset, workers=1, epochs=1)
+    assert "Original Traceback" in str(raised.value)  # how torch hands it over
+    assert str(worker_error(raised.value)) == "s.tar:000001: not a readable image (OSError)"
