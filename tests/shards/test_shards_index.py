@@ -12,7 +12,7 @@ from shard_files import eager_samples, faceid_members, jpeg, write_plain_tar
 
 from idportrait.errors import UserError
 from idportrait.shards import index as shard_index
-from idportrait.shards.index import build_index, fingerprint_changes
+from idportrait.shards.index import build_index, find_sources, fingerprint_changes
 from idportrait.shards.index_file import index_file_count, index_file_path, read_index_chunks, scan_lines, scan_tar
 from idportrait.shards.layout import ROLES
 from idportrait.shards.reader import FaceIDSamples
@@ -134,3 +134,11 @@ def test_line_entries_skip_blank_and_torn_lines(tmp_path, block):
         got = [data[int(e["offset"]) : int(e["offset"] + e["size"])] for e in entries]
         assert got == [b'{"a": 1}', b'{"b": "\xc3\xa9"}', b'{"c": [1, 2]}', b'{"whole": true}'][:kept]
         assert all(json.loads(g) for g in got)
+
+
+def test_sources_are_absolute_and_given_once(shards, monkeypatch):
+    monkeypatch.chdir(shards[0].parent)
+    assert find_sources(["a.tar", "b.tar"], "tar") == [str(p) for p in shards]
+    assert find_sources(["."], "tar") == [str(p) for p in shards]  # a folder: its .tar files, sorted
+    with pytest.raises(UserError, match=r"a\.tar: given twice"):
+        find_sources([".", "a.tar"], "tar")

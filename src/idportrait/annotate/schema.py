@@ -70,14 +70,15 @@ def done_keys(root: Path) -> set[str]:
     return {r["key"] for r in iter_records(root)}
 
 
-def open_records(roots: list[Path], folder: Path) -> SampleIndex:
+def open_records(roots: list[Path], folder: Path, progress: bool = True) -> SampleIndex:
     """The line index of the annotated folders' records (built or reused in ``folder``), for `record_at`."""
     from idportrait.shards.index import build_index
 
     for root in roots:
         if not (Path(root) / RECORDS).is_file():
             raise UserError("no annotated records (run `idportrait annotate` first)", Path(root) / RECORDS)
-    return build_index([str(Path(root) / RECORDS) for root in roots], "lines", folder)
+    sources = [str((Path(root) / RECORDS).resolve()) for root in roots]
+    return build_index(sources, "lines", folder, progress=progress)
 
 
 def record_at(index: SampleIndex, i: int) -> tuple[Path, dict[str, Any]]:

@@ -109,10 +109,11 @@ SOURCE_SUFFIXES = {"tar": ".tar", "lines": ".jsonl"}
 
 
 def find_sources(paths: list[str | Path], kind: str) -> list[str]:
-    """The source files of ``paths``: files as given, folders as their ``*.tar`` / ``*.jsonl`` files (sorted)."""
+    """The source files of ``paths`` as absolute paths: files as given, folders as their ``*.tar`` / ``*.jsonl``
+    files (sorted)."""
     sources: list[str] = []
     for path in paths:
-        path = Path(path)
+        path = Path(path).resolve()
         if path.is_dir():
             found = sorted(str(p) for p in path.glob(f"*{SOURCE_SUFFIXES[kind]}") if p.is_file())
             if not found:
@@ -122,6 +123,11 @@ def find_sources(paths: list[str | Path], kind: str) -> list[str]:
             sources.append(str(path))
         else:
             raise UserError("not found, or not a file or folder", path)
+    seen: set[str] = set()
+    for source in sources:
+        if source in seen:
+            raise UserError("given twice (its samples would be trained on twice per epoch)", source)
+        seen.add(source)
     return sources
 
 

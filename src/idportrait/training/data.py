@@ -96,7 +96,7 @@ def open_training_data(config: Any, data_kind: str, progress: bool = True) -> An
     if data_kind == "fgid":
         from idportrait.annotate.schema import open_records
 
-        return open_records(list(config.data), folder)
+        return open_records(list(config.data), folder, progress)
     data_format = resolve_data_format(list(config.data), config.data_format)
     if data_format == "faceid6m-jsonl":
         index = build_index(find_sources(config.data, "lines"), "lines", folder, progress=progress)
