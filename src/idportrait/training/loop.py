@@ -320,21 +320,19 @@ def _append_log(path: Path, entry: dict[str, Any]) -> None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Keep only the log lines of steps <= ``step`` (the ones the resumed state includes)."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if entry["step"] <= step:
-            kept.append(line)
+    """Keep only the log lines of steps <= ``step`` (the ones the resumed state includes), one line at a time."""
     from idportrait.imageio import atomic_open
 
-    with atomic_open(path, "w") as f:
-        f.write("".join(k + "\n" for k in kept))
+    if not path.exists():
+        return
+    with open(path) as src, atomic_open(path, "w") as dst:
+        for line in src:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry["step"] <= step:
+                dst.write(line.rstrip("\n") + "\n")
 
 
 def read_log(output_dir: Path) -> list[dict[str, Any]]:
