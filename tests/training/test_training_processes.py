@@ -31,7 +31,7 @@ def _env() -> dict[str, str]:
 def _run(shards: Path, out: Path, base: Path, steps: int, processes: int) -> None:
     """``steps`` optimizer steps of a global batch of 2: one process of batch 2, or two of batch 1 (torchrun)."""
     args = _train_args(shards, out, base, steps, every=2, batch=2 // processes)
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", "2"] if processes == 2 else []
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] if processes == 2 else []
     subprocess.run([sys.executable, *launcher, *args], check=True, env=_env(), capture_output=True, timeout=600)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from idportrait.errors import UserError
 from idportrait.shards.files import read_file
 from idportrait.shards.index import SampleIndex
-from idportrait.shards.reader import FaceIDSample
+from idportrait.shards.layout import FaceIDSample
 
 IMAGE_FIELDS = ("image_file", "file_name")
 CAPTION_FIELD = "additional_feature"

@@ -1,4 +1,5 @@
-"""The FaceID shard layout: webdataset tars of three members per sample, and the sample's JSON record.
+"""The FaceID shard layout: webdataset tars of three members per sample, the sample's JSON record, and
+`FaceIDSample`, one sample as training reads it (from a shard, or from the FaceID-6M release's files).
 
     <stem>.jpg    the image (the downloaded JPEG bytes, or the decoded image re-encoded at quality 95)
     <stem>.txt    the caption, UTF-8
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from idportrait.faces.types import Face
@@ -26,6 +28,22 @@ ROLE_EXTENSIONS = {"image": ("jpg", "jpeg", "png", "webp"), "text": ("txt",), "j
 """Member extensions (lower case) of each role; the first of a role is the one the writer uses."""
 
 EXTENSION_ROLE = {ext: role for role, exts in ROLE_EXTENSIONS.items() for ext in exts}
+
+
+@dataclass
+class FaceIDSample:
+    """One sample: ``record["faces"][0]`` holds the largest face (bbox [4], kps [5][2] px, embedding [D])."""
+
+    key: str
+    source: str
+    image: bytes
+    caption: str
+    record: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """``<source file name>:<key>``, how messages and training logs name the sample."""
+        return f"{self.source}:{self.key}"
 
 
 def split_member(name: str) -> tuple[str, str] | None:

@@ -9,31 +9,14 @@ are turned into the same record by `faceid6m`. Nothing is decoded here: the imag
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from idportrait.errors import UserError
+from idportrait.shards.faceid6m import release_sample
 from idportrait.shards.index import SampleIndex
-from idportrait.shards.layout import span_key
-
-
-@dataclass
-class FaceIDSample:
-    """One sample: ``record["faces"][0]`` holds the largest face (bbox [4], kps [5][2] px, embedding [D])."""
-
-    key: str
-    source: str
-    image: bytes
-    caption: str
-    record: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        """``<source file name>:<key>``, how messages and training logs name the sample."""
-        return f"{self.source}:{self.key}"
+from idportrait.shards.layout import FaceIDSample, span_key
 
 
 def member(span: bytes, entry: np.void, role: str) -> bytes:
@@ -71,6 +54,4 @@ class FaceIDSamples:
     def __getitem__(self, i: int) -> FaceIDSample:
         if self.index.kind == "tar":
             return tar_sample(self.index, i)
-        from idportrait.shards.faceid6m import release_sample
-
         return release_sample(self.index, i, self.root)

@@ -25,8 +25,8 @@ from PIL import Image
 
 from idportrait.errors import UserError
 from idportrait.imageio import decode_image
-from idportrait.shards.layout import ROLES
-from idportrait.shards.reader import FaceIDSample, FaceIDSamples
+from idportrait.shards.layout import ROLES, FaceIDSample
+from idportrait.shards.reader import FaceIDSamples
 
 DATA_FORMATS = ("auto", "faceid-shards", "faceid6m-jsonl")
 """``--data-format`` of the methods that train on FaceID samples; "auto": JSON-lines files -> faceid6m-jsonl."""
