@@ -15,12 +15,13 @@ served from the page cache (the numbers measure the code, not the disk). Every m
 - index RSS MB: peak RSS (VmHWM) of the process that built the index from index files and read one sample.
 - train s / train RSS MB: ``idportrait train ipadapter-faceid --max-steps 1`` on a tiny SD1.5 base at 64 px,
   ``--num-workers 0``: the whole command (interpreter, imports, models, index, one step) and its peak RSS; the
-  fastest of ``--repeats`` runs (each into a new folder, so each builds the index from the index files).
+  fastest of ``--repeats`` rounds over all sizes (each run into a new folder, so each builds the index from the
+  index files).
 - eager s / eager RSS MB: every sample's bytes and parsed JSON in one list, as training did before the index
   (up to ``--eager-max`` samples).
 - loader samples/s: `FaceIDShardDataset` at 512 px (decode, crop, resize, tokenize) through the training
-  DataLoader, batch 8, with 0, 1 and 2 workers; the first batch (worker start) is not timed; the best of
-  ``--repeats`` runs.
+  DataLoader, batch 8, with 0, 1 and 2 workers, from the loader's start (workers included) to the last of
+  ``--loader-samples`` samples; the best of the ``--repeats`` rounds.
 """
 
 from __future__ import annotations
@@ -169,10 +170,8 @@ index, workers, count = SampleIndex(Path(sys.argv[1])), int(sys.argv[2]), int(sy
 tokenizer = clip_tokenizer_from_bpe(Path(sys.argv[4]))
 dataset = FaceIDShardDataset(FaceIDSamples(index), tokenizer, clip_image_processor(), 512, plus=False)
 loader = make_loader(dataset, EpochSampler(len(dataset), 0), 8, stack_collate, workers, False, 0)
-batches = iter(loader)
-next(batches)
 start, seen = time.perf_counter(), 0
-for batch in batches:
+for batch in loader:
     seen += len(batch["keys"])
     if seen >= count:
         break
@@ -201,7 +200,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,4000,16000,64000", help="Sample counts, multiples of --shard-size.")
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--eager-max", type=int, default=16000, help="Largest N for the eager reader (RAM).")
-    parser.add_argument("--loader-samples", type=int, default=192, help="Samples timed per loader row.")
+    parser.add_argument("--loader-samples", type=int, default=256, help="Samples timed per loader row.")
     parser.add_argument("--repeats", type=int, default=2, help="Runs of the train command and the loader (best).")
     parser.add_argument("--workdir", type=Path, default=None, help="Where the shards go (default: a temp folder).")
     args = parser.parse_args()
@@ -215,7 +214,7 @@ def main() -> None:
         clip_tokenizer_from_bpe(root / "tokenizer")
         base = save_tiny_sd15(root / "sd15")
         jpeg_kb = np.mean([len(p) for p in photo_pool()]) / 1024
-        rows = []
+        index_rows = {}
         for n in sizes:
             bare, indexed = root / f"bare-{n}", root / f"indexed-{n}"
             link_dataset(bare, distinct, n, args.shard_size, with_index_files=False)
@@ -223,16 +222,20 @@ def main() -> None:
             cold = run_json(["-c", INDEX_SCRIPT, str(bare), str(root / f"cold-{n}")])
             warm = run_json(["-c", INDEX_SCRIPT, str(indexed), str(root / f"warm-{n}")])
             reuse = run_json(["-c", INDEX_SCRIPT, str(indexed), str(root / f"warm-{n}")])
-            train_s, train_rss = min(train_command(indexed, root / f"run-{n}-{r}", base) for r in range(args.repeats))
             eager = run_json(["-c", EAGER_SCRIPT, str(indexed)]) if n <= args.eager_max else None
-            loader = [
-                max(run_json(["-c", LOADER_SCRIPT, str(root / f"warm-{n}"), str(w), str(args.loader_samples),
-                              str(root / "tokenizer")])["samples_per_s"] for _ in range(args.repeats))
-                for w in (0, 1, 2)
-            ]  # fmt: skip
-            rows.append((n, cold, warm, reuse, train_s, train_rss, eager, loader))
-            console.print(f"N={n} done", style="dim")
+            index_rows[n] = (cold, warm, reuse, eager)
             shutil.rmtree(bare)
+        train = {n: (float("inf"), 0.0) for n in sizes}
+        loader = {n: [0.0, 0.0, 0.0] for n in sizes}
+        for repeat in range(args.repeats):  # every size once per round: the machine's load falls on all alike
+            for n in sizes:
+                train[n] = min(train[n], train_command(root / f"indexed-{n}", root / f"run-{n}-{repeat}", base))
+                for w in (0, 1, 2):
+                    speed = run_json(["-c", LOADER_SCRIPT, str(root / f"warm-{n}"), str(w), str(args.loader_samples),
+                                      str(root / "tokenizer")])["samples_per_s"]  # fmt: skip
+                    loader[n][w] = max(loader[n][w], speed)
+            console.print(f"round {repeat + 1} of {args.repeats} done", style="dim")
+        rows = [(n, *index_rows[n][:3], *train[n], index_rows[n][3], loader[n]) for n in sizes]
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
