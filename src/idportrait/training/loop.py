@@ -223,6 +223,7 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     if accelerator.is_main_process:
         objective.export(accelerator.unwrap_model(model), out)
         accelerator.print(f"adapter written to {out}; checkpoints in {output_dir / 'checkpoints'}; log {log_path}")
+    accelerator.wait_for_everyone()  # a process that tore its process group down alone could wait on it forever
     accelerator.end_training()
     return out
 
