@@ -1,7 +1,7 @@
 """The import graph of ``src/idportrait``, read from the source: no cycle, no upward import, no `tiny` in production.
 
-Layers, bottom up (architecture.md): the ground floor, faces, adapters, pipelines, methods, generate, the jobs
-(which may import each other sideways, without a cycle), then the command line and the offline demo.
+Layers, bottom up (architecture.md): the ground floor, faces, the shard format, adapters, pipelines, methods, generate,
+the jobs (which may import each other sideways, without a cycle), then the command line and the offline demo.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ SRC = Path(idportrait.__file__).parent
 LAYERS = [
     {"idportrait", "errors", "imageio", "registry", "devices", "hub"},
     {"faces"},
+    {"shards"},
     {"adapters"},
     {"pipelines"},
     {"methods"},

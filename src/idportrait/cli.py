@@ -21,6 +21,7 @@ from idportrait.faces.command import app as faces_app
 from idportrait.generate.command import generate_batch
 from idportrait.generate.single_command import generate
 from idportrait.serve.command import serve
+from idportrait.shards.command import index_command
 from idportrait.training.command import app as train_app
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 
 app.add_typer(curate_app, name="curate")
+app.command("index")(index_command)
 app.command("annotate")(annotate_command)
 app.add_typer(train_app, name="train")
 app.command("generate")(generate)

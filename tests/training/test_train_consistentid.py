@@ -82,6 +82,7 @@ def test_objective_captures_cross_attention_of_the_spec_layers_only(tmp_path, ti
 
     from idportrait.adapters.consistentid.attention import ConsistentIPAttnProcessor
     from idportrait.training.consistentid import ConsistentIDObjective
+    from idportrait.training.data import open_training_data
     from idportrait.training.loop import TrainConfig
 
     config = TrainConfig(
@@ -89,7 +90,8 @@ def test_objective_captures_cross_attention_of_the_spec_layers_only(tmp_path, ti
         image_encoder=str(tiny_base / "image_encoder"), resolution=64, lora_rank=4,
         method_options={"adapter_size": "small"},
     )  # fmt: skip
-    objective = ConsistentIDObjective(config, torch.device("cpu"), torch.float32)
+    data = open_training_data(config, ConsistentIDObjective.data_kind, progress=False)
+    objective = ConsistentIDObjective(config, data, torch.device("cpu"), torch.float32)
     unet = objective.frozen.unet
     armed = [p.name for p in unet.attn_processors.values() if getattr(p, "capture", None) is not None]
     cross = [n.removesuffix(".processor") for n in unet.attn_processors if n.endswith("attn2.processor")]
@@ -121,3 +123,25 @@ def test_objective_captures_cross_attention_of_the_spec_layers_only(tmp_path, ti
     assert model.image_proj.proj[0].weight.grad.abs().sum() > 0
     assert model.adapter_modules[1].to_k_ip.weight.grad.abs().sum() > 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora.up" in n)
+
+
+def test_fgid_records_are_read_one_line_at_a_time(tmp_path, fgid_folder):
+    import shutil
+
+    from idportrait.annotate import schema
+
+    second = tmp_path / "second"
+    shutil.copytree(fgid_folder, second)
+    (second / "records.jsonl.idx.arrow").unlink(missing_ok=True)
+    index = schema.open_records([fgid_folder, second], tmp_path / "index")
+    records = schema.read_records(fgid_folder)
+    n = len(records)
+    assert n >= 2 and len(index) == 2 * n
+    want = [(fgid_folder, r) for r in records] + [(second, r) for r in records]
+    assert [schema.record_at(index, i) for i in range(2 * n)] == want
+    assert (second / "records.jsonl.idx.arrow").is_file()  # its line index, built in one pass
+
+    extra = {**records[0], "key": "appended"}
+    schema.append_record(second, extra)  # annotation resumed and appended a record
+    index = schema.open_records([fgid_folder, second], tmp_path / "index")
+    assert len(index) == 2 * n + 1 and schema.record_at(index, 2 * n) == (second, extra)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pickle
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_runs import run_cli
 from training_shards import write_faceid_shard
 
-from idportrait.cli import main
 from idportrait.training import checkpoint as ckpt
 
 
@@ -25,20 +24,10 @@ class CreatesFile:
         return (open, (str(self.path), "w"))
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
-    """Exit code and the lines on stderr."""
-    monkeypatch.setattr(sys, "argv", ["idportrait", *args])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return exit_.value.code, err.strip().splitlines()
-
-
 def train_args(data: Path, out: Path, base: Path, steps: int = 2, rank: int = 4) -> list[str]:
     return ["train", "ipadapter-faceid", "--data", str(data), "--output-dir", str(out), "--base", str(base),
             "--resolution", "32", "--batch-size", "2", "--max-steps", str(steps), "--checkpointing-steps", "1",
-            "--lora-rank", str(rank)]  # fmt: skip
+            "--lora-rank", str(rank), "--num-workers", "0"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +55,11 @@ def test_checkpoint_holds_only_data_files(one_step_run):
         "model.safetensors", "optimizer.pt", "random_states_0.json", "state.json",
     ]  # fmt: skip
     state = ckpt.read_state(folder)
-    assert (state["global_step"], state["batches_seen"]) == (1, 1)
+    assert (state["global_step"], state["samples_seen"], state["num_processes"]) == (1, 2, 1)
     assert state["settings"]["lora_rank"] == 4 and state["settings"]["method"] == "FaceIDObjective"
+    assert state["settings"]["global_batch_size"] == 2 and "data" not in state["settings"]
+    shard = one_step_run[0]
+    assert state["data"] == {"kind": "tar", "samples": 4, "sources": [[str(shard), shard.stat().st_size, 4]]}
 
 
 def test_pickled_payload_in_optimizer_state_is_refused_and_never_runs(monkeypatch, capsys, tmp_path, tiny_base,
@@ -107,6 +99,24 @@ def test_resume_with_another_lora_rank_names_the_setting(monkeypatch, capsys, tm
     assert code == 2
     assert err.startswith("error: ") and "lora_rank 8 (checkpoint: 4)" in err and "--no-resume" in err
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["checkpoint_0"]  # nothing trained
+
+
+def test_resume_on_changed_data_is_refused_unless_allowed(monkeypatch, capsys, tmp_path, tiny_base, one_step_run):
+    shard, run = copy_run(one_step_run, tmp_path)
+    data = tmp_path / "shard.tar"
+    shutil.copy(shard, data)
+    args = train_args(data, run, tiny_base)
+    code, [err] = run_cli(monkeypatch, capsys, *args)  # another path: the same bytes, somewhere else
+    assert code == 2 and f"cannot resume on other data: {data} added; {shard} removed;" in err
+    assert "--allow-changed-data" in err and "--no-resume" in err
+
+    write_faceid_shard(data, n=6)
+    code, _ = run_cli(monkeypatch, capsys, *args, "--allow-changed-data")
+    assert code == 0
+    assert ckpt.read_state(ckpt.latest_checkpoint(run / "checkpoints"))["data"]["samples"] == 6
+    write_faceid_shard(data, n=8)
+    code, [err] = run_cli(monkeypatch, capsys, *args, "--max-steps", "3")
+    assert code == 2 and f"cannot resume on other data: {data} changed (" in err and ", 6 -> 8 samples)" in err
 
 
 def test_rng_state_roundtrips_through_json():

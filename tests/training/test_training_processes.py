@@ -1,8 +1,10 @@
-"""The training CLI in real processes: two DDP workers (gloo, CPU), and a SIGKILL followed by a resume."""
+"""The training CLI in real processes: DDP (gloo, CPU) with elastic resume 2 -> 1 and 1 -> 2 processes, and a
+SIGKILL followed by a resume."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,12 +16,13 @@ import torch
 from safetensors.torch import load_file
 from training_shards import write_faceid_shard
 
+from idportrait.training import checkpoint as ckpt
 from idportrait.training.loop import read_log
 
 
-def _train_args(shards: Path, out: Path, base: Path, steps: int, every: int) -> list[str]:
+def _train_args(shards: Path, out: Path, base: Path, steps: int, every: int, batch: int = 1) -> list[str]:
     return ["-m", "idportrait.cli", "train", "ipadapter-faceid", "--data", str(shards), "--output-dir", str(out),
-            "--base", str(base), "--resolution", "32", "--batch-size", "1", "--max-steps", str(steps),
+            "--base", str(base), "--resolution", "32", "--batch-size", str(batch), "--max-steps", str(steps),
             "--checkpointing-steps", str(every), "--lora-rank", "4", "--lr", "1e-3"]  # fmt: skip
 
 
@@ -27,21 +30,48 @@ def _env() -> dict[str, str]:
     return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
 
 
-@pytest.mark.slow
-def test_two_ddp_processes_shard_the_data(tmp_path, tiny_base):
-    shards = tmp_path / "shards"
+def _run(shards: Path, out: Path, base: Path, steps: int, processes: int) -> None:
+    """``steps`` optimizer steps of a global batch of 2: one process of batch 2, or two of batch 1 (torchrun)."""
+    args = _train_args(shards, out, base, steps, every=2, batch=2 // processes)
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] if processes == 2 else []
+    subprocess.run([sys.executable, *launcher, *args], check=True, env=_env(), capture_output=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def elastic_data(tmp_path_factory, tiny_base) -> tuple[Path, Path]:
+    """5 samples (2 steps of 2 per epoch) and an uninterrupted single-process run of 5 steps (checkpoints at
+    steps 2 and 4)."""
+    root = tmp_path_factory.mktemp("elastic")
+    shards = root / "shards"
     shards.mkdir()
-    write_faceid_shard(shards / "s.tar", n=6)
-    out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           *_train_args(shards, out, tiny_base, steps=4, every=2)]  # fmt: skip
-    subprocess.run(cmd, check=True, env=_env(), capture_output=True, timeout=600)
-    log = read_log(out)
-    assert [e["epoch"] for e in log] == [0, 0, 0, 1]  # 6 samples / 2 processes = 3 steps per epoch
-    assert len({k for e in log[:3] for k in e["keys"]}) == 3
-    checkpoint = out / "checkpoints" / "checkpoint_1"
-    assert (checkpoint / "random_states_0.json").is_file() and (checkpoint / "random_states_1.json").is_file()
-    assert (out / "adapter.safetensors").is_file()
+    write_faceid_shard(shards / "s.tar", n=5)
+    _run(shards, root / "straight", tiny_base, steps=5, processes=1)
+    return shards, root / "straight"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("before", "after"), [(2, 1), (1, 2)])
+def test_elastic_resume_continues_at_the_same_global_sample(tmp_path, tiny_base, elastic_data, before, after):
+    shards, straight_run = elastic_data
+    straight = read_log(straight_run)
+    assert [e["epoch"] for e in straight] == [0, 0, 1, 1, 2]
+    assert all(len(e["keys"]) == 2 for e in straight) and len({k for e in straight[:2] for k in e["keys"]}) == 4
+
+    out = tmp_path / "run"
+    if before == 1:  # the uninterrupted run as it stood after step 3: its checkpoint of step 2
+        shutil.copytree(straight_run, out)
+        shutil.rmtree(out / "checkpoints" / "checkpoint_1")
+    else:
+        _run(shards, out, tiny_base, steps=3, processes=before)  # checkpoint at step 2; step 3 is redone after
+    rng_files = sorted(p.name for p in (out / "checkpoints" / "checkpoint_0").glob("random_states_*.json"))
+    assert rng_files == [f"random_states_{rank}.json" for rank in range(before)]
+    _run(shards, out, tiny_base, steps=5, processes=after)
+
+    resumed = read_log(out)
+    assert [e["step"] for e in resumed] == [1, 2, 3, 4, 5]
+    assert [e["keys"] for e in resumed] == [e["keys"] for e in straight]  # nothing skipped or repeated
+    assert [e["epoch"] for e in resumed] == [0, 0, 1, 1, 2]
+    assert ckpt.read_state(out / "checkpoints" / "checkpoint_1")["num_processes"] == after
 
 
 @pytest.mark.slow

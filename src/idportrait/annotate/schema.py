@@ -19,42 +19,75 @@ Record fields::
     marked_facial_caption   class words marked with <|facial|>, clauses in caption order (`text.mark_caption`)
     marked_regions          regions whose class word was found (region order)
     models                  {"vlm", "face_analyzer", "face_parser"}
+
+Training reads the records lazily (`open_records`, `record_at`): a line index of ``records.jsonl`` (its
+``records.jsonl.idx.arrow``, see `idportrait.shards.index_file`) and one line read per sample asked for.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from idportrait.errors import UserError
 from idportrait.faces.types import Face, Parsing
 from idportrait.imageio import append_lines, atomic_open, save_image
+
+if TYPE_CHECKING:
+    from idportrait.shards.index import SampleIndex
 
 RECORDS = "records.jsonl"
 PERSON = "person"
 
 
-def read_records(root: Path) -> list[dict[str, Any]]:
-    """All complete records (a torn last line from a killed run is ignored)."""
+def iter_records(root: Path) -> Iterator[dict[str, Any]]:
+    """The complete records, one line at a time (a torn last line from a killed run is skipped)."""
     path = Path(root) / RECORDS
     if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def read_records(root: Path) -> list[dict[str, Any]]:
+    """All complete records."""
+    return list(iter_records(root))
 
 
 def done_keys(root: Path) -> set[str]:
     """Keys already annotated in ``root``."""
-    return {r["key"] for r in read_records(root)}
+    return {r["key"] for r in iter_records(root)}
+
+
+def open_records(roots: list[Path], folder: Path, progress: bool = True) -> SampleIndex:
+    """The line index of the annotated folders' records (built or reused in ``folder``), for `record_at`."""
+    from idportrait.shards.index import build_index
+
+    for root in roots:
+        if not (Path(root) / RECORDS).is_file():
+            raise UserError("no annotated records (run `idportrait annotate` first)", Path(root) / RECORDS)
+    sources = [str((Path(root) / RECORDS).resolve()) for root in roots]
+    return build_index(sources, "lines", folder, progress=progress)
+
+
+def record_at(index: SampleIndex, i: int) -> tuple[Path, dict[str, Any]]:
+    """(annotated folder, record) of sample ``i``: one line read from its ``records.jsonl``."""
+    entry, line = index.read(i)
+    path = Path(index.source(entry).path)
+    try:
+        return path.parent, json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"line at byte {int(entry['offset'])} is not a record ({err})", path) from None
 
 
 def repair(root: Path) -> None:

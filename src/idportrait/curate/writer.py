@@ -1,7 +1,9 @@
 """Outputs of one shard, each written atomically (temp name, then rename), the stats file last.
 
     <out>/shards/<name>.tar          webdataset: <key>.jpg, <key>.txt, <key>.json (faces: bbox, kps,
-                                     score, embedding), kept samples only
+                                     score, embedding), kept samples only (`idportrait.shards.layout`)
+    <out>/shards/<name>.tar.idx.arrow  each kept sample's member offsets, what training reads it by
+                                     (`idportrait.shards.writer`, written right after the tar)
     <out>/index/<name>.parquet       one row per kept sample (key, shard, caption, size, faces...)
     <out>/decisions/<name>.parquet   one row per input sample (key, reason, sizes, face ratio)
     <out>/stats/<name>.json          counts per drop reason and per text step; marks the shard done
@@ -15,20 +17,17 @@ from __future__ import annotations
 
 import io
 import json
-import re
-import tarfile
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.filters import confident_faces, largest_face_ratio
 from idportrait.curate.types import Decision, Sample
-from idportrait.errors import disk_full_error, find_disk_full
 from idportrait.faces.types import Face
+from idportrait.shards.files import atomic_output
+from idportrait.shards.layout import face_record, safe_key
+from idportrait.shards.writer import write_shard
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,41 +39,6 @@ FAILURES_DIR = "failures"
 def output_path(out: str, kind: str, name: str) -> str:
     suffix = {STATS_DIR: ".json", FAILURES_DIR: ".json", SHARDS_DIR: ".tar"}.get(kind, ".parquet")
     return f"{out.rstrip('/')}/{kind}/{name}{suffix}"
-
-
-@contextmanager
-def atomic_output(path: str) -> Iterator[IO[bytes]]:
-    """Write to ``<path>.<random>.tmp`` through fsspec, then move it onto ``path``; on failure the temporary file is
-    removed, and a full disk becomes one `DiskFullError` naming the folder."""
-    import fsspec
-
-    fs, _, (real,) = fsspec.get_fs_token_paths(path)
-    fs.makedirs(real.rsplit("/", 1)[0], exist_ok=True)
-    tmp = f"{real}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with fs.open(tmp, "wb") as f:
-            yield f
-        fs.mv(tmp, real)
-    except BaseException as err:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        if isinstance(err, Exception) and find_disk_full(err) is not None:
-            raise disk_full_error(err, path) from None
-        raise
-
-
-def safe_key(key: str) -> str:
-    """A webdataset-safe member stem (no dots or slashes, which would split the sample)."""
-    return re.sub(r"[^\w\-]", "_", key)
-
-
-def face_record(face: Face) -> dict[str, Any]:
-    return {
-        "bbox": [round(float(v), 2) for v in face.bbox],
-        "kps": [[round(float(x), 2), round(float(y), 2)] for x, y in face.kps],
-        "score": round(float(face.score), 4),
-        "embedding": None if face.embedding is None else [float(v) for v in face.embedding],
-    }
 
 
 def _jpeg_bytes(sample: Sample) -> bytes:
@@ -93,7 +57,7 @@ class ShardWriter:
 
     def __init__(self, out: str, name: str, source: str, cfg: CurateConfig) -> None:
         self.out, self.name, self.source, self.cfg = out, name, source, cfg
-        self.members: list[tuple[str, bytes]] = []
+        self.members: list[tuple[str, dict[str, bytes]]] = []
         self.index_rows: list[dict[str, Any]] = []
         self.decision_rows: list[dict[str, Any]] = []
 
@@ -131,12 +95,12 @@ class ShardWriter:
             "source": self.source,
             "meta": sample.meta,
         }
-        for ext, data in (
-            ("jpg", _jpeg_bytes(sample)),
-            ("txt", sample.caption.encode("utf-8")),
-            ("json", json.dumps(record, ensure_ascii=False).encode("utf-8")),
-        ):
-            self.members.append((f"{stem}.{ext}", data))
+        members = {
+            "image": _jpeg_bytes(sample),
+            "text": sample.caption.encode("utf-8"),
+            "json": json.dumps(record, ensure_ascii=False).encode("utf-8"),
+        }
+        self.members.append((stem, members))
         embedding = faces[0].normed_embedding if faces and faces[0].embedding is not None else None
         self.index_rows.append(
             {
@@ -154,15 +118,11 @@ class ShardWriter:
         )
 
     def close(self, stats: dict[str, Any]) -> None:
-        """Write tar, index, decisions, then the stats file (the done marker)."""
+        """Write tar (with its index file), index, decisions, then the stats file (the done marker)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        with atomic_output(output_path(self.out, SHARDS_DIR, self.name)) as f, tarfile.open(fileobj=f, mode="w") as tar:
-            for name, data in self.members:
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
+        write_shard(output_path(self.out, SHARDS_DIR, self.name), self.members)
         for kind, rows, schema in (
             (INDEX_DIR, self.index_rows, index_schema),
             (DECISIONS_DIR, self.decision_rows, decisions_schema),

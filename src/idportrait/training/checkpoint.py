@@ -5,10 +5,11 @@
         optimizer.pt                the optimizer state (tensors and numbers; read with ``weights_only=True``)
         scaler.json                 the fp16 gradient scaler state (only with ``--mixed-precision fp16``)
         random_states_<rank>.json   Python, NumPy and torch RNG states of each process
-        state.json                  progress counters, accelerate's micro-step and the run's settings
+        state.json                  progress (optimizer steps, global samples seen), accelerate's micro-step,
+                                    the process count, the run's settings and its data's fingerprint
 
 ``state.json`` is written last, once every process is done: a folder without it (killed mid-save) is skipped.
-A resume refuses a checkpoint whose settings differ from the run's, and any file that is not plain data.
+A resume refuses a checkpoint whose settings or data differ from the run's, and any file that is not plain data.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import nn
 from idportrait.errors import CheckpointError
 from idportrait.hub import first_line, read_torch_file
 from idportrait.imageio import atomic_open, write_json
+from idportrait.shards.index import fingerprint_changes
 
 STATE = "state.json"
 MODEL = "model.safetensors"
@@ -120,7 +122,7 @@ def load_weights(folder: Path, model: nn.Module, optimizer: Any, scaler: Any, de
     from safetensors.torch import load_model
 
     try:
-        load_model(model, str(folder / MODEL), strict=True, device=str(device))
+        load_model(model, str(folder / MODEL), strict=True, device="cpu" if device.type == "cpu" else str(device))
     except (OSError, RuntimeError, SafetensorError) as err:
         raise CheckpointError(f"unusable model weights ({first_line(err)})", folder / MODEL) from None
     optimizer_state = read_torch_file(folder / OPTIMIZER, "optimizer state")
@@ -163,3 +165,17 @@ def check_settings(folder: Path, saved: dict[str, Any], current: dict[str, Any])
             "rerun with the checkpoint's settings, --no-resume or another --output-dir",
             folder,
         )
+
+
+def check_data(folder: Path, saved: dict[str, Any], current: dict[str, Any], allow_changed: bool) -> list[str]:
+    """Refuse to resume from ``folder`` on data other than its own (the index fingerprints differ), unless
+    ``allow_changed``; returns what changed (empty when nothing did)."""
+    changes = fingerprint_changes(saved, current)
+    if changes and not allow_changed:
+        shown = "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+        raise CheckpointError(
+            f"cannot resume on other data: {shown}; rerun with the checkpoint's data, --allow-changed-data to go "
+            "on with this data from the same sample position, --no-resume or another --output-dir",
+            folder,
+        )
+    return changes

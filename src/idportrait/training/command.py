@@ -22,7 +22,12 @@ app = typer.Typer(
 )
 
 Data = Annotated[
-    list[Path], typer.Option("--data", help="Input data (repeatable): an annotated FGID folder or FaceID .tar shards.")
+    list[Path],
+    typer.Option(
+        "--data",
+        help="Input data (repeatable): an annotated FGID folder, FaceID .tar shards or folders of them, or the "
+        "FaceID-6M release's JSON-lines files.",
+    ),
 ]
 OutputDir = Annotated[Path, typer.Option("--output-dir", help="Checkpoints, train_log.jsonl and the adapter go here.")]
 Base = Annotated[str, typer.Option("--base", help="Base model (hub id or diffusers folder).")]
@@ -42,6 +47,29 @@ CheckpointsTotalLimit = Annotated[
 LoraRank = Annotated[int, typer.Option("--lora-rank", min=1, help="LoRA rank of every attention.")]
 Seed = Annotated[int, typer.Option(help="Seed of the data order, noise and drops.")]
 Resume = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the latest checkpoint.")]
+NumWorkers = Annotated[
+    int | None,
+    typer.Option("--num-workers", min=0, help="DataLoader workers per process (default: the cores shared, up to 8)."),
+]
+AllowChangedData = Annotated[
+    bool,
+    typer.Option(
+        "--allow-changed-data", help="Resume on data other than the checkpoint's (from the same sample position)."
+    ),
+]
+DataFormat = Annotated[
+    str,
+    typer.Option(
+        "--data-format",
+        help="faceid-shards (curated .tar), faceid6m-jsonl (the release's JSON lines) or auto (by file name).",
+    ),
+]
+DataRoot = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-root", help="faceid6m-jsonl: the folder its image and .npy paths are under (default: beside it)."
+    ),
+]
 
 
 def train_config(
@@ -58,19 +86,21 @@ def train_config(
     checkpoints_total_limit: int,
     seed: int,
     resume: bool,
+    num_workers: int | None,
+    allow_changed_data: bool,
     **method: Any,
 ) -> Any:
-    """`TrainConfig` from the shared options; ``method``: ``image_encoder``, ``lora_rank``, ``method_options``."""
-    from idportrait.training.loop import TrainConfig, check_config
+    """`TrainConfig` from the shared options; ``method``: ``image_encoder``, ``lora_rank``, ``data_format``,
+    ``data_root``, ``method_options``. `train` checks every value before anything loads."""
+    from idportrait.training.loop import TrainConfig
 
-    config = TrainConfig(
+    return TrainConfig(
         data=data, output_dir=output_dir, base_model=base, resolution=resolution, train_batch_size=batch_size,
         gradient_accumulation_steps=grad_accum, learning_rate=lr, max_train_steps=max_steps,
         mixed_precision=mixed_precision, checkpointing_steps=checkpointing_steps,
-        checkpoints_total_limit=checkpoints_total_limit, seed=seed, resume=resume, **method,
+        checkpoints_total_limit=checkpoints_total_limit, seed=seed, resume=resume, dataloader_num_workers=num_workers,
+        allow_changed_data=allow_changed_data, **method,
     )  # fmt: skip
-    check_config(config)
-    return config
 
 
 @app.command("consistentid")
@@ -90,6 +120,8 @@ def consistentid(
     lora_rank: LoraRank = 128,
     seed: Seed = 42,
     resume: Resume = True,
+    num_workers: NumWorkers = None,
+    allow_changed_data: AllowChangedData = False,
     facial_weight: Annotated[float, typer.Option(help="Weight of the facial attention localization loss.")] = 0.01,
     mask_loss_prob: Annotated[float, typer.Option(help="Probability of restricting the MSE to the person mask.")] = 0.5,
     adapter_size: Annotated[
@@ -106,7 +138,8 @@ def consistentid(
 
     config = train_config(
         data, output_dir, base, resolution, batch_size, grad_accum, lr, max_steps, mixed_precision,
-        checkpointing_steps, checkpoints_total_limit, seed, resume, image_encoder=image_encoder, lora_rank=lora_rank,
+        checkpointing_steps, checkpoints_total_limit, seed, resume, num_workers, allow_changed_data,
+        image_encoder=image_encoder, lora_rank=lora_rank,
         method_options={"facial_weight": facial_weight, "mask_loss_prob": mask_loss_prob, "adapter_size": adapter_size,
                         "pairing": region_pairing},
     )  # fmt: skip
@@ -136,12 +169,17 @@ def ipadapter_faceid(
     lora_rank: LoraRank = 128,
     seed: Seed = 42,
     resume: Resume = True,
+    num_workers: NumWorkers = None,
+    allow_changed_data: AllowChangedData = False,
+    data_format: DataFormat = "auto",
+    data_root: DataRoot = None,
 ) -> None:
-    """IP-Adapter-FaceID(-Plus) on curated FaceID shards; exports the released layout."""
+    """IP-Adapter-FaceID(-Plus) on curated FaceID shards or the FaceID-6M release; exports the released layout."""
 
     config = train_config(
         data, output_dir, base, resolution, batch_size, grad_accum, lr, max_steps, mixed_precision,
-        checkpointing_steps, checkpoints_total_limit, seed, resume, image_encoder=image_encoder, lora_rank=lora_rank,
+        checkpointing_steps, checkpoints_total_limit, seed, resume, num_workers, allow_changed_data,
+        image_encoder=image_encoder, lora_rank=lora_rank, data_format=data_format, data_root=data_root,
         method_options={"variant": "faceid-plus" if plus else "faceid"},
     )  # fmt: skip
     from idportrait.training.ipadapter_faceid import FaceIDObjective
@@ -165,15 +203,20 @@ def instantid(
     checkpoints_total_limit: CheckpointsTotalLimit = 3,
     seed: Seed = 42,
     resume: Resume = True,
+    num_workers: NumWorkers = None,
+    allow_changed_data: AllowChangedData = False,
+    data_format: DataFormat = "auto",
+    data_root: DataRoot = None,
     resampler_dim: Annotated[int, typer.Option(help="Resampler width (release 1280).")] = 1280,
     resampler_heads: Annotated[int, typer.Option(help="Resampler heads of 64 (release 20).")] = 20,
 ) -> None:
-    """InstantID on curated FaceID shards; exports the released adapter layout and an IdentityNet folder."""
+    """InstantID on curated FaceID shards or the FaceID-6M release; exports the released adapter layout and an
+    IdentityNet folder."""
 
     config = train_config(
         data, output_dir, base, resolution, batch_size, grad_accum, lr, max_steps, mixed_precision,
-        checkpointing_steps, checkpoints_total_limit, seed, resume,
-        method_options={"dim": resampler_dim, "heads": resampler_heads},
+        checkpointing_steps, checkpoints_total_limit, seed, resume, num_workers, allow_changed_data,
+        data_format=data_format, data_root=data_root, method_options={"dim": resampler_dim, "heads": resampler_heads},
     )  # fmt: skip
     from idportrait.training.instantid import InstantIDObjective
     from idportrait.training.loop import train

@@ -64,16 +64,17 @@ from idportrait.adapters.consistentid.text import (
     token_regions,
     tokenize_with_markers,
 )
+from idportrait.annotate.schema import load_parsing, record_at
+from idportrait.errors import UserError
 from idportrait.faces.labels import MAX_REGIONS
 from idportrait.faces.parsing import region_images
 from idportrait.faces.types import Parsing
 from idportrait.imageio import load_image
-from idportrait.training.data import centre_square, read_fgid_records, square_resize, to_pixel_values
+from idportrait.shards.index import SampleIndex
+from idportrait.training.data import centre_square, square_resize, to_pixel_values
 from idportrait.training.localization_loss import localization_loss_from_token_maps
-from idportrait.training.loop import TrainConfig
+from idportrait.training.loop import TrainConfig, check_number
 from idportrait.training.models import (
-    FrozenSD15,
-    FrozenSDXL,
     base_kind,
     load_frozen_sd15,
     load_frozen_sdxl,
@@ -116,32 +117,27 @@ def resize_mask(mask: np.ndarray, image_size: tuple[int, int], size: int) -> tor
 
 
 class FGIDDataset(torch.utils.data.Dataset):
-    """Annotated FGID records -> ConsistentID training tensors (see module docstring); SDXL items with a
-    ``FrozenSDXL`` base."""
+    """Annotated FGID records (one line of a folder's records.jsonl read when asked for) -> ConsistentID training
+    tensors (see module docstring); SDXL items (plain token ids for both encoders, original size and crop) when
+    given the second tokenizer. Runs in the DataLoader workers."""
 
-    def __init__(
-        self, root: Path, frozen: FrozenSD15 | FrozenSDXL, resolution: int, pairing: str = RELEASE_PAIRING
-    ) -> None:
-        if pairing not in PAIRINGS:
-            raise ValueError(f"unknown region pairing {pairing!r}; expected one of {PAIRINGS}")
-        self.root = root
+    def __init__(self, records: SampleIndex, tokenizer: Any, processor: Any, resolution: int,
+                 pairing: str = RELEASE_PAIRING, tokenizer_2: Any = None) -> None:  # fmt: skip
         self.pairing = pairing
-        self.records = read_fgid_records(root)
-        self.tokenizer = frozen.tokenizer
-        self.tokenizer_2 = getattr(frozen, "tokenizer_2", None)
+        self.records = records
+        self.tokenizer = tokenizer
+        self.tokenizer_2 = tokenizer_2
         add_consistentid_tokens(self.tokenizer)
-        self.processor = frozen.image_processor
+        self.processor = processor
         self.resolution = resolution
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from idportrait.annotate.schema import load_parsing
-
-        record = self.records[index]
-        image = load_image(self.root / record["image"])
-        parsing = load_parsing(self.root, record)
+        root, record = record_at(self.records, index)
+        image = load_image(root / record["image"])
+        parsing = load_parsing(root, record)
         text = training_text(self.tokenizer, record["caption"], record["marked_facial_caption"])
         ids, positions = tokenize_with_markers(self.tokenizer, text)
         token_idx, token_mask = facial_token_index(positions)
@@ -250,7 +246,21 @@ class ConsistentIDObjective:
     """Builds ConsistentID on a frozen SD1.5 or SDXL base (told apart by its UNet) and computes its loss (see
     module docstring)."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, weight_dtype: torch.dtype) -> None:
+    name = "consistentid"
+    data_kind = "fgid"
+    embedding_size = None  # the ID projector is built for the records' embedding size
+
+    @staticmethod
+    def check_options(options: dict[str, Any]) -> None:
+        check_number("--facial-weight", options.get("facial_weight", 0.01), minimum=0)
+        check_number("--mask-loss-prob", options.get("mask_loss_prob", 0.5), minimum=0, maximum=1)
+        for key, option, allowed in (("pairing", "--region-pairing", PAIRINGS),
+                                     ("adapter_size", "--adapter-size", ADAPTER_SIZES)):  # fmt: skip
+            value = options.get(key, allowed[0])
+            if value not in allowed:
+                raise UserError(f"{option} {value}: use one of {', '.join(allowed)}")
+
+    def __init__(self, config: TrainConfig, data: SampleIndex, device: torch.device, weight_dtype: torch.dtype) -> None:
         options = config.method_options
         self.facial_weight = float(options.get("facial_weight", 0.01))
         self.mask_loss_prob = float(options.get("mask_loss_prob", 0.5))
@@ -261,10 +271,15 @@ class ConsistentIDObjective:
             self.frozen = load_frozen_sdxl(config.base_model, device, weight_dtype, config.image_encoder)
         else:
             self.frozen = load_frozen_sd15(config.base_model, config.image_encoder, device, weight_dtype)
-        self.dataset = torch.utils.data.ConcatDataset(
-            [FGIDDataset(Path(root), self.frozen, config.resolution, self.pairing) for root in config.data]
+        self.dataset = FGIDDataset(
+            data,
+            self.frozen.tokenizer,
+            self.frozen.image_processor,
+            config.resolution,
+            self.pairing,
+            getattr(self.frozen, "tokenizer_2", None),
         )
-        id_dim = len(self.dataset.datasets[0].records[0]["face"]["embedding"])
+        id_dim = len(record_at(data, 0)[1]["face"]["embedding"])
         unet = self.frozen.unet
         clip_dim = self.frozen.image_encoder.config.hidden_size
         size = options.get("adapter_size", "release")

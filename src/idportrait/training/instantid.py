@@ -31,16 +31,18 @@ from idportrait import registry
 from idportrait.adapters.consistentid.resampler import PerceiverResampler
 from idportrait.adapters.instantid.checkpoint import NUM_TOKENS, RELEASE_RESAMPLER
 from idportrait.adapters.instantid.kps import draw_kps
+from idportrait.errors import UserError
+from idportrait.shards.reader import FaceIDSamples
 from idportrait.training.data import (
     centre_square,
     decode_sample_image,
     face_embedding,
-    read_faceid_shards,
+    sample_face,
     square_resize,
     to_pixel_values,
 )
 from idportrait.training.loop import TrainConfig
-from idportrait.training.models import FrozenSDXL, load_frozen_sdxl, noised_latents
+from idportrait.training.models import load_frozen_sdxl, noised_latents
 from idportrait.training.steps import sample_drops, stack_collate, tokenize
 
 DROP_FACE, DROP_TEXT, DROP_BOTH = 0.05, 0.05, 0.05
@@ -108,11 +110,12 @@ class InstantIDModel(nn.Module):
 
 
 class InstantIDShardDataset(torch.utils.data.Dataset):
-    """Curated shard samples -> square image, keypoint control image, token ids of both tokenizers, embedding."""
+    """FaceID samples (read when asked for) -> square image [3, R, R], keypoint control image [3, R, R], token ids
+    of both tokenizers [77] each, face embedding [512]. Runs in the DataLoader workers."""
 
-    def __init__(self, paths: list[Path], frozen: FrozenSDXL, resolution: int) -> None:
-        self.samples = read_faceid_shards(paths)
-        self.tokenizers = (frozen.tokenizer, frozen.tokenizer_2)
+    def __init__(self, samples: FaceIDSamples, tokenizers: tuple[Any, Any], resolution: int) -> None:
+        self.samples = samples
+        self.tokenizers = tokenizers
         self.resolution = resolution
 
     def __len__(self) -> int:
@@ -120,27 +123,41 @@ class InstantIDShardDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
+        face = sample_face(sample)
         image = decode_sample_image(sample)
         res = self.resolution
         left, top, side = centre_square(*image.size)
         square = square_resize(image, res)
-        kps = (np.asarray(sample["json"]["faces"][0]["kps"], np.float32) - [left, top]) * (res / side)
+        kps = (np.asarray(face["kps"], np.float32) - [left, top]) * (res / side)
         control = torch.from_numpy(np.asarray(draw_kps((res, res), kps), np.float32) / 255.0).permute(2, 0, 1)
-        ids = [tokenize(tok, sample["txt"]) for tok in self.tokenizers]
+        ids = [tokenize(tok, sample.caption) for tok in self.tokenizers]
         return {
-            "key": f"{sample['source']}:{sample['key']}",
+            "key": sample.name,
             "pixel_values": to_pixel_values(square),
             "control": control,
             "input_ids": ids[0],
             "input_ids_2": ids[1],
-            "id_embeds": face_embedding(sample["json"]),
+            "id_embeds": face_embedding(sample.record),
         }
 
 
 class InstantIDObjective:
     """Builds InstantID on a frozen SDXL base and computes its loss (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, weight_dtype: torch.dtype) -> None:
+    name = "instantid"
+    data_kind = "faceid"
+    embedding_size = RELEASE_RESAMPLER["embedding_dim"]
+
+    @staticmethod
+    def check_options(options: dict[str, Any]) -> None:
+        for key, option in (("dim", "--resampler-dim"), ("heads", "--resampler-heads")):
+            value = options.get(key, RELEASE_RESAMPLER[key])
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"{option} {value}: must be a whole number of at least 1")
+
+    def __init__(
+        self, config: TrainConfig, data: FaceIDSamples, device: torch.device, weight_dtype: torch.dtype
+    ) -> None:
         from diffusers import ControlNetModel
 
         self.frozen = load_frozen_sdxl(config.base_model, device, weight_dtype)
@@ -159,7 +176,7 @@ class InstantIDObjective:
         )
         ip_processors = install_ip_processors(unet)
         self.model = InstantIDModel(unet, resampler, ip_processors, identitynet.float().train()).to(device)
-        self.dataset = InstantIDShardDataset(config.data, self.frozen, config.resolution)
+        self.dataset = InstantIDShardDataset(data, (self.frozen.tokenizer, self.frozen.tokenizer_2), config.resolution)
         self.resolution = config.resolution
         self.empty_ids = (tokenize(self.frozen.tokenizer, ""), tokenize(self.frozen.tokenizer_2, ""))
 

@@ -22,16 +22,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from idportrait.adapters.consistentid.attention import init_ip_from_base, install_consistentid_processors
-from idportrait.adapters.ipadapter_faceid import build_image_proj, save_faceid_adapter
+from idportrait.adapters.ipadapter_faceid import FACEID_VARIANTS, build_image_proj, save_faceid_adapter
+from idportrait.errors import UserError
+from idportrait.shards.reader import FaceIDSamples
 from idportrait.training.data import (
     decode_sample_image,
     face_embedding,
-    read_faceid_shards,
+    sample_face,
     square_resize,
     to_pixel_values,
 )
 from idportrait.training.loop import TrainConfig
-from idportrait.training.models import FrozenSD15, load_frozen_sd15, noised_latents
+from idportrait.training.models import load_frozen_sd15, noised_latents
 from idportrait.training.steps import sample_drops, stack_collate, tokenize
 
 DROP_ID, DROP_TEXT, DROP_BOTH = 0.05, 0.05, 0.05
@@ -62,12 +64,13 @@ class FaceIDModel(nn.Module):
 
 
 class FaceIDShardDataset(torch.utils.data.Dataset):
-    """Curated shard samples -> image, caption ids, face embedding (and the aligned-face CLIP input for Plus)."""
+    """FaceID samples (read when asked for) -> image [3, R, R], caption ids [77], face embedding [512]
+    (and the aligned face's CLIP pixels [3, 224, 224] for Plus). Runs in the DataLoader workers."""
 
-    def __init__(self, paths: list[Path], frozen: FrozenSD15, resolution: int, plus: bool) -> None:
-        self.samples = read_faceid_shards(paths)
-        self.tokenizer = frozen.tokenizer
-        self.processor = frozen.image_processor
+    def __init__(self, samples: FaceIDSamples, tokenizer: Any, processor: Any, resolution: int, plus: bool) -> None:
+        self.samples = samples
+        self.tokenizer = tokenizer
+        self.processor = processor
         self.resolution = resolution
         self.plus = plus
 
@@ -76,26 +79,38 @@ class FaceIDShardDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
+        face = sample_face(sample)
         image = decode_sample_image(sample)
         item = {
-            "key": f"{sample['source']}:{sample['key']}",
+            "key": sample.name,
             "pixel_values": to_pixel_values(square_resize(image, self.resolution)),
-            "input_ids": tokenize(self.tokenizer, sample["txt"]),
-            "id_embeds": face_embedding(sample["json"]),
+            "input_ids": tokenize(self.tokenizer, sample.caption),
+            "id_embeds": face_embedding(sample.record),
         }
         if self.plus:
             from idportrait.faces.align import norm_crop
 
-            kps = np.asarray(sample["json"]["faces"][0]["kps"], dtype=np.float32)
-            face = norm_crop(np.asarray(image), kps, 224)
-            item["clip_pixels"] = self.processor(images=face, return_tensors="pt").pixel_values[0]
+            aligned = norm_crop(np.asarray(image), np.asarray(face["kps"], dtype=np.float32), 224)
+            item["clip_pixels"] = self.processor(images=aligned, return_tensors="pt").pixel_values[0]
         return item
 
 
 class FaceIDObjective:
     """Builds the FaceID model on a frozen SD1.5 base and computes its loss (see module docstring)."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, weight_dtype: torch.dtype) -> None:
+    name = "ipadapter-faceid"
+    data_kind = "faceid"
+    embedding_size = 512  # ArcFace, the released projectors' input
+
+    @staticmethod
+    def check_options(options: dict[str, Any]) -> None:
+        variant = options.get("variant", "faceid")
+        if variant not in FACEID_VARIANTS:
+            raise UserError(f"unknown IP-Adapter-FaceID variant {variant!r}; use one of {', '.join(FACEID_VARIANTS)}")
+
+    def __init__(
+        self, config: TrainConfig, data: FaceIDSamples, device: torch.device, weight_dtype: torch.dtype
+    ) -> None:
         variant = config.method_options.get("variant", "faceid")
         self.plus = variant == "faceid-plus"
         self.frozen = load_frozen_sd15(
@@ -108,7 +123,9 @@ class FaceIDObjective:
         adapter_modules = install_consistentid_processors(unet, rank=config.lora_rank, num_tokens=4)
         init_ip_from_base(unet)
         self.model = FaceIDModel(unet, image_proj, adapter_modules.float(), self.plus).to(device)
-        self.dataset = FaceIDShardDataset(config.data, self.frozen, config.resolution, self.plus)
+        self.dataset = FaceIDShardDataset(
+            data, self.frozen.tokenizer, self.frozen.image_processor, config.resolution, self.plus
+        )
         self.empty_ids = tokenize(self.frozen.tokenizer, "")
 
     collate = staticmethod(stack_collate)

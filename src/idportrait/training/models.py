@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from idportrait.hub import fetch
-from idportrait.pipelines.clip_processor import clip_image_processor
+
+if TYPE_CHECKING:  # importing it prints transformers' torchvision notice, which belongs after the option checks
+    from transformers import CLIPImageProcessor
 
 
 @dataclass
@@ -101,6 +103,8 @@ def load_frozen_sd15(
         if weight_dtype != torch.float32:
             model.to(dtype=weight_dtype)
     vae.requires_grad_(False).eval().to(device)  # kept in float32: its encoder overflows in fp16
+    from idportrait.pipelines.clip_processor import clip_image_processor
+
     return FrozenSD15(unet, vae, text_encoder, tokenizer, noise_scheduler, encoder, clip_image_processor())
 
 
@@ -160,6 +164,8 @@ def load_frozen_sdxl(
         model.requires_grad_(False).eval().to(device, dtype=weight_dtype)
     parts.vae.requires_grad_(False).eval().to(device)  # float32: the SDXL VAE overflows in fp16
     if image_encoder:
+        from idportrait.pipelines.clip_processor import clip_image_processor
+
         parts.image_encoder = load_image_encoder(image_encoder, device, weight_dtype)
         parts.image_processor = clip_image_processor()
     return parts
