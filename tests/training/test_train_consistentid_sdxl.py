@@ -11,6 +11,7 @@ import torch
 
 from idportrait.adapters.consistentid.text import strip_markers
 from idportrait.training.consistentid import ConsistentIDObjective, crop_top_left, training_text
+from idportrait.training.data import open_training_data
 from idportrait.training.loop import TrainConfig, read_log, train
 from idportrait.training.steps import tokenize
 
@@ -40,7 +41,8 @@ def test_crop_top_left_is_in_the_resized_image():
 @pytest.fixture(scope="module")
 def objective(sdxl_base, fgid_folder, tmp_path_factory):
     config = sdxl_config(sdxl_base, fgid_folder, tmp_path_factory.mktemp("objective"))
-    return ConsistentIDObjective(config, torch.device("cpu"), torch.float32)
+    data = open_training_data(config, ConsistentIDObjective.data_kind, progress=False)
+    return ConsistentIDObjective(config, data, torch.device("cpu"), torch.float32)
 
 
 def test_sdxl_items_follow_the_release_recipe(objective, fgid_folder):
