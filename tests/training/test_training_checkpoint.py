@@ -131,7 +131,18 @@ def test_rng_state_roundtrips_through_json():
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
 
 
-def test_total_limit_keeps_the_newest_folders(tmp_path):
+def test_total_limit_keeps_the_newest_complete_folders(tmp_path):
     for _ in range(4):
-        ckpt.new_checkpoint_folder(tmp_path, total_limit=2)
+        folder = ckpt.new_checkpoint_folder(tmp_path)
+        (folder / ckpt.STATE).write_text("{}")
+        ckpt.prune_checkpoints(tmp_path, total_limit=2)
     assert [p.name for p in ckpt.checkpoint_folders(tmp_path)] == ["checkpoint_2", "checkpoint_3"]
+
+
+def test_a_save_that_fails_never_costs_the_last_complete_checkpoint(tmp_path):
+    (ckpt.new_checkpoint_folder(tmp_path) / ckpt.STATE).write_text("{}")
+    ckpt.new_checkpoint_folder(tmp_path)  # a save that dies before its state.json (full disk, kill)
+    ckpt.prune_checkpoints(tmp_path, total_limit=1)
+    assert ckpt.latest_checkpoint(tmp_path).name == "checkpoint_0"
+    ckpt.new_checkpoint_folder(tmp_path)  # the next save clears the unfinished folder, keeps the complete one
+    assert [p.name for p in ckpt.checkpoint_folders(tmp_path)] == ["checkpoint_0", "checkpoint_2"]

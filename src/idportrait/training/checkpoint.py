@@ -53,7 +53,7 @@ def checkpoint_folders(checkpoints: Path) -> list[Path]:
 
 def latest_checkpoint(checkpoints: Path) -> Path | None:
     """The newest complete checkpoint; a newest one in the old pickled format is refused."""
-    saved = [f for f in checkpoint_folders(checkpoints) if (f / STATE).is_file() or (f / LEGACY_MARKER).is_file()]
+    saved = [f for f in checkpoint_folders(checkpoints) if is_complete(f)]
     if not saved:
         return None
     if not (saved[-1] / STATE).is_file():
@@ -90,15 +90,29 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
 
 
-def new_checkpoint_folder(checkpoints: Path, total_limit: int | None) -> Path:
-    """Make ``checkpoint_<last + 1>``, first deleting the oldest folders beyond ``total_limit`` (main process)."""
+def is_complete(folder: Path) -> bool:
+    """A checkpoint is complete once its ``state.json`` (written last) exists (or the old format's marker)."""
+    return (folder / STATE).is_file() or (folder / LEGACY_MARKER).is_file()
+
+
+def new_checkpoint_folder(checkpoints: Path) -> Path:
+    """Make ``checkpoint_<last + 1>`` (main process); folders of a save that never completed are removed first."""
     folders = checkpoint_folders(checkpoints)
     folder = checkpoints / f"checkpoint_{number(folders[-1]) + 1 if folders else 0}"
-    if total_limit is not None:
-        for old in folders[: max(len(folders) + 1 - total_limit, 0)]:
-            shutil.rmtree(old)
+    for unfinished in (f for f in folders if not is_complete(f)):
+        shutil.rmtree(unfinished)
     folder.mkdir(parents=True)
     return folder
+
+
+def prune_checkpoints(checkpoints: Path, total_limit: int | None) -> None:
+    """Delete the oldest complete checkpoints beyond ``total_limit`` (main process, after a save completed): the
+    newest complete one is never deleted before its successor exists, so a failed save loses nothing."""
+    if total_limit is None:
+        return
+    complete = [f for f in checkpoint_folders(checkpoints) if is_complete(f)]
+    for old in complete[: max(len(complete) - total_limit, 0)]:
+        shutil.rmtree(old)
 
 
 def save_weights(folder: Path, model: nn.Module, optimizer: Any, scaler: Any) -> None:

@@ -285,7 +285,7 @@ def _save(accelerator: Any, checkpoints: Path, config: TrainConfig, model: nn.Mo
     from idportrait.imageio import write_json
 
     if accelerator.is_main_process:
-        ckpt.new_checkpoint_folder(checkpoints, config.checkpoints_total_limit)
+        ckpt.new_checkpoint_folder(checkpoints)
     accelerator.wait_for_everyone()
     folder = ckpt.checkpoint_folders(checkpoints)[-1]
     try:
@@ -298,6 +298,7 @@ def _save(accelerator: Any, checkpoints: Path, config: TrainConfig, model: nn.Mo
                      "micro_step": accelerator.step, "num_processes": accelerator.num_processes,
                      "settings": settings, "data": fingerprint}  # fmt: skip
             write_json(folder / ckpt.STATE, state)
+            ckpt.prune_checkpoints(checkpoints, config.checkpoints_total_limit)
     except Exception as err:  # a full disk: no half checkpoint is left behind
         if find_disk_full(err) is None:
             raise
