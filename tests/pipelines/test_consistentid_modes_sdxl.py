@@ -148,3 +148,24 @@ def test_sdxl_modes_switch_context_and_pooled_and_equal_diffusers_with_the_id_br
 def test_sdxl_controlnet_inpainting_is_refused(pipe, controlnet):
     with pytest.raises(UserError, match="controlnet-inpaint is not available for SDXL"):
         mode_pipeline(pipe, "controlnet-inpaint", controlnet)
+
+
+def test_sdxl_modes_take_the_text_encoding_option(pipe, face):
+    import functools
+
+    seen = {}
+    original = pipe.encode_prompts
+
+    @functools.wraps(original)  # the same signature: its keyword options are what the call routes to it
+    def spy(*args, **kwargs):
+        seen.setdefault("text_encoding", []).append(kwargs.get("text_encoding"))
+        return original(*args, **kwargs)
+
+    pipe.encode_prompts = spy
+    try:
+        release = run(pipe, "inpaint", face)
+        training = run(pipe, "inpaint", face, text_encoding="training")
+    finally:
+        del pipe.encode_prompts
+    assert seen["text_encoding"] == [None, "training"]  # given to the encoding, not to diffusers' pipeline
+    assert not np.allclose(release, training)

@@ -160,6 +160,12 @@ def text_tokens_only(controlnet: torch.nn.Module, num_text_tokens: int) -> Itera
         handle.remove()
 
 
+def encoding_options(pipe: Any) -> set[str]:
+    """Names of the keyword options ``pipe.encode_prompts`` takes (SDXL: ``text_encoding``; SD1.5: none)."""
+    params = inspect.signature(pipe.encode_prompts).parameters.values()
+    return {p.name for p in params if p.default is not inspect.Parameter.empty}
+
+
 @torch.no_grad()
 def consistentid_call(
     pipe: Any,
@@ -181,15 +187,17 @@ def consistentid_call(
     ``pipe``: a loaded ConsistentID pipeline (`ConsistentIDMixin`), whose UNet ``target`` shares. Images come out
     prompt-major, ``len(prompts) * num_images_per_prompt`` of them. ``kwargs`` go to ``target`` as they are: the
     mode's inputs (``image``, ``mask_image``, ``control_image``, ``controlnet_conditioning_scale``...),
-    ``generator``, ``guidance_scale``, ``height``, ``width``, ``output_type``... Returns ``target``'s output.
+    ``generator``, ``guidance_scale``, ``height``, ``width``, ``output_type``..., except the keyword options of
+    ``pipe.encode_prompts`` (SDXL's ``text_encoding``), which go there. Returns ``target``'s output.
     Delayed merge, ``id_scale`` and ``callback(step, total)`` as in `ConsistentIDPipeline.__call__`; ``strength``
     as diffusers' (None: the pipeline's default).
     """
     pipe._require_adapter()
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     device, dtype = pipe._execution_device, pipe.unet.dtype
+    encode_options = {k: kwargs.pop(k) for k in list(kwargs) if k in encoding_options(pipe)}
     negative, early, late, pooled = pipe.id_contexts(
-        prompts, negative_prompt, face_inputs, num_images_per_prompt, device, dtype
+        prompts, negative_prompt, face_inputs, num_images_per_prompt, device, dtype, **encode_options
     )
     run = steps_to_run(target, num_inference_steps, strength)
     merge_step = last_text_only_step(run, merge_fraction, start_merge_step)

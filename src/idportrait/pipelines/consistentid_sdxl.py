@@ -34,7 +34,6 @@ from diffusers import StableDiffusionXLPipeline
 from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOutput
 from PIL import Image
 
-from idportrait.adapters.consistentid.attention import set_id_scale
 from idportrait.adapters.consistentid.text import (
     FACIAL_TOKEN,
     SDXL_FORMAT,
@@ -43,7 +42,7 @@ from idportrait.adapters.consistentid.text import (
     tokenize_with_markers,
 )
 from idportrait.faces.analyzer import FaceFinder, FaceParser
-from idportrait.pipelines.common import decode_sdxl, denoise, last_text_only_step, sdxl_time_ids
+from idportrait.pipelines.consistentid_modes import consistentid_call, mode_pipeline
 from idportrait.pipelines.consistentid_sd15 import (
     DEFAULT_MERGE_FRACTION,
     DEFAULT_STEPS,
@@ -159,39 +158,23 @@ class ConsistentIDSDXLPipeline(ConsistentIDMixin, StableDiffusionXLPipeline):
         """
         self._require_adapter()
         face_inputs = self._resolve_face_inputs(face_inputs, face_image, face_analyzer, face_parser)
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        height = height or self.default_sample_size * self.vae_scale_factor
-        width = width or self.default_sample_size * self.vae_scale_factor
-        device, dtype = self._execution_device, self.unet.dtype
-        batch = len(prompts) * num_images_per_prompt
-        do_cfg = guidance_scale > 1.0
-
-        # 1. identity tokens (cached), text contexts and their pooled embeddings
-        negative_ctx, early_ctx, late_ctx, pooled = self.id_contexts(
-            prompts, negative_prompt, face_inputs, num_images_per_prompt, device, dtype, text_encoding=text_encoding
+        return consistentid_call(
+            self,
+            mode_pipeline(self, "text2img"),
+            prompt,
+            face_inputs,
+            negative_prompt,
+            num_images_per_prompt,
+            num_inference_steps,
+            start_merge_step,
+            merge_fraction,
+            id_scale,
+            callback=callback,
+            generator=generator,
+            guidance_scale=guidance_scale,
+            height=height,
+            width=width,
+            latents=latents,
+            output_type=output_type,
+            text_encoding=text_encoding,
         )
-        pooled_negative, pooled_text_only, pooled_augmented = pooled
-        early = (early_ctx, pooled_text_only)
-        late = (late_ctx, pooled_augmented)
-        negative = (negative_ctx, pooled_negative)
-        if do_cfg:
-            early = tuple(torch.cat([a, b]) for a, b in zip(negative, early, strict=True))
-            late = tuple(torch.cat([a, b]) for a, b in zip(negative, late, strict=True))
-        time_ids = sdxl_time_ids(self, height, width, dtype, device).repeat(early[0].shape[0], 1)
-        set_id_scale(self.unet, id_scale)
-
-        # 2. denoising with delayed merge
-        merge_step = last_text_only_step(num_inference_steps, merge_fraction, start_merge_step)
-
-        def predict_noise(i: int, t: torch.Tensor, model_in: torch.Tensor) -> torch.Tensor:
-            ctx, text_embeds = early if i <= merge_step else late
-            added = {"text_embeds": text_embeds, "time_ids": time_ids}
-            return self.unet(model_in, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample
-
-        size = (batch, height, width)
-        latents = denoise(
-            self, predict_noise, size, device, num_inference_steps, guidance_scale, generator, latents, callback
-        )
-
-        # 3. decode
-        return decode_sdxl(self, latents, output_type)
