@@ -123,3 +123,24 @@ def test_providers_cpu_and_clear_cuda_fallback(monkeypatch):
         warnings.simplefilter("error")
         assert onnx_providers("auto")[0] == ("CUDAExecutionProvider", {"device_id": 0})
         assert onnx_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+
+
+def test_a_gpu_without_onnxruntime_cuda_runs_the_pack_in_torch(monkeypatch, pack_root):
+    import onnxruntime
+
+    from idportrait import devices
+    from idportrait.faces import insightface_torch
+    from idportrait.faces.insightface_backend import insightface_runtime
+
+    assert insightface_runtime("cuda:1", ["CPUExecutionProvider"]) == "torch"
+    assert insightface_runtime("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == "onnxruntime"
+    assert insightface_runtime("cpu", ["CPUExecutionProvider"]) == "onnxruntime"
+
+    built = {}
+    monkeypatch.setattr(devices, "pick_device", lambda device: "cuda")  # as on a GPU machine
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(insightface_torch, "InsightFaceTorchBackend", lambda pack, **kw: built.update(pack=pack, **kw))
+    analyzer = get_face_analyzer("insightface:buffalo_l", model_dir=pack_root, device="cuda")
+    assert analyzer.name == "insightface-torch:buffalo_l"
+    assert built["pack"] == "buffalo_l" and built["device"] == "cuda"
+    assert get_face_analyzer("insightface:buffalo_l", model_dir=pack_root, device="cpu").name == "insightface:buffalo_l"

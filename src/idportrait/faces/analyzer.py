@@ -117,10 +117,20 @@ def get_face_analyzer(
 ) -> FaceAnalyzer:
     """Build a `FaceAnalyzer` by name (see the module docstring); nothing is downloaded.
 
-    An unknown name is a `UserError` (`check_analyzer_name`).
+    ``insightface:<pack>`` on a CUDA ``device`` runs on onnxruntime's CUDA provider (the ``gpu`` extra), or, with
+    the CPU build of onnxruntime, as ``insightface-torch:<pack>`` (the same graphs in torch on the GPU) rather
+    than on the CPU. An unknown name is a `UserError` (`check_analyzer_name`).
     """
     check_analyzer_name(name)
     kind, _, variant = name.partition(":")
+    if kind == "insightface" and device != "cpu":
+        import onnxruntime
+
+        from idportrait.devices import pick_device
+        from idportrait.faces.insightface_backend import insightface_runtime
+
+        if insightface_runtime(pick_device(device), onnxruntime.get_available_providers()) == "torch":
+            kind = "insightface-torch"
     if kind == "insightface-torch":
         from idportrait.devices import pick_device
         from idportrait.faces.insightface_torch import InsightFaceTorchBackend

@@ -114,6 +114,15 @@ def onnx_providers(device: str) -> list[str | tuple[str, dict]]:
     return ["CPUExecutionProvider"]
 
 
+def insightface_runtime(device: str, onnx_providers_available: list[str]) -> str:
+    """Which runtime runs an insightface pack on ``device`` (a torch device name, "auto" resolved): "onnxruntime",
+    or "torch" for a CUDA device when this onnxruntime build has no CUDA provider (the CPU build): the pack's
+    own ONNX graphs then run on the GPU through `insightface_torch` instead of falling back to the CPU."""
+    if device.startswith("cuda") and "CUDAExecutionProvider" not in onnx_providers_available:
+        return "torch"
+    return "onnxruntime"
+
+
 def _uses_cuda(providers: list[str | tuple[str, dict]]) -> bool:
     first = providers[0]
     return (first[0] if isinstance(first, tuple) else first) == "CUDAExecutionProvider"
