@@ -123,13 +123,13 @@ def get_face_analyzer(
     """
     check_analyzer_name(name)
     kind, _, variant = name.partition(":")
-    if kind == "insightface" and device != "cpu":
+    if kind == "insightface" and str(device) != "cpu":
         import onnxruntime
 
         from idportrait.devices import pick_device
         from idportrait.faces.insightface_backend import insightface_runtime
 
-        if insightface_runtime(pick_device(device), onnxruntime.get_available_providers()) == "torch":
+        if insightface_runtime(str(pick_device(str(device))), onnxruntime.get_available_providers()) == "torch":
             kind = "insightface-torch"
     if kind == "insightface-torch":
         from idportrait.devices import pick_device
