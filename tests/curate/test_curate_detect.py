@@ -96,3 +96,10 @@ def test_the_device_reaches_onnxruntime(pack_root):
     assert has_cuda or any("CUDAExecutionProvider" in str(w.message) for w in caught)
     photo = _photos()[1]
     assert len(detect([photo])[0]) == len(make_detector("insightface:antelopev2", str(pack_root), "cpu")([photo])[0])
+
+
+def test_each_local_worker_gets_its_share_of_the_cores():
+    from idportrait.curate.runner import worker_threads
+
+    assert [worker_threads(n, 16) for n in (1, 2, 3, 16, 32)] == [16, 8, 5, 1, 1]
+    assert worker_threads(2, None) == 1

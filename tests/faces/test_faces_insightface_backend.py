@@ -127,8 +127,8 @@ def test_providers_cpu_and_clear_cuda_fallback(monkeypatch):
 
 def test_a_gpu_without_onnxruntime_cuda_runs_the_pack_in_torch(monkeypatch, pack_root):
     import onnxruntime
+    import torch
 
-    from idportrait import devices
     from idportrait.faces import insightface_torch
     from idportrait.faces.insightface_backend import insightface_runtime
 
@@ -137,10 +137,22 @@ def test_a_gpu_without_onnxruntime_cuda_runs_the_pack_in_torch(monkeypatch, pack
     assert insightface_runtime("cpu", ["CPUExecutionProvider"]) == "onnxruntime"
 
     built = {}
-    monkeypatch.setattr(devices, "pick_device", lambda device: "cuda")  # as on a GPU machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
     monkeypatch.setattr(insightface_torch, "InsightFaceTorchBackend", lambda pack, **kw: built.update(pack=pack, **kw))
     analyzer = get_face_analyzer("insightface:buffalo_l", model_dir=pack_root, device="cuda")
     assert analyzer.name == "insightface-torch:buffalo_l"
     assert built["pack"] == "buffalo_l" and built["device"] == "cuda"
     assert get_face_analyzer("insightface:buffalo_l", model_dir=pack_root, device="cpu").name == "insightface:buffalo_l"
+
+
+def test_threads_bound_each_onnxruntime_session(pack_root):
+    analyzer = get_face_analyzer("insightface:buffalo_l", model_dir=pack_root, threads=1)
+    for model in (analyzer.backend.detector, analyzer.backend.recognizer):
+        options = model.session.get_session_options()
+        assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    image = _two_faces()
+    assert [f.bbox.tolist() for f in analyzer.detect(image)] == [
+        f.bbox.tolist() for f in get_face_analyzer("insightface:buffalo_l", model_dir=pack_root).detect(image)
+    ]

@@ -29,6 +29,9 @@ def run(
     face_model_dir: str = typer.Option(None, help="Folder holding the insightface model pack (antelopev2/)."),
     device: str = typer.Option("cpu", help="Face detection device: cpu, cuda, cuda:N or auto (insightface)."),
     detect_batch: int = typer.Option(StageOptions.detect_batch, help="Images per face detection call."),
+    detect_threads: int = typer.Option(
+        None, help="CPU threads per face-analysis session (default: one per core, or cores / --workers)."
+    ),
     download_threads: int = typer.Option(DownloadConfig.threads, help="Concurrent downloads per process."),
     per_host: int = typer.Option(DownloadConfig.per_host, help="Concurrent downloads against one host."),
     download_deadline: float = typer.Option(
@@ -89,6 +92,7 @@ def run(
         ("--download-threads", download_threads),
         ("--per-host", per_host),
         ("--ray-detect-actors", ray_detect_actors),
+        ("--detect-threads", 1 if detect_threads is None else detect_threads),
     ):
         if value < 1:
             raise UserError(f"{option} {value}: must be at least 1")
@@ -98,6 +102,7 @@ def run(
         raise UserError(f"--download-retries {download_retries}: must be 0 or more")
     options = StageOptions(
         device=device,
+        detect_threads=detect_threads,
         detect_batch=detect_batch,
         download=DownloadConfig(
             deadline_s=download_deadline, retries=download_retries, per_host=per_host, threads=download_threads

@@ -20,13 +20,16 @@ BatchDetector = Callable[[list[np.ndarray]], list[list[Face]]]
 
 
 @lru_cache(maxsize=4)
-def make_detector(name: str, model_dir: str | None = None, device: str = "cpu") -> BatchDetector:
+def make_detector(
+    name: str, model_dir: str | None = None, device: str = "cpu", threads: int | None = None
+) -> BatchDetector:
     """``detect(images: list of RGB uint8 [H, W, 3]) -> faces per image`` of the named face analyzer.
 
     ``model_dir``: folder holding the insightface model pack (None: insightface's default root).
     ``device``: "cpu", "cuda", "cuda:N" or "auto" (insightface on onnxruntime's CUDA provider where
-    it has one; dlib runs on the CPU whatever it is).
+    it has one; dlib runs on the CPU whatever it is). ``threads``: CPU threads of each onnxruntime session
+    (None: one per core).
     """
     from idportrait.faces import get_face_analyzer
 
-    return get_face_analyzer(name, model_dir=model_dir, device=device).detect_batch
+    return get_face_analyzer(name, model_dir=model_dir, device=device, threads=threads).detect_batch

@@ -34,6 +34,8 @@ class StageOptions:
     """How the stages run, not what they decide (never compared when a run resumes).
 
     device: where face detection runs ("cpu", "cuda", "cuda:N", "auto").
+    detect_threads: CPU threads of each face-analysis session (None: one per core; the local runner gives each
+        of N worker processes the cores / N, so that N sessions do not oversubscribe the machine).
     detect_batch: images per `detect_stage` call.
     text_batch: rows per `text_stage` call (NER batches within it).
     queue: samples in flight between the reader and detection (backpressure; their images are in memory).
@@ -41,6 +43,7 @@ class StageOptions:
     """
 
     device: str = "cpu"
+    detect_threads: int | None = None
     detect_batch: int = 16
     text_batch: int = 256
     queue: int = 128

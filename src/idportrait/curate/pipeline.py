@@ -58,9 +58,9 @@ class _Crash:
 _DONE = object()
 
 
-def lazy_detector(cfg: CurateConfig, device: str) -> BatchDetector:
+def lazy_detector(cfg: CurateConfig, device: str, threads: int | None = None) -> BatchDetector:
     """Load the face models only when the first image reaches detection."""
-    return lambda images: make_detector(cfg.detector, cfg.face_model_dir, device)(images)
+    return lambda images: make_detector(cfg.detector, cfg.face_model_dir, device, threads)(images)
 
 
 def _batched(items: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
@@ -140,7 +140,7 @@ def stream_shards(
     ``detect`` overrides ``cfg.detector`` on ``options.device`` (tests); ``on_outcome`` sees each as it lands.
     """
     options = options or StageOptions()
-    detect = detect or lazy_detector(cfg, options.device)
+    detect = detect or lazy_detector(cfg, options.device, options.detect_threads)
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(options.download.threads, thread_name_prefix="curate-image") as jobs:
         reader = _Reader(shards, cfg, options, jobs)

@@ -113,9 +113,9 @@ def _decode(batch: dict[str, np.ndarray], cfg: CurateConfig) -> dict[str, np.nda
 class _Detect:
     """A detection actor: loads the face models once, then `detect_stage` on each batch."""
 
-    def __init__(self, cfg: CurateConfig, device: str) -> None:
+    def __init__(self, cfg: CurateConfig, device: str, threads: int | None = None) -> None:
         self.cfg = cfg
-        self.detect = make_detector(cfg.detector, cfg.face_model_dir, device)
+        self.detect = make_detector(cfg.detector, cfg.face_model_dir, device, threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows, todo = _samples(batch)
@@ -162,7 +162,7 @@ def _stream(todo: list[Shard], cfg: CurateConfig, options: StageOptions, ray_opt
         .map_batches(
             _Detect,
             batch_size=options.detect_batch,
-            fn_constructor_kwargs={"cfg": cfg, "device": device},
+            fn_constructor_kwargs={"cfg": cfg, "device": device, "threads": options.detect_threads},
             concurrency=ray_options.detect_actors,
             num_gpus=gpus,
         )

@@ -13,7 +13,7 @@ only unfinished shards, and a shard that cannot be read leaves ``<out>/failures/
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from idportrait.curate.config import CurateConfig
@@ -72,6 +72,11 @@ def _stream_one(shard: Shard, out: str, cfg: CurateConfig, options: StageOptions
     return outcome
 
 
+def worker_threads(workers: int, cpu_count: int | None) -> int:
+    """CPU threads of each of ``workers`` processes' face-analysis sessions: their share of the cores, at least 1."""
+    return max(1, (cpu_count or 1) // workers)
+
+
 def run_local(
     inputs: list[str],
     out: str,
@@ -113,6 +118,7 @@ def run_local(
     from idportrait.curate.lifeline import die_with_parent
 
     outcomes = []
+    options = replace(options, detect_threads=options.detect_threads or worker_threads(workers, os.cpu_count()))
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)

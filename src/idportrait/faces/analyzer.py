@@ -114,22 +114,26 @@ def get_face_analyzer(
     model_dir: str | Path | None = None,
     device: str = "cpu",
     det_size: int = 640,
+    threads: int | None = None,
 ) -> FaceAnalyzer:
     """Build a `FaceAnalyzer` by name (see the module docstring); nothing is downloaded.
 
     ``insightface:<pack>`` on a CUDA ``device`` runs on onnxruntime's CUDA provider (the ``gpu`` extra), or, with
     the CPU build of onnxruntime, as ``insightface-torch:<pack>`` (the same graphs in torch on the GPU) rather
-    than on the CPU. An unknown name is a `UserError` (`check_analyzer_name`).
+    than on the CPU. ``threads``: CPU threads of each onnxruntime session (`InsightFaceBackend`; None: one per
+    core). An unknown name is a `UserError` (`check_analyzer_name`).
     """
     check_analyzer_name(name)
     kind, _, variant = name.partition(":")
     if kind == "insightface" and str(device) != "cpu":
         import onnxruntime
+        import torch
 
-        from idportrait.devices import pick_device
         from idportrait.faces.insightface_backend import insightface_runtime
 
-        if insightface_runtime(str(pick_device(str(device))), onnxruntime.get_available_providers()) == "torch":
+        gpu = str(device).startswith("cuda") or str(device) == "auto"
+        runtime = insightface_runtime("cuda", onnxruntime.get_available_providers())
+        if gpu and torch.cuda.is_available() and runtime == "torch":
             kind = "insightface-torch"
     if kind == "insightface-torch":
         from idportrait.devices import pick_device
@@ -144,7 +148,7 @@ def get_face_analyzer(
         from idportrait.registry import INSIGHTFACE_CONSISTENTID
 
         pack = variant or INSIGHTFACE_CONSISTENTID
-        backend = InsightFaceBackend(pack, model_dir=model_dir, device=device, det_size=det_size)
+        backend = InsightFaceBackend(pack, model_dir=model_dir, device=device, det_size=det_size, threads=threads)
         return FaceAnalyzer(f"insightface:{pack}", backend)
     from idportrait.faces.dlib_backend import DlibBackend
 

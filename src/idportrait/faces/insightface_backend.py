@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,6 +124,19 @@ def insightface_runtime(device: str, onnx_providers_available: list[str]) -> str
     return "onnxruntime"
 
 
+def session_options(threads: int | None) -> Any:
+    """onnxruntime session options with ``threads`` intra-op threads that sleep when idle (None: the defaults)."""
+    if threads is None:
+        return None
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def _uses_cuda(providers: list[str | tuple[str, dict]]) -> bool:
     first = providers[0]
     return (first[0] if isinstance(first, tuple) else first) == "CUDAExecutionProvider"
@@ -132,6 +146,8 @@ class InsightFaceBackend:
     """``detect(rgb uint8 [H, W, 3], embed) -> list[Face]`` with an insightface pack.
 
     det_size: detector input side in pixels (square, 640 as in ConsistentID/InstantID).
+    threads: CPU threads of each onnxruntime session (None: onnxruntime's default, one per core, spinning while
+    idle); give each of N processes sharing a machine its share, or they oversubscribe the cores.
     Embeddings are the raw ArcFace outputs (float32 [512]); `Face.normed_embedding` gives the
     L2-normalised vector insightface calls ``normed_embedding``.
     """
@@ -143,12 +159,14 @@ class InsightFaceBackend:
         device: str = "cpu",
         det_size: int | tuple[int, int] = 640,
         det_thresh: float = 0.5,
+        threads: int | None = None,
     ) -> None:
         from insightface.model_zoo import model_zoo
 
         folder = resolve_model_dir(pack, model_dir)
         files = PACKS[pack]
         self.providers = onnx_providers(device)
+        self.session_options = session_options(threads)
         ctx_id = 0 if _uses_cuda(self.providers) else -1
         size = (det_size, det_size) if isinstance(det_size, int) else tuple(det_size)
 
@@ -160,7 +178,7 @@ class InsightFaceBackend:
 
     def _load(self, model_zoo, path: Path, task: str):
         try:
-            model = model_zoo.get_model(str(path), providers=self.providers)
+            model = model_zoo.get_model(str(path), providers=self.providers, sess_options=self.session_options)
         except Exception as err:
             raise CheckpointError(f"onnxruntime could not load it ({type(err).__name__}: {err})", path) from None
         if model is None or model.taskname != task:
