@@ -212,3 +212,22 @@ def test_a_full_disk_raised_anywhere_in_a_command_is_one_line(tmp_path, monkeypa
                         "--out", str(tmp_path / "faces"))  # fmt: skip
     assert code == 2 and error_lines(err) == ["error: no space left on the device while writing the outputs; "
                                               "free some space and rerun"]  # fmt: skip
+
+
+def test_a_user_error_raised_in_a_ray_task_is_its_own_one_line(tmp_path, monkeypatch, capsys):
+    """Ray re-raises a task's exception as a subclass of both its error and the task's class, with the whole remote
+    traceback as its text; the task's own line is what the user sees."""
+    from ray.exceptions import RayTaskError
+
+    import idportrait.curate.command
+
+    def remote_failure(*args, **kwargs):
+        try:
+            raise DiskFullError(f"{tmp_path}/out/shards: no space left on the device")
+        except DiskFullError as err:
+            wrapped = RayTaskError("_Detect.__call__", "Traceback (most recent call last):\n  ...", err)
+            raise wrapped.as_instanceof_cause() from err
+
+    monkeypatch.setattr(idportrait.curate.command, "StageOptions", remote_failure)
+    code, err = run_cli(monkeypatch, capsys, "curate", "run", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 2 and error_lines(err) == [f"error: {tmp_path}/out/shards: no space left on the device"]

@@ -15,7 +15,7 @@ from idportrait.adapters.consistentid.command import convert
 from idportrait.annotate.command import annotate_command
 from idportrait.curate.command import app as curate_app
 from idportrait.demo import demo
-from idportrait.errors import UserError, disk_full_error, find_disk_full
+from idportrait.errors import UserError, disk_full_error, find_disk_full, original_user_error
 from idportrait.evaluation.command import app as evaluate_app
 from idportrait.faces.command import app as faces_app
 from idportrait.generate.command import generate_batch
@@ -55,12 +55,12 @@ def main() -> None:
     try:
         app(prog_name="idportrait")
     except UserError as err:
-        fail(err)
+        fail(original_user_error(err))
     except Exception as err:
         full = find_disk_full(err)
         if full is None:
             raise
-        fail(disk_full_error(full))
+        fail(original_user_error(disk_full_error(full)))
 
 
 def fail(err: UserError) -> None:

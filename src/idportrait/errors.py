@@ -47,6 +47,15 @@ DISK_FULL_MESSAGES = ("no space left on device", "disk quota exceeded", "databas
 """How libraries that do not keep the errno (torch, sqlite, pyarrow) say the same, lower-cased."""
 
 
+def original_user_error(err: UserError) -> UserError:
+    """The `UserError` a framework wrapped, or ``err`` itself. Ray re-raises a task's exception as a subclass of
+    both its own error and the task's exception class, whose text is the whole remote traceback; the task's own
+    exception (its one line) is its ``cause``."""
+    while isinstance(getattr(err, "cause", None), UserError) and err.cause is not err:
+        err = err.cause
+    return err
+
+
 def find_disk_full(err: BaseException) -> BaseException | None:
     """The exception in ``err``'s chain (causes, contexts, a Ray task's cause) that says the disk is full, or None."""
     seen: set[int] = set()
