@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
+from consistentid_attention import time_ms
 from generate_overhead import build_pipelines
 from PIL import Image
 
@@ -32,16 +32,6 @@ INPUTS = {  # mode -> the images it takes
     "controlnet-inpaint": ("init_image", "mask_image", "control_image"),
 }
 PROMPT = "a portrait photo of a person in a garden"
-
-
-def seconds(call, repeats: int) -> float:
-    call()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -111,7 +101,7 @@ def main() -> None:
                 cid, PROMPT, face, controlnet=controlnet, generator=generator, **given, **strength, **common
             )
 
-        plain_s, ours_s = seconds(run_plain, args.repeats), seconds(run_ours, args.repeats)
+        plain_s, ours_s = time_ms(run_plain, args.repeats) / 1000, time_ms(run_ours, args.repeats) / 1000
         print(f"{mode:<20} {plain_s:>16.3f} {ours_s:>19.3f} {ours_s / plain_s:>6.2f}")
 
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import skimage.data
 import torch
+from consistentid_attention import time_ms
 from face_nets import write_random_pack
 
 from idportrait.faces.bisenet import BiSeNet
@@ -30,21 +29,6 @@ from idportrait.faces.insightface_torch import InsightFaceTorchBackend
 from idportrait.faces.parsing import BiSeNetParser, region_images, region_tensors
 from idportrait.pipelines.clip_processor import clip_image_processor
 from idportrait.pipelines.face_inputs import clip_pixels
-
-
-def best_ms(fn: Callable[[], object], repeats: int, device: str) -> float:
-    """Fastest wall time of ``fn`` in ms over ``repeats`` calls after one warm-up (CUDA synchronised)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1000)
-    return min(times)
 
 
 def main() -> None:
@@ -62,8 +46,8 @@ def main() -> None:
         onnxruntime_backend = InsightFaceBackend("buffalo_l", pack, device=args.device)
         torch_backend = InsightFaceTorchBackend("buffalo_l", pack, device=args.device, cache_dir=Path(tmp) / "onnx")
         faces = len(torch_backend.detect(photo))
-        per = lambda fn: best_ms(fn, args.repeats, args.device)  # noqa: E731
-        batched = lambda fn: best_ms(fn, args.repeats, args.device) / args.batch  # noqa: E731
+        per = lambda fn: time_ms(fn, args.repeats)  # noqa: E731
+        batched = lambda fn: time_ms(fn, args.repeats) / args.batch  # noqa: E731
         rows.append(("SCRFD + ArcFace, onnxruntime, 1 photo/call", per(lambda: onnxruntime_backend.detect(photo)), ""))
         rows.append(("SCRFD + ArcFace, torch, 1 photo/call", per(lambda: torch_backend.detect(photo)), ""))
         rows.append((f"SCRFD + ArcFace, onnxruntime, {args.batch} photos/call",

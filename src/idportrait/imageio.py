@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
-from idportrait.errors import ImageError, UserError, disk_full_error, find_disk_full
+from idportrait.errors import CheckpointError, ImageError, UserError, disk_full_error, find_disk_full
 
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 """Photo file suffix -> PIL format: the photos every command reads, and what `save_image` writes."""
@@ -190,6 +190,18 @@ def sorted_safetensors_metadata(data: bytes) -> bytes:
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)  # the format pads its header to 8 bytes with spaces
     return len(text).to_bytes(8, "little") + text + data[8 + length :]
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """(every tensor by key, the header's metadata, {} without) of a safetensors file, on the CPU; anything that
+    is not one (or cannot be read) is a `CheckpointError` naming ``path``."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118 (safe_open is not a dict)
+    except Exception as err:
+        raise CheckpointError(f"not a safetensors file ({type(err).__name__})", path) from None
 
 
 def check_output_folder(out: Path, option: str = "--out") -> None:

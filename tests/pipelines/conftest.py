@@ -17,18 +17,29 @@ def face_models():
     return get_face_analyzer("dlib"), get_face_parser("landmarks")
 
 
-@pytest.fixture(scope="session")
-def tiny_pipe(tiny_models):
-    """ConsistentIDPipeline loaded from the tiny models through the real loaders (CPU, float32)."""
+def consistentid_pipe(base, adapter):
+    """ConsistentIDPipeline of a base folder with an adapter file, through the real loaders (CPU, float32), without
+    its progress bar."""
     from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
     from idportrait.pipelines.loading import load_sd15_pipeline
 
-    torch.manual_seed(0)
-    base, adapter = tiny_models
     pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
     pipe.load_consistentid(str(adapter))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="session")
+def load_pipe():
+    """`consistentid_pipe`, for tests that load other bases or adapters."""
+    return consistentid_pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(tiny_models):
+    """ConsistentIDPipeline loaded from the tiny models through the real loaders (CPU, float32)."""
+    torch.manual_seed(0)
+    return consistentid_pipe(*tiny_models)
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +53,4 @@ def astronaut_inputs(tiny_pipe, face_models):
 @pytest.fixture
 def fresh_pipe(tiny_models):
     """A ConsistentIDPipeline of its own, for tests that change it (accelerators, compilation)."""
-    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-    from idportrait.pipelines.loading import load_sd15_pipeline
-
-    base, adapter = tiny_models
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
-    pipe.load_consistentid(str(adapter))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return consistentid_pipe(*tiny_models)

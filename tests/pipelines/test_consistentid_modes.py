@@ -26,8 +26,6 @@ from idportrait.pipelines.consistentid_modes import (
     mode_pipeline,
     steps_to_run,
 )
-from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-from idportrait.pipelines.loading import load_sd15_pipeline
 from idportrait.tiny import save_tiny_sd15, tiny_controlnet
 
 STEPS = 3
@@ -110,20 +108,13 @@ def plain_bases(bases):
 
 
 @pytest.fixture(scope="module")
-def no_op_pipes(bases, no_op_lora_adapter):
+def no_op_pipes(bases, no_op_lora_adapter, load_pipe):
     """{9-channel: ConsistentID pipeline whose adapter has a no-op LoRA}."""
     return {nine: load_pipe(base, no_op_lora_adapter) for nine, base in bases.items()}
 
 
-def load_pipe(base, adapter) -> ConsistentIDPipeline:
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
-    pipe.load_consistentid(str(adapter))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 @pytest.fixture(scope="module")
-def pipes(bases, tiny_models):
+def pipes(bases, tiny_models, load_pipe):
     """{9-channel: ConsistentID pipeline with the random tiny adapter (LoRA and ID projections on)}."""
     return {nine: load_pipe(base, tiny_models[1]) for nine, base in bases.items()}
 

@@ -89,9 +89,7 @@ def read_onnx(path: str | Path) -> OnnxGraph:
 
 def save_graph(graph: OnnxGraph, path: str | Path) -> None:
     """Write ``graph`` as one safetensors file (atomically): tensors by index, the rest as JSON metadata."""
-    from safetensors.torch import save
-
-    from idportrait.imageio import atomic_open
+    from idportrait.imageio import write_safetensors
 
     names = list(graph.tensors)
     tensors = {f"t{i}": graph.tensors[n].contiguous() for i, n in enumerate(names)}
@@ -103,21 +101,15 @@ def save_graph(graph: OnnxGraph, path: str | Path) -> None:
         "outputs": json.dumps(graph.outputs),
         "source": graph.source,
     }
-    with atomic_open(path, "wb") as f:
-        f.write(save(tensors, metadata=meta))
+    write_safetensors(path, tensors, meta)
 
 
 def load_graph(path: str | Path) -> OnnxGraph:
     """Read a file written by `save_graph`; `CheckpointError` for anything else."""
-    from safetensors import safe_open
+    from idportrait.imageio import read_safetensors
 
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            stored = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except Exception as err:
-        raise CheckpointError(f"not a safetensors file ({type(err).__name__})", path) from None
+    stored, meta = read_safetensors(path)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"not a converted ONNX graph (format {meta.get('format')!r})", path)
     names = json.loads(meta["tensor_names"])

@@ -107,11 +107,11 @@ def generate_batch(
     given = {"face_backend": face_backend, "adapter": adapter, "compile": resolve_compile_mode(compile_mode or compile)}
     given |= {"accelerator": accelerator, "accelerator_weights": accelerator_weights, "controlnet": controlnet}
     options = loader_options(method, given, set_, OWN_OPTIONS)
-    image_options, image_settings = read_mode_options(method, init_image, mask, strength, control_image, controlnet)
+    image_options = read_mode_options(method, init_image, mask, strength, control_image, controlnet)
     steps, guidance = sampling_settings(accelerator, steps, guidance, plain=(30, registry.default_guidance(method)))
     call_options = {"num_inference_steps": steps, "guidance_scale": guidance}
     settings = {"method": method, "base": base, "faces": str(faces), "prompts": prompt_list, "seed": seed,
-                "n": n, "device": device, "dtype": dtype, **options, **call_options, **image_settings}  # fmt: skip
+                "n": n, "device": device, "dtype": dtype, **options, **call_options, **image_options}  # fmt: skip
     check_resumable(out, settings, overwrite)  # before any model loads
     processes = launched_processes()
     console = Console(stderr=True, quiet=not processes.is_main)

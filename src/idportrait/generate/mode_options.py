@@ -46,8 +46,9 @@ def read_mode_options(
     strength: float | None,
     control_image: str | None,
     controlnet: str | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(``method.generate`` options, the same for settings.json): the image paths (or keywords) and the strength.
+) -> dict[str, Any]:
+    """``method.generate`` options, recorded as they are in settings.json: the image paths (or keywords) and the
+    strength; {} without them.
 
     Raises `UserError` for options that do not fit together, images that are not photos or not of the init
     image's size (`idportrait.methods.image_inputs`), a strength outside (0, 1], a method that is not ConsistentID.
@@ -59,7 +60,7 @@ def read_mode_options(
     if not used:
         if controlnet is not None:
             raise UserError("--controlnet needs --control-image")
-        return {}, {}
+        return {}
     if method not in CONSISTENTID_METHODS:
         raise UserError(f"{', '.join(used)} apply to ConsistentID, not {method}")
     if strength is not None:
@@ -71,5 +72,4 @@ def read_mode_options(
         raise UserError("--control-image and --controlnet go together")
     read_image_inputs(init_image, mask, control_image)  # the checks; the method reads the files again per call
     options = {"init_image": init_image, "mask_image": mask, "control_image": control_image, "strength": strength}
-    options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
-    return options, dict(options)
+    return {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}

@@ -28,13 +28,18 @@ Accelerator = Annotated[
 AcceleratorWeights = Annotated[
     str | None, typer.Option(help="The accelerator's LoRA file, folder or hub repo (default: the registry's).")
 ]
-Compile = Annotated[bool, typer.Option(help="torch.compile the UNet (channels_last; slow first image).")]
+Compile = Annotated[
+    bool, typer.Option(help="torch.compile the UNet and InstantID's IdentityNet (channels_last; slow first image).")
+]
 CompileMode = Annotated[
     str | None,
     typer.Option(help="default, reduce-overhead (CUDA graphs per batch and size) or max-autotune; implies --compile."),
 ]
 FaceBackend = Annotated[
-    str | None, typer.Option(help="insightface:buffalo_l, insightface:antelopev2 or dlib (default: the method's).")
+    str | None,
+    typer.Option(
+        help="insightface:buffalo_l, insightface:antelopev2, insightface-torch:<pack> or dlib (default: the method's)."
+    ),
 ]
 MethodOptions = Annotated[
     list[str],

@@ -158,7 +158,7 @@ def generate(
     check_image_size("--width", width)
     if (not face) == (face_inputs is None):
         raise UserError("pass --face PHOTO (repeatable) or --face-inputs FILE, not both")
-    image_options, image_settings = read_mode_options(method, init_image, mask, strength, control_image, controlnet)
+    image_options = read_mode_options(method, init_image, mask, strength, control_image, controlnet)
     if mask == "face" and face_inputs is not None:
         raise UserError("--mask face finds the face with the face models; pass --face instead of --face-inputs")
     photos = [load_image(path) for path in face]
@@ -191,7 +191,7 @@ def generate(
         "prompts": prompt,
         "seeds": [seed + k for k in range(n)],
         **options,
-        **image_settings,
+        **image_options,
     }
 
     from idportrait.devices import resolve_device

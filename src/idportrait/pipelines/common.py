@@ -1,8 +1,10 @@
-"""Pieces the identity pipelines share: per-prompt argument lists, the CFG denoising loop, SDXL conditioning.
+"""Pipeline pieces: per-prompt argument lists, the delayed merge point, and the CFG denoising loop and SDXL
+conditioning of a pipeline that runs its own loop (InstantID; ConsistentID runs diffusers' pipelines,
+`consistentid_modes`).
 
-Inside a pipeline's ``__call__``::
+Inside such a pipeline's ``__call__``::
 
-    latents = denoise(pipe, predict_noise, (B, H, W), device, steps, ...)  # predict_noise(i, t, model_in) -> eps
+    latents = denoise(pipe, predict_noise, (B, H, W), device, steps, ...)  # predict_noise(t, model_in) -> eps
     time_ids = sdxl_time_ids(pipe, height, width, dtype, device)   # [1, 6] SDXL added conditioning
     return decode_sdxl(pipe, latents, output_type)                 # StableDiffusionXLPipelineOutput
 """
@@ -15,8 +17,8 @@ from typing import Any
 import torch
 from diffusers.pipelines.stable_diffusion_xl import StableDiffusionXLPipelineOutput
 
-NoisePredictor = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
-"""(step index i, timestep t, model input [B or 2B, 4, h, w]) -> noise prediction of the same shape."""
+NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(timestep t, model input [B or 2B, 4, h, w]) -> noise prediction of the same shape."""
 
 
 def broadcast_prompts(value: str | list[str], n: int, name: str) -> list[str]:
@@ -53,14 +55,13 @@ def denoise(
     guidance_scale: float,
     generator: torch.Generator | list[torch.Generator] | None,
     latents: torch.Tensor | None,
-    callback: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Sample latents [B, 4, H/f, W/f] for ``size`` (B, H, W) with ``pipe.scheduler`` and classifier-free guidance.
 
     With ``guidance_scale > 1`` the model input is [latents; latents] and ``predict_noise`` returns
-    [uncond; cond] (the contexts it uses are batched [negative, positive]). ``callback(step, total)`` after
-    each step. ``device``: the pipeline's execution device, which the caller looked up once (diffusers'
-    ``_execution_device`` walks every module of every component, tens of ms at real size).
+    [uncond; cond] (the contexts it uses are batched [negative, positive]). ``device``: the pipeline's execution
+    device, which the caller looked up once (diffusers' ``_execution_device`` walks every module of every
+    component, tens of ms at real size).
     """
     batch, height, width = size
     dtype = pipe.unet.dtype
@@ -72,17 +73,15 @@ def denoise(
     )
     extra = pipe.prepare_extra_step_kwargs(generator, 0.0)
     with pipe.progress_bar(total=len(timesteps)) as bar:
-        for i, t in enumerate(timesteps):
+        for t in timesteps:
             model_in = torch.cat([latents] * 2) if do_cfg else latents
             model_in = pipe.scheduler.scale_model_input(model_in, t)
-            noise = predict_noise(i, t, model_in)
+            noise = predict_noise(t, model_in)
             if do_cfg:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + guidance_scale * (cond - uncond)
             latents = pipe.scheduler.step(noise, t, latents, **extra).prev_sample
             bar.update()
-            if callback is not None:
-                callback(i + 1, len(timesteps))
     return latents
 
 

@@ -195,7 +195,7 @@ def consistentid_call(
     pipe._require_adapter()
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     device, dtype = pipe._execution_device, pipe.unet.dtype
-    encode_options = {k: kwargs.pop(k) for k in list(kwargs) if k in encoding_options(pipe)}
+    encode_options = {k: kwargs.pop(k) for k in encoding_options(pipe) & kwargs.keys()}
     negative, early, late, pooled = pipe.id_contexts(
         prompts, negative_prompt, face_inputs, num_images_per_prompt, device, dtype, **encode_options
     )

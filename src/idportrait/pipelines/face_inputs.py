@@ -74,17 +74,12 @@ class FaceInputs:
     @classmethod
     def load(cls, path: str | Path) -> FaceInputs:
         """Read a file written by `save`; raises `CheckpointError` for anything else."""
-        from safetensors import safe_open
+        from idportrait.imageio import read_safetensors
 
         path = Path(path)
         if not path.is_file():
             raise CheckpointError("face-inputs file not found", path)
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-        except Exception as err:
-            raise CheckpointError(f"not a safetensors file ({type(err).__name__})", path) from None
+        tensors, meta = read_safetensors(path)
         if meta.get("format") != FORMAT:
             raise CheckpointError(f"not a face-inputs file (format {meta.get('format')!r}, expected {FORMAT!r})", path)
         return cls(

@@ -106,7 +106,7 @@ class InstantIDPipeline(StableDiffusionXLControlNetPipeline):
         )
 
         # 3. denoising: IdentityNet sees the face tokens only, the UNet the text (+ face via its IP attention)
-        def predict_noise(i: int, t: torch.Tensor, model_in: torch.Tensor) -> torch.Tensor:
+        def predict_noise(t: torch.Tensor, model_in: torch.Tensor) -> torch.Tensor:
             down, mid = self.controlnet(
                 model_in,
                 t,

@@ -33,7 +33,10 @@ def serve(
         typer.Option(help="ControlNet of the ConsistentID methods: canny, openpose, inpaint, a hub id or a folder."),
     ] = None,
     set_: Annotated[
-        list[str], typer.Option("--set", help="Option KEY=VALUE for every method's loader (e.g. sdxl=true).")
+        list[str],
+        typer.Option(
+            "--set", help="Option KEY=VALUE for every method offered; each must take it (e.g. size=[768,768])."
+        ),
     ] = [],  # noqa: B006 (typer reads the default, nothing mutates it)
     device: Device = "auto",
     dtype: Dtype = "auto",
