@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from idportrait.curate import reasons
-from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, atomic_output, load_stats, output_path
+from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, load_stats, output_path
 from idportrait.errors import UserError
+from idportrait.shards.files import atomic_output, filesystem
 
 
 @dataclass
@@ -65,7 +66,6 @@ class Report:
 
 def build_report(out: str) -> Report:
     """Aggregate the stats and decisions of every finished shard under ``out``."""
-    import fsspec
     import pyarrow.parquet as pq
 
     stats = load_stats(out)
@@ -87,7 +87,7 @@ def build_report(out: str) -> Report:
     min_sides: list[int] = []
     face_ratios: list[float] = []
     for s in stats:
-        fs, _, (path,) = fsspec.get_fs_token_paths(output_path(out, DECISIONS_DIR, s["shard"]))
+        fs, path = filesystem(output_path(out, DECISIONS_DIR, s["shard"]))
         with fs.open(path, "rb") as f:
             table = pq.read_table(f, columns=["width", "height", "decoded", "face_ratio"]).to_pylist()
         min_sides += [min(r["width"], r["height"]) for r in table if r["decoded"]]
@@ -108,9 +108,7 @@ def build_report(out: str) -> Report:
 
 def load_failures(out: str) -> list[dict[str, Any]]:
     """Failure records of the shards under ``out`` that could not be read, by shard name; corrupt ones left out."""
-    import fsspec
-
-    fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{FAILURES_DIR}")
+    fs, root = filesystem(f"{out.rstrip('/')}/{FAILURES_DIR}")
     if not fs.exists(root):
         return []
     failures = []

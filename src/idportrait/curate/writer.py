@@ -25,7 +25,7 @@ from idportrait.curate.config import CurateConfig
 from idportrait.curate.filters import confident_faces, largest_face_ratio
 from idportrait.curate.types import Decision, Sample
 from idportrait.faces.types import Face
-from idportrait.shards.files import atomic_output
+from idportrait.shards.files import atomic_output, filesystem
 from idportrait.shards.layout import face_record, safe_key
 from idportrait.shards.writer import write_shard
 
@@ -179,9 +179,7 @@ def load_stats(out: str) -> list[dict[str, Any]]:
     A stats file that is not a stats record (cut short, edited, empty) marks no shard as finished:
     it is left out here, and the runner curates that shard again.
     """
-    import fsspec
-
-    fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{STATS_DIR}")
+    fs, root = filesystem(f"{out.rstrip('/')}/{STATS_DIR}")
     if not fs.exists(root):
         return []
     stats = []
