@@ -23,7 +23,8 @@ from typing import Any
 from idportrait.curate import reasons
 from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, load_stats, output_path
 from idportrait.errors import UserError
-from idportrait.shards.files import atomic_output, filesystem
+from idportrait.imageio import write_bytes, write_json
+from idportrait.shards.files import filesystem
 
 
 @dataclass
@@ -163,8 +164,7 @@ def _histogram(values: list[float], threshold: float, title: str, xlabel: str, p
     png = io.BytesIO()
     fig.savefig(png, format="png")
     plt.close(fig)
-    with atomic_output(str(path)) as f:
-        f.write(png.getvalue())
+    write_bytes(path, png.getvalue())
 
 
 def write_report(out: str, report_dir: str | Path | None = None) -> tuple[Report, Path]:
@@ -177,10 +177,8 @@ def write_report(out: str, report_dir: str | Path | None = None) -> tuple[Report
         raise UserError("no finished shards to report on (run `idportrait curate run` first)", out)
     folder = Path(report_dir) if report_dir else Path(out) / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_output(str(folder / "report.md")) as f:
-        f.write(render_markdown(report).encode("utf-8"))
-    with atomic_output(str(folder / "report.json")) as f:
-        f.write((json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_bytes(folder / "report.md", render_markdown(report).encode("utf-8"))
+    write_json(folder / "report.json", report.to_json())
     _histogram(
         report.min_sides,
         report.config.get("min_side", 512),
