@@ -7,8 +7,8 @@ import pytest
 from curate_loopback import IMAGES, loopback_server
 from curate_shards import small_shard
 
-from idportrait.curate.options import StageOptions
-from idportrait.curate.ray_runner import RayOptions, run_ray
+from idportrait.curate.options import RayOptions, StageOptions
+from idportrait.curate.ray_runner import run_ray
 from idportrait.curate.runner import run_local
 from idportrait.curate.sample import PHOTOS
 

@@ -24,7 +24,7 @@ from idportrait.curate.cascade import check_decoded, detect_stage, text_stage
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.detect import make_detector
 from idportrait.curate.download import download_stage, shared_fetcher
-from idportrait.curate.options import StageOptions
+from idportrait.curate.options import RayOptions, StageOptions
 from idportrait.curate.readers import InputError, Shard, read_shard
 from idportrait.curate.results import ShardResult, record_failure
 from idportrait.curate.runner import RunSummary, plan_run, summarise
@@ -32,25 +32,6 @@ from idportrait.curate.types import Decision, Sample
 
 ITEM = "item"
 """The one column of the stream: a `_Row` object per row."""
-
-
-@dataclass
-class RayOptions:
-    """Where Ray runs and how far each stage scales.
-
-    address: a running cluster ("auto", "ray://host:10001"); None starts a local Ray with ``num_cpus``.
-    download_tasks: concurrent download tasks (None: as many as Ray fits).
-    download_cpus: CPUs a download task reserves (fractional: downloads wait on the network).
-    detect_actors: face detection actors, one model copy each.
-    detect_gpus: GPUs per detection actor (None: 1 when the cluster has GPUs, else 0).
-    """
-
-    address: str | None = None
-    num_cpus: int | None = None
-    download_tasks: int | None = None
-    download_cpus: float = 0.25
-    detect_actors: int = 1
-    detect_gpus: float | None = None
 
 
 @dataclass
