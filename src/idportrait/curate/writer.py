@@ -41,9 +41,14 @@ def output_path(out: str, kind: str, name: str) -> str:
     return f"{out.rstrip('/')}/{kind}/{name}{suffix}"
 
 
+def is_jpeg(data: bytes | None) -> bool:
+    """Whether ``data`` are JPEG bytes, which a kept sample's tar member takes as they are (`_jpeg_bytes`)."""
+    return data is not None and data[:3] == b"\xff\xd8\xff"
+
+
 def _jpeg_bytes(sample: Sample) -> bytes:
     """The original bytes when already JPEG, else the decoded image re-encoded (quality 95)."""
-    if sample.image_bytes and sample.image_bytes[:3] == b"\xff\xd8\xff":
+    if is_jpeg(sample.image_bytes):
         return sample.image_bytes
     from PIL import Image
 
