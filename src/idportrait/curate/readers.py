@@ -334,6 +334,7 @@ def _img2dataset_failures(shard: Shard) -> Iterator[Sample]:
 
 
 IMG2DATASET_COLUMNS = frozenset(
-    ("caption", "url", "key", "status", "error_message", "width", "height", "original_width", "original_height")
-) | {"exif", "sha256"}
+    ("caption", "url", "key", "status", "error_message", "width", "height", "original_width", "original_height",
+     "exif", "sha256")
+)  # fmt: skip
 """Columns of img2dataset's parquet that are its own record, not the input's."""
