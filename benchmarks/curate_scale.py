@@ -46,7 +46,7 @@ from idportrait.curate.cascade import check_decoded, detect_stage, text_stage
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.detect import make_detector
 from idportrait.curate.download import Fetcher, download_stage
-from idportrait.curate.options import DownloadConfig, StageOptions
+from idportrait.curate.options import DownloadConfig, RayOptions, StageOptions
 from idportrait.curate.readers import Shard
 from idportrait.curate.results import ShardResult
 from idportrait.curate.runner import run_local
@@ -187,7 +187,7 @@ def end_to_end_rows(folder: Path, cfg: CurateConfig, options: StageOptions, imag
     if ray:
         import ray as ray_module
 
-        from idportrait.curate.ray_runner import RayOptions, run_ray
+        from idportrait.curate.ray_runner import run_ray
 
         ray_options = RayOptions(num_cpus=2, download_tasks=2, download_cpus=0.25, detect_actors=1)
         try:  # Ray's processes are still alive at the end of the measurement: their CPU time counts

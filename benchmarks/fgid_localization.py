@@ -111,6 +111,18 @@ def run(args: argparse.Namespace, base: Path, data: Path, facial_weight: float) 
     return train_with_evals(args, base, data, args.out / f"w{facial_weight:g}", options)
 
 
+def add_run_options(parser: argparse.ArgumentParser, lr: float) -> None:
+    """The options `train_with_evals` and the photos read: steps, evaluation interval, photos, batch size,
+    resolution (px), learning rate (default ``lr``) and LoRA rank."""
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--photos", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--rank", type=int, default=8)
+
+
 def train_with_evals(args: argparse.Namespace, base: Path, data: Path, out: Path, method_options: dict) -> dict:
     """One tiny ConsistentID run of the real loop into ``out``, evaluated (`evaluate`) at step 1 and every
     ``args.eval_every`` steps on one fixed batch of up to 8 training photos; returns the curve, the training log
@@ -148,13 +160,7 @@ def train_with_evals(args: argparse.Namespace, base: Path, data: Path, out: Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--eval-every", type=int, default=10)
-    parser.add_argument("--photos", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--rank", type=int, default=8)
+    add_run_options(parser, lr=1e-3)
     parser.add_argument("--facial-weights", default="0,0.01,1", help="comma-separated; 0 = no localization loss")
     parser.add_argument("--out", type=Path, default=Path("outputs/fgid_bench"))
     args = parser.parse_args()

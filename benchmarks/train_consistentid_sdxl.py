@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fgid_localization import annotate_photos, make_photos, train_with_evals
+from fgid_localization import add_run_options, annotate_photos, make_photos, train_with_evals
 from rich.console import Console
 from rich.table import Table
 
@@ -34,13 +34,7 @@ def window_loss(log: list[dict], step: int, previous: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--eval-every", type=int, default=10)
-    parser.add_argument("--photos", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--rank", type=int, default=8)
+    add_run_options(parser, lr=3e-3)
     parser.add_argument("--out", type=Path, default=Path("outputs/train_sdxl_bench"))
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -77,15 +77,13 @@ def test_img2dataset_path_decides_every_url_once(tmp_path, dlib_detect):
 
 def test_an_img2dataset_folder_reads_as_its_tars_then_their_failed_rows(tmp_path):
     import json
-    import tarfile
+
+    from curate_shards import tar_bytes
 
     from idportrait.curate.readers import read_shard
 
-    with tarfile.open(tmp_path / "00000.tar", "w") as tar:
-        for name, data in (("000000.jpg", b"\xff\xd8\xffjpeg"), ("000000.txt", b"Portrait of a woman")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    members = {"000000.jpg": b"\xff\xd8\xffjpeg", "000000.txt": b"Portrait of a woman"}
+    (tmp_path / "00000.tar").write_bytes(tar_bytes(members))
     rows = [
         {"key": "000000", "caption": "Portrait of a woman", "status": "success", "error_message": None},
         {

@@ -5,25 +5,17 @@ import io
 import pyarrow.parquet as pq
 import pytest
 from curate_loopback import IMAGES, loopback_server
-from curate_shards import small_shard
+from curate_shards import small_shard, tar_bytes
 
-from idportrait.curate.options import StageOptions
-from idportrait.curate.ray_runner import RayOptions, run_ray
+from idportrait.curate.options import RayOptions, StageOptions
+from idportrait.curate.ray_runner import run_ray
 from idportrait.curate.runner import run_local
 from idportrait.curate.sample import PHOTOS
 
 
 def _truncated_tar(path) -> None:
-    import tarfile
-
-    members = io.BytesIO()
-    with tarfile.open(fileobj=members, mode="w") as tar:
-        for i in range(3):
-            data = f"Portrait of a man, number {i}".encode() * 100
-            info = tarfile.TarInfo(f"{i:03d}.txt")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(members.getvalue()[:7000])
+    members = {f"{i:03d}.txt": f"Portrait of a man, number {i}".encode() * 100 for i in range(3)}
+    path.write_bytes(tar_bytes(members)[:7000])
 
 
 def _output_bytes(out) -> dict[str, bytes]:

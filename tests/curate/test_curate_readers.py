@@ -1,22 +1,18 @@
 from __future__ import annotations
 
 import io
-import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from curate_shards import tar_bytes
 
 from idportrait.curate.readers import InputError, decode_caption, list_shards, read_shard
 from idportrait.errors import UserError
 
 
 def _tar(path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(tar_bytes(members))
 
 
 def test_laion_columns_aliases_and_missing_columns(tmp_path):

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
-import pytest
-
-from idportrait.cli import main
+import in_process_cli
 
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
     """Exit code and the lines on stderr (never a traceback)."""
-    monkeypatch.setattr(sys, "argv", ["idportrait", *args])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    err = capsys.readouterr().err
+    code, err = in_process_cli.run_cli(monkeypatch, capsys, *args)
     assert "Traceback" not in err
-    return exit_.value.code, err.strip().splitlines()
+    return code, err.strip().splitlines()

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from idportrait.curate.config import CurateConfig, default
-from idportrait.curate.options import DownloadConfig, StageOptions
+from idportrait.curate.options import DownloadConfig, RayOptions, StageOptions
 
 app = typer.Typer(
     help="FaceID-6M-style curation of LAION-style parquet / webdataset shards.",
@@ -39,8 +39,12 @@ def run(
     ),
     download_retries: int = typer.Option(DownloadConfig.retries, help="Retries after a timeout or a 5xx reply."),
     ray_download_tasks: int = typer.Option(None, help="runner=ray: concurrent download tasks (default: Ray's)."),
-    ray_download_cpus: float = typer.Option(0.25, help="runner=ray: CPUs each download task reserves."),
-    ray_detect_actors: int = typer.Option(1, help="runner=ray: face detection actors (one model copy each)."),
+    ray_download_cpus: float = typer.Option(
+        RayOptions.download_cpus, help="runner=ray: CPUs each download task reserves."
+    ),
+    ray_detect_actors: int = typer.Option(
+        RayOptions.detect_actors, help="runner=ray: face detection actors (one model copy each)."
+    ),
     ray_detect_gpus: float = typer.Option(
         None, help="runner=ray: GPUs per detection actor (default: 1 when the cluster has GPUs, else 0)."
     ),
@@ -132,7 +136,7 @@ def run(
     if preset:
         cfg = preset_settings(cfg, preset, ctx)
     if runner == "ray":
-        from idportrait.curate.ray_runner import RayOptions, run_ray
+        from idportrait.curate.ray_runner import run_ray
 
         ray_options = RayOptions(
             address=ray_address,

@@ -162,8 +162,7 @@ def person_without_ner(sample: Sample, cfg: CurateConfig) -> Decision:
 
 def filter_person_caption(sample: Sample, cfg: CurateConfig) -> Decision:
     """Keywords, a credit line, a gazetteer name, a PERSON entity, one in the sentence-cased caption: the first
-    that accepts
-    (NER on this one caption; the cascade batches it)."""
+    that accepts (NER on this one caption; the cascade batches it)."""
     decision = person_without_ner(sample, cfg)
     if decision.keep or not cfg.use_ner or not sample.caption:
         return decision

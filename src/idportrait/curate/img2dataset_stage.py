@@ -35,7 +35,7 @@ from idportrait.curate.readers import (
     Shard,
     read_shard,
 )
-from idportrait.curate.writer import atomic_output
+from idportrait.shards.files import atomic_output
 
 TEXT_STAGE_FILE = "text_stage.json"
 

@@ -48,3 +48,22 @@ class StageOptions:
     text_batch: int = 256
     queue: int = 128
     download: DownloadConfig = field(default_factory=DownloadConfig)
+
+
+@dataclass
+class RayOptions:
+    """Where Ray runs and how far each stage of `ray_runner.run_ray` scales.
+
+    address: a running cluster ("auto", "ray://host:10001"); None starts a local Ray with ``num_cpus``.
+    download_tasks: concurrent download tasks (None: as many as Ray fits).
+    download_cpus: CPUs a download task reserves (fractional: downloads wait on the network).
+    detect_actors: face detection actors, one model copy each.
+    detect_gpus: GPUs per detection actor (None: 1 when the cluster has GPUs, else 0).
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+    download_tasks: int | None = None
+    download_cpus: float = 0.25
+    detect_actors: int = 1
+    detect_gpus: float | None = None

@@ -24,33 +24,16 @@ from idportrait.curate.cascade import check_decoded, detect_stage, text_stage
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.detect import make_detector
 from idportrait.curate.download import download_stage, shared_fetcher
-from idportrait.curate.options import StageOptions
+from idportrait.curate.options import RayOptions, StageOptions
+from idportrait.curate.pipeline import Outcome
 from idportrait.curate.readers import InputError, Shard, read_shard
 from idportrait.curate.results import ShardResult, record_failure
 from idportrait.curate.runner import RunSummary, plan_run, summarise
 from idportrait.curate.types import Decision, Sample
+from idportrait.curate.writer import is_jpeg
 
 ITEM = "item"
 """The one column of the stream: a `_Row` object per row."""
-
-
-@dataclass
-class RayOptions:
-    """Where Ray runs and how far each stage scales.
-
-    address: a running cluster ("auto", "ray://host:10001"); None starts a local Ray with ``num_cpus``.
-    download_tasks: concurrent download tasks (None: as many as Ray fits).
-    download_cpus: CPUs a download task reserves (fractional: downloads wait on the network).
-    detect_actors: face detection actors, one model copy each.
-    detect_gpus: GPUs per detection actor (None: 1 when the cluster has GPUs, else 0).
-    """
-
-    address: str | None = None
-    num_cpus: int | None = None
-    download_tasks: int | None = None
-    download_cpus: float = 0.25
-    detect_actors: int = 1
-    detect_gpus: float | None = None
 
 
 @dataclass
@@ -130,8 +113,7 @@ class _Detect:
 
 def _lighten(sample: Sample, decision: Decision) -> None:
     """Drop what the writer will not need before the row travels: pixels (kept only for a kept non-JPEG image)."""
-    jpeg = sample.image_bytes is not None and sample.image_bytes[:3] == b"\xff\xd8\xff"
-    if not decision.keep or jpeg:
+    if not decision.keep or is_jpeg(sample.image_bytes):
         sample.image = None
     if not decision.keep:
         sample.image_bytes = None
@@ -169,7 +151,7 @@ def _stream(todo: list[Shard], cfg: CurateConfig, options: StageOptions, ray_opt
     )
 
 
-def _gather(dataset: Any, out: str, cfg: CurateConfig) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+def _gather(dataset: Any, out: str, cfg: CurateConfig) -> list[Outcome]:
     """Write each shard once all its rows have arrived (in any order), in input order; failures recorded.
 
     The rows a shard gave before reading it failed are dropped, whether they arrive before its failure or after.

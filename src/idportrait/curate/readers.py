@@ -26,6 +26,7 @@ from idportrait.curate import reasons
 from idportrait.curate.download import detail_of_message
 from idportrait.curate.types import Sample
 from idportrait.errors import UserError
+from idportrait.shards.files import filesystem
 
 CAPTION_COLUMNS = ("caption", "TEXT", "text")
 URL_COLUMNS = ("url", "URL")
@@ -79,12 +80,11 @@ def list_shards(inputs: list[str]) -> list[Shard]:
     """Expand files, directories and globs into shards, sorted by path; unique output names."""
     import glob
 
-    from fsspec.core import url_to_fs
     from fsspec.implementations.local import LocalFileSystem
 
     files: dict[str, dict[str, Any]] = {}
     for spec in inputs:
-        fs, root = url_to_fs(spec)
+        fs, root = filesystem(spec)
         expanded = sorted(fs.glob(root)) if glob.has_magic(root) else [root]
         for path in expanded:
             if fs.isdir(path):
@@ -303,12 +303,11 @@ def _tar_sample(key: str, group: dict[str, bytes]) -> Sample:
 
 def _img2dataset_failures(shard: Shard) -> Iterator[Sample]:
     """The rows of img2dataset's ``<n>.parquet`` beside the tar that did not succeed, in its order."""
-    import fsspec
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    stem = shard.path.rsplit(".", 1)[0]
-    fs, _, (parquet, stats) = fsspec.get_fs_token_paths([f"{stem}.parquet", f"{stem}_stats.json"])
+    fs, stem = filesystem(shard.path.rsplit(".", 1)[0])
+    parquet, stats = f"{stem}.parquet", f"{stem}_stats.json"
     if not (fs.exists(parquet) and fs.exists(stats)):
         return
     try:
@@ -335,6 +334,7 @@ def _img2dataset_failures(shard: Shard) -> Iterator[Sample]:
 
 
 IMG2DATASET_COLUMNS = frozenset(
-    ("caption", "url", "key", "status", "error_message", "width", "height", "original_width", "original_height")
-) | {"exif", "sha256"}
+    ("caption", "url", "key", "status", "error_message", "width", "height", "original_width", "original_height",
+     "exif", "sha256")
+)  # fmt: skip
 """Columns of img2dataset's parquet that are its own record, not the input's."""

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from idportrait.curate import reasons
-from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, atomic_output, load_stats, output_path
+from idportrait.curate.writer import DECISIONS_DIR, FAILURES_DIR, load_stats, output_path
 from idportrait.errors import UserError
+from idportrait.imageio import write_bytes, write_json
+from idportrait.shards.files import filesystem
 
 
 @dataclass
@@ -65,7 +67,6 @@ class Report:
 
 def build_report(out: str) -> Report:
     """Aggregate the stats and decisions of every finished shard under ``out``."""
-    import fsspec
     import pyarrow.parquet as pq
 
     stats = load_stats(out)
@@ -87,7 +88,7 @@ def build_report(out: str) -> Report:
     min_sides: list[int] = []
     face_ratios: list[float] = []
     for s in stats:
-        fs, _, (path,) = fsspec.get_fs_token_paths(output_path(out, DECISIONS_DIR, s["shard"]))
+        fs, path = filesystem(output_path(out, DECISIONS_DIR, s["shard"]))
         with fs.open(path, "rb") as f:
             table = pq.read_table(f, columns=["width", "height", "decoded", "face_ratio"]).to_pylist()
         min_sides += [min(r["width"], r["height"]) for r in table if r["decoded"]]
@@ -108,9 +109,7 @@ def build_report(out: str) -> Report:
 
 def load_failures(out: str) -> list[dict[str, Any]]:
     """Failure records of the shards under ``out`` that could not be read, by shard name; corrupt ones left out."""
-    import fsspec
-
-    fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{FAILURES_DIR}")
+    fs, root = filesystem(f"{out.rstrip('/')}/{FAILURES_DIR}")
     if not fs.exists(root):
         return []
     failures = []
@@ -165,8 +164,7 @@ def _histogram(values: list[float], threshold: float, title: str, xlabel: str, p
     png = io.BytesIO()
     fig.savefig(png, format="png")
     plt.close(fig)
-    with atomic_output(str(path)) as f:
-        f.write(png.getvalue())
+    write_bytes(path, png.getvalue())
 
 
 def write_report(out: str, report_dir: str | Path | None = None) -> tuple[Report, Path]:
@@ -179,10 +177,8 @@ def write_report(out: str, report_dir: str | Path | None = None) -> tuple[Report
         raise UserError("no finished shards to report on (run `idportrait curate run` first)", out)
     folder = Path(report_dir) if report_dir else Path(out) / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_output(str(folder / "report.md")) as f:
-        f.write(render_markdown(report).encode("utf-8"))
-    with atomic_output(str(folder / "report.json")) as f:
-        f.write((json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_bytes(folder / "report.md", render_markdown(report).encode("utf-8"))
+    write_json(folder / "report.json", report.to_json())
     _histogram(
         report.min_sides,
         report.config.get("min_side", 512),

@@ -19,7 +19,8 @@ from typing import Any
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.readers import Shard
 from idportrait.curate.types import Decision, Sample
-from idportrait.curate.writer import FAILURES_DIR, ShardWriter, atomic_output, output_path
+from idportrait.curate.writer import FAILURES_DIR, ShardWriter, output_path
+from idportrait.shards.files import atomic_output, filesystem
 
 
 class ShardResult:
@@ -67,8 +68,6 @@ def record_failure(out: str, shard: Shard, error: Exception) -> dict[str, Any]:
 
 def _clear_failure(out: str, shard: Shard) -> None:
     """A shard that was curated after all loses its old failure record."""
-    import fsspec
-
-    fs, _, (path,) = fsspec.get_fs_token_paths(output_path(out, FAILURES_DIR, shard.name))
+    fs, path = filesystem(output_path(out, FAILURES_DIR, shard.name))
     if fs.exists(path):
         fs.rm(path)

@@ -18,7 +18,8 @@ from typing import Any
 
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.detect import BatchDetector
-from idportrait.curate.pipeline import Outcome, StageOptions, stream_shards
+from idportrait.curate.options import StageOptions
+from idportrait.curate.pipeline import Outcome, stream_shards
 from idportrait.curate.readers import Shard, list_shards
 from idportrait.curate.settings import check_out, prepare_output
 from idportrait.curate.writer import load_stats

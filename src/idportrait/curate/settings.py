@@ -17,8 +17,9 @@ from typing import Any
 
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.readers import Shard
-from idportrait.curate.writer import atomic_output, load_stats
+from idportrait.curate.writer import load_stats
 from idportrait.errors import UserError
+from idportrait.shards.files import atomic_output, filesystem
 
 SETTINGS_FILE = "settings.json"
 OUTPUT_DIRS = ("shards", "index", "decisions", "stats", "failures", "report")
@@ -33,10 +34,9 @@ class SettingsMismatchError(UserError):
 
 def check_out(out: str, inputs: list[str]) -> None:
     """`UserError` when ``out`` is an existing file, or (local paths) an input folder or inside one."""
-    import fsspec
     from fsspec.implementations.local import LocalFileSystem
 
-    fs, _, (real,) = fsspec.get_fs_token_paths(out)
+    fs, real = filesystem(out)
     if fs.isfile(real):
         raise UserError("--out is an existing file; give a folder", out)
     if not isinstance(fs, LocalFileSystem):
@@ -74,9 +74,7 @@ def previous_settings(out: str) -> dict[str, Any] | None:
 
     A settings.json that is not a JSON object is a `UserError` naming it.
     """
-    import fsspec
-
-    fs, _, (path,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{SETTINGS_FILE}")
+    fs, path = filesystem(f"{out.rstrip('/')}/{SETTINGS_FILE}")
     if fs.exists(path):
         return _read_json(fs, path, SETTINGS_FILE)
     stats = load_stats(out)
@@ -136,10 +134,8 @@ def prepare_output(out: str, cfg: CurateConfig, shards: list[Shard], overwrite: 
     Raises `SettingsMismatchError` naming the differing settings or inputs when ``out`` was curated
     otherwise and ``overwrite`` is off.
     """
-    import fsspec
-
     root = out.rstrip("/")
-    fs, _, (real,) = fsspec.get_fs_token_paths(root)
+    fs, real = filesystem(root)
     if overwrite:
         for name in (*OUTPUT_DIRS, SETTINGS_FILE):
             if fs.exists(f"{real}/{name}"):

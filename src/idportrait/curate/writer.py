@@ -25,7 +25,7 @@ from idportrait.curate.config import CurateConfig
 from idportrait.curate.filters import confident_faces, largest_face_ratio
 from idportrait.curate.types import Decision, Sample
 from idportrait.faces.types import Face
-from idportrait.shards.files import atomic_output
+from idportrait.shards.files import atomic_output, filesystem
 from idportrait.shards.layout import face_record, safe_key
 from idportrait.shards.writer import write_shard
 
@@ -41,9 +41,14 @@ def output_path(out: str, kind: str, name: str) -> str:
     return f"{out.rstrip('/')}/{kind}/{name}{suffix}"
 
 
+def is_jpeg(data: bytes | None) -> bool:
+    """Whether ``data`` are JPEG bytes, which a kept sample's tar member takes as they are (`_jpeg_bytes`)."""
+    return data is not None and data[:3] == b"\xff\xd8\xff"
+
+
 def _jpeg_bytes(sample: Sample) -> bytes:
     """The original bytes when already JPEG, else the decoded image re-encoded (quality 95)."""
-    if sample.image_bytes and sample.image_bytes[:3] == b"\xff\xd8\xff":
+    if is_jpeg(sample.image_bytes):
         return sample.image_bytes
     from PIL import Image
 
@@ -179,9 +184,7 @@ def load_stats(out: str) -> list[dict[str, Any]]:
     A stats file that is not a stats record (cut short, edited, empty) marks no shard as finished:
     it is left out here, and the runner curates that shard again.
     """
-    import fsspec
-
-    fs, _, (root,) = fsspec.get_fs_token_paths(f"{out.rstrip('/')}/{STATS_DIR}")
+    fs, root = filesystem(f"{out.rstrip('/')}/{STATS_DIR}")
     if not fs.exists(root):
         return []
     stats = []

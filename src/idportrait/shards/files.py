@@ -1,4 +1,5 @@
-"""File access through fsspec, so that shards and their index files may live on local disks or object storage.
+"""File access through fsspec, so that shards, their index files and the other curation outputs may live on local
+disks or object storage.
 
 Writes are atomic (a temporary name, then a move); reads of a sample are positioned range reads
 (``cat_file(path, start, end)``: ``pread`` on a local disk, an HTTP range request on a bucket).
