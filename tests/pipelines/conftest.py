@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from consistentid_pipes import load_pipe
 
 
 @pytest.fixture(autouse=True)
@@ -20,15 +21,8 @@ def face_models():
 @pytest.fixture(scope="session")
 def tiny_pipe(tiny_models):
     """ConsistentIDPipeline loaded from the tiny models through the real loaders (CPU, float32)."""
-    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-    from idportrait.pipelines.loading import load_sd15_pipeline
-
     torch.manual_seed(0)
-    base, adapter = tiny_models
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
-    pipe.load_consistentid(str(adapter))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_pipe(*tiny_models)
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +36,4 @@ def astronaut_inputs(tiny_pipe, face_models):
 @pytest.fixture
 def fresh_pipe(tiny_models):
     """A ConsistentIDPipeline of its own, for tests that change it (accelerators, compilation)."""
-    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-    from idportrait.pipelines.loading import load_sd15_pipeline
-
-    base, adapter = tiny_models
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
-    pipe.load_consistentid(str(adapter))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_pipe(*tiny_models)

@@ -15,6 +15,7 @@ import diffusers
 import numpy as np
 import pytest
 import torch
+from consistentid_pipes import load_pipe
 from PIL import Image
 
 from idportrait.adapters.consistentid.text import build_facial_prompt
@@ -26,8 +27,6 @@ from idportrait.pipelines.consistentid_modes import (
     mode_pipeline,
     steps_to_run,
 )
-from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-from idportrait.pipelines.loading import load_sd15_pipeline
 from idportrait.tiny import save_tiny_sd15, tiny_controlnet
 
 STEPS = 3
@@ -113,13 +112,6 @@ def plain_bases(bases):
 def no_op_pipes(bases, no_op_lora_adapter):
     """{9-channel: ConsistentID pipeline whose adapter has a no-op LoRA}."""
     return {nine: load_pipe(base, no_op_lora_adapter) for nine, base in bases.items()}
-
-
-def load_pipe(base, adapter) -> ConsistentIDPipeline:
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
-    pipe.load_consistentid(str(adapter))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 @pytest.fixture(scope="module")
