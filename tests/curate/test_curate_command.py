@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ def _bad_and_good_shards(folder: Path) -> None:
     caption without any person word."""
     import random
 
-    from curate_shards import small_shard
+    from curate_shards import small_shard, truncated_tar
 
     folder.mkdir()
     small_shard(
@@ -38,14 +36,7 @@ def _bad_and_good_shards(folder: Path) -> None:
         ],
     )
     (folder / "b.parquet").write_bytes(random.Random(0).randbytes(4096))
-    members = io.BytesIO()
-    with tarfile.open(fileobj=members, mode="w") as tar:
-        for i in range(3):
-            data = f"A man number {i}".encode() * 200
-            info = tarfile.TarInfo(f"{i:03d}.txt")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    (folder / "c.tar").write_bytes(members.getvalue()[:3000])
+    truncated_tar(folder / "c.tar", [f"A man number {i}".encode() * 200 for i in range(3)], keep=3000)
     small_shard(folder / "d.parquet", [("A red car on a quiet street", None, None)])
 
 
