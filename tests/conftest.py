@@ -22,8 +22,6 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def one_torch_thread():
     """Tiny models run fastest on one thread (and do not fight other test processes for cores)."""
-    import torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -49,4 +47,6 @@ def _assert_parity(name: str, actual: torch.Tensor, expected: torch.Tensor, atol
 
 @pytest.fixture(scope="session")
 def assert_parity() -> Callable[..., float]:
+    """``assert_parity(name, actual, expected, atol, rtol)``: the tensors equal within allclose; returns the max abs
+    diff (``-s`` prints one line per check)."""
     return _assert_parity
