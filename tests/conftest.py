@@ -29,6 +29,14 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def face_models():
+    """The offline face analyzer (dlib, 128-D descriptor) and the landmark parser."""
+    from idportrait.faces import get_face_analyzer, get_face_parser
+
+    return get_face_analyzer("dlib"), get_face_parser("landmarks")
+
+
+@pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """(base folder, adapter safetensors) of the demo: tiny SD1.5 + tiny ConsistentID, written to disk."""
     from idportrait.demo import build_demo_models

@@ -11,14 +11,6 @@ def pipeline_tests_on_one_thread(one_torch_thread):
 
 
 @pytest.fixture(scope="session")
-def face_models():
-    """The offline face analyzer (dlib, 128-D descriptor) and the landmark parser."""
-    from idportrait.faces import get_face_analyzer, get_face_parser
-
-    return get_face_analyzer("dlib"), get_face_parser("landmarks")
-
-
-@pytest.fixture(scope="session")
 def tiny_pipe(tiny_models):
     """ConsistentIDPipeline loaded from the tiny models through the real loaders (CPU, float32)."""
     torch.manual_seed(0)
