@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from cli_run import run_cli
+from repaint_photos import write_repaint_photos
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -19,16 +19,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """astronaut.png (the reference, 512x512), scene.png (the astronaut at 384x512), masks, a tiny ControlNet."""
-    from skimage import data
-
     from idportrait.tiny import tiny_controlnet
 
-    folder = tmp_path_factory.mktemp("mode-files")
-    Image.fromarray(data.astronaut()).save(folder / "astronaut.png")
-    Image.fromarray(data.astronaut()).resize((384, 512)).save(folder / "scene.png")
-    mask = np.zeros((512, 384), np.uint8)
-    mask[40:240, 80:280] = 255
-    Image.fromarray(mask).save(folder / "mask.png")
+    folder = write_repaint_photos(tmp_path_factory.mktemp("mode-files"))
     Image.new("L", (384, 512)).save(folder / "black.png")
     Image.new("L", (128, 128), 255).save(folder / "square.png")
     tiny_controlnet().save_pretrained(folder / "controlnet")

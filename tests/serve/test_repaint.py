@@ -11,16 +11,12 @@ from skimage import data
 
 from idportrait.generate.batch import read_metadata
 from idportrait.serve.app import run
+from repaint_photos import write_repaint_photos
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("repaint")
-    Image.fromarray(data.astronaut()).save(root / "astronaut.png")
-    Image.fromarray(data.astronaut()).resize((384, 512)).save(root / "scene.png")
-    mask = np.zeros((512, 384), np.uint8)
-    mask[40:240, 80:280] = 255
-    Image.fromarray(mask).save(root / "mask.png")
+    root = write_repaint_photos(tmp_path_factory.mktemp("repaint"))
     Image.new("L", (64, 64), 255).save(root / "small-mask.png")
     Image.fromarray(data.coffee()).save(root / "coffee.jpg")
     return root
