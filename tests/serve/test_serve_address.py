@@ -10,6 +10,7 @@ import pytest
 from cli_run import run_cli
 from idportrait.errors import UserError
 from idportrait.serve.address import check_listen_address
+from loopback_port import free_port
 
 
 @pytest.fixture
@@ -19,12 +20,6 @@ def taken_port():
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(
