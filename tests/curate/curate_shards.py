@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
-import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
+from plain_tar import write_plain_tar
 
 
 def small_shard(path: Path, rows: list[tuple[str, str | None, str | None]]) -> None:
@@ -29,10 +30,5 @@ def small_shard(path: Path, rows: list[tuple[str, str | None, str | None]]) -> N
 
 def truncated_tar(path: Path, captions: list[bytes], keep: int) -> None:
     """A tar of ``captions`` as members ``000.txt``, ``001.txt``, ... cut off after its first ``keep`` bytes."""
-    members = io.BytesIO()
-    with tarfile.open(fileobj=members, mode="w") as tar:
-        for i, data in enumerate(captions):
-            info = tarfile.TarInfo(f"{i:03d}.txt")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(members.getvalue()[:keep])
+    write_plain_tar(path, [(f"{i:03d}.txt", data) for i, data in enumerate(captions)])
+    path.write_bytes(path.read_bytes()[:keep])

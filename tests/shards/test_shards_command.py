@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 import pytest
-from shard_files import faceid_members, write_plain_tar
+from shard_files import faceid_members
 
 from idportrait.cli import main
 from idportrait.shards.index_file import index_file_count, index_file_path
+from plain_tar import write_plain_tar
 
 
 def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
