@@ -22,12 +22,18 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def one_torch_thread():
     """Tiny models run fastest on one thread (and do not fight other test processes for cores)."""
-    import torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def face_models():
+    """The offline face analyzer (dlib, 128-D descriptor) and the landmark parser."""
+    from idportrait.faces import get_face_analyzer, get_face_parser
+
+    return get_face_analyzer("dlib"), get_face_parser("landmarks")
 
 
 @pytest.fixture(scope="session")
@@ -49,4 +55,6 @@ def _assert_parity(name: str, actual: torch.Tensor, expected: torch.Tensor, atol
 
 @pytest.fixture(scope="session")
 def assert_parity() -> Callable[..., float]:
+    """``assert_parity(name, actual, expected, atol, rtol)``: the tensors equal within allclose; returns the max abs
+    diff (``-s`` prints one line per check)."""
     return _assert_parity

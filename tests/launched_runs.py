@@ -1,4 +1,4 @@
-"""Killing a launched multi-process run part-way, as a user's Ctrl-C or an OOM killer would, harder."""
+"""Killing a launched run and every process it started part-way, as a user's Ctrl-C or an OOM killer would, harder."""
 
 from __future__ import annotations
 
@@ -20,6 +20,6 @@ def sigkill_after_outputs(proc: subprocess.Popen, outputs: Callable[[], int], at
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed"
     launcher = psutil.Process(proc.pid)
-    for process in [launcher, *launcher.children(recursive=True)]:  # torchrun and both workers (own sessions)
+    for process in [launcher, *launcher.children(recursive=True)]:  # e.g. torchrun and its workers (own sessions)
         process.send_signal(signal.SIGKILL)
     proc.wait()

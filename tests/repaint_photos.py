@@ -1,4 +1,4 @@
-"""The photos of the repainting tests (command line and web demo): a reference, a photo to paint it into, a mask."""
+"""The photos of the repainting tests (generate's --init-image/--mask and the web demo's repaint)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from skimage import data
 
 
 def write_repaint_photos(folder: Path) -> Path:
-    """Write into ``folder`` astronaut.png (the reference, 512x512), scene.png (the astronaut at 384x512) and
-    mask.png (scene's size, white = repaint: rows 40-239, columns 80-279); returns ``folder``."""
+    """``folder`` with astronaut.png (the reference, 512x512), scene.png (the astronaut resized to 384x512) and
+    mask.png (384x512, white on rows 40-240 and columns 80-280, over the scene's face)."""
     Image.fromarray(data.astronaut()).save(folder / "astronaut.png")
     Image.fromarray(data.astronaut()).resize((384, 512)).save(folder / "scene.png")
     mask = np.zeros((512, 384), np.uint8)

@@ -21,7 +21,7 @@ USAGE = "usage"
 LINE = "line"
 
 CASES: dict[str, tuple[list[str], str, str]] = {
-    # id: (arguments, USAGE or LINE, text the message must contain); {photo} {text} {dir} {missing} {new} are paths
+    # id: (arguments, USAGE or LINE, text the message must contain); {photo} {bad_yaml} ...: paths (`case_argv`)
     "no-such-subcommand": (["paint"], USAGE, "No such command 'paint'"),
     "generate-steps-0": (["generate", "-p", "x", "--steps", "0"], USAGE, "Invalid value for '--steps'"),
     "generate-n-negative": (["generate", "-p", "x", "--n", "-1"], USAGE, "Invalid value for '--n'"),

@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from cli_run import run_cli
 from idportrait.errors import DiskFullError, UserError, find_disk_full, writing_into
 from idportrait.imageio import append_lines, save_image, write_bytes, write_json, write_safetensors
-from in_process_cli import run_cli
 
 REAL_FSYNC = os.fsync
 
@@ -165,13 +165,13 @@ def test_generate_batch_on_a_full_disk_then_after_freeing_space(tmp_path, monkey
     args = ["generate-batch", "--faces", str(faces), "-p", "a", "-p", "b", "--n", "2", "--method", "plain-sd",
             "--device", "cpu", "--out", str(out)]  # fmt: skip
     failed = fail_fsync(monkeypatch, when=lambda path: "001_00.png" in path)  # the 3rd image finds the disk full
-    code, err = run_cli(monkeypatch, capsys, *args)
+    code, _, err = run_cli(monkeypatch, capsys, *args)
     (line,) = error_lines(err)
     assert code == 2 and failed and line.startswith(f"error: {out / 'ana'}: no space left on the device (writing")
     assert sorted(p.name for p in (out / "ana").iterdir()) == ["000_00.png", "000_01.png"]  # nothing half-written
 
     monkeypatch.setattr(os, "fsync", REAL_FSYNC)  # space freed
-    code, err = run_cli(monkeypatch, capsys, *args)
+    code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0 and "2 images written, 2 already there" in err, err
     images = json.loads((out / "settings.json").read_text())["images"]
     assert images == [f"ana/{i:03d}_{k:02d}.png" for i in range(2) for k in range(2)]
@@ -192,8 +192,8 @@ def test_curate_on_a_full_disk(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(LocalFileOpener, "write", full)
     out = tmp_path / "out"
-    code, err = run_cli(monkeypatch, capsys, "curate", "run", str(tmp_path / "in"), "--out", str(out),
-                        "--detector", "dlib")  # fmt: skip
+    code, _, err = run_cli(monkeypatch, capsys, "curate", "run", str(tmp_path / "in"), "--out", str(out),
+                           "--detector", "dlib")  # fmt: skip
     (line,) = error_lines(err)
     assert code == 2 and line.startswith(f"error: {out}") and "no space left on the device" in line, err
     assert not [p for p in out.rglob("*") if p.is_file()]
@@ -208,8 +208,8 @@ def test_a_full_disk_raised_anywhere_in_a_command_is_one_line(tmp_path, monkeypa
 
     monkeypatch.setattr(idportrait.imageio, "write_json", full)
     Image.new("RGB", (32, 32)).save(tmp_path / "photo.png")
-    code, err = run_cli(monkeypatch, capsys, "faces", "detect", str(tmp_path / "photo.png"), "--analyzer", "dlib",
-                        "--out", str(tmp_path / "faces"))  # fmt: skip
+    code, _, err = run_cli(monkeypatch, capsys, "faces", "detect", str(tmp_path / "photo.png"), "--analyzer", "dlib",
+                           "--out", str(tmp_path / "faces"))  # fmt: skip
     assert code == 2 and error_lines(err) == ["error: no space left on the device while writing the outputs; "
                                               "free some space and rerun"]  # fmt: skip
 
@@ -229,5 +229,5 @@ def test_a_user_error_raised_in_a_ray_task_is_its_own_one_line(tmp_path, monkeyp
             raise wrapped.as_instanceof_cause() from err
 
     monkeypatch.setattr(idportrait.curate.command, "StageOptions", remote_failure)
-    code, err = run_cli(monkeypatch, capsys, "curate", "run", str(tmp_path), "--out", str(tmp_path / "out"))
+    code, _, err = run_cli(monkeypatch, capsys, "curate", "run", str(tmp_path), "--out", str(tmp_path / "out"))
     assert code == 2 and error_lines(err) == [f"error: {tmp_path}/out/shards: no space left on the device"]

@@ -10,17 +10,14 @@ import pytest
 
 from idportrait import hub
 from idportrait.errors import ModelNotFoundError
+from loopback_port import free_port
 
 FAST = 10.0
 """Seconds within which a missing model must be reported (the reachability check gives up after 3)."""
 
 
 def closed_port() -> str:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

@@ -249,8 +249,12 @@ def test_fused_lora_matches_unfused_and_unfuses_exactly(fixtures_dir):
     assert torch.equal(again, expected)
 
 
-def _release_cross_attention(attn, proc, x: torch.Tensor, ehs: torch.Tensor, scale: float) -> torch.Tensor:
-    """The release's arithmetic, written out: two separately normalised softmaxes over text and ID keys."""
+def assert_release_arithmetic(
+    out: torch.Tensor, attn: Attention, x: torch.Tensor, ehs: torch.Tensor, scale: float
+) -> None:
+    """``out`` (B, N, C) of ``attn`` on ``x`` (B, N, C) and ``ehs`` (B, 77 + 4, D) equals the release's arithmetic,
+    written out: two separately normalised softmaxes over text and ID keys, to float32 round-off."""
+    proc = attn.processor
     heads = lambda t: t.view(t.shape[0], t.shape[1], attn.heads, -1).transpose(1, 2)  # noqa: E731
     text, ids = ehs[:, :77], ehs[:, 77:]
     q = heads(attn.to_q(x) + proc.to_q_lora(x))
@@ -259,7 +263,7 @@ def _release_cross_attention(attn, proc, x: torch.Tensor, ehs: torch.Tensor, sca
     text_h = ((q @ k.transpose(-1, -2)) * attn.scale).softmax(-1) @ v
     id_h = ((q @ k_ip.transpose(-1, -2)) * attn.scale).softmax(-1) @ v_ip
     h = (text_h + scale * id_h).transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
-    return attn.to_out[0](h) + proc.to_out_lora(h)
+    assert torch.allclose(out, attn.to_out[0](h) + proc.to_out_lora(h), atol=2e-6, rtol=1e-5)
 
 
 def test_shared_query_and_cached_kv_equal_the_release_arithmetic(tiny):
@@ -277,7 +281,7 @@ def test_shared_query_and_cached_kv_equal_the_release_arithmetic(tiny):
             assert id(ehs) in proc.kv_cache.entries
             again = attn(x, encoder_hidden_states=ehs)
             assert torch.equal(first, again)
-            assert torch.allclose(first, _release_cross_attention(attn, proc, x, ehs, scale), atol=2e-6, rtol=1e-5)
+            assert_release_arithmetic(first, attn, x, ehs, scale)
         set_id_scale(unet, 1.0)
 
 
@@ -291,15 +295,15 @@ def test_kv_cache_follows_context_and_weight_changes(tiny):
         before = attn(x, encoder_hidden_states=ehs)
         ehs[:, 77:] += 1.0  # other ID tokens in the same tensor
         changed = attn(x, encoder_hidden_states=ehs)
-        assert torch.allclose(changed, _release_cross_attention(attn, proc, x, ehs, 1.0), atol=2e-6, rtol=1e-5)
+        assert_release_arithmetic(changed, attn, x, ehs, 1.0)
         assert not torch.allclose(before, changed, atol=1e-4)
         proc.to_k_ip.weight.mul_(2.0)  # a projection weight changed in place
         doubled = attn(x, encoder_hidden_states=ehs)
-        assert torch.allclose(doubled, _release_cross_attention(attn, proc, x, ehs, 1.0), atol=2e-6, rtol=1e-5)
+        assert_release_arithmetic(doubled, attn, x, ehs, 1.0)
         proc.to_k_ip.weight.div_(2.0)
         proc.to_v_lora.up.weight.add_(0.01)  # an unfused LoRA weight changed in place
         lora_changed = attn(x, encoder_hidden_states=ehs)
-        assert torch.allclose(lora_changed, _release_cross_attention(attn, proc, x, ehs, 1.0), atol=2e-6, rtol=1e-5)
+        assert_release_arithmetic(lora_changed, attn, x, ehs, 1.0)
         proc.to_v_lora.up.weight.sub_(0.01)
     assert id(ehs) in proc.kv_cache.entries
     key = id(ehs)

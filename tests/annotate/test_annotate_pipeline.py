@@ -11,6 +11,7 @@ from PIL import Image
 from idportrait.annotate import schema
 from idportrait.annotate.annotate import iter_inputs, safe_key
 from idportrait.annotate.prompts import FACIAL_PROMPT, OVERALL_PROMPT
+from plain_tar import write_plain_tar
 
 
 def _cli(args: list[str]) -> str:
@@ -77,7 +78,6 @@ def test_annotate_cli_writes_schema_and_resumes(tmp_path, tiny_llava, astronaut_
 @pytest.mark.slow
 def test_curated_shard_input_reuses_its_face_embedding(tmp_path, tiny_llava, astronaut_photos):
     import io
-    import tarfile
 
     from idportrait.annotate.annotate import annotate
     from idportrait.annotate.captioner import load_captioner
@@ -90,11 +90,7 @@ def test_curated_shard_input_reuses_its_face_embedding(tmp_path, tiny_llava, ast
             "score": 0.9, "embedding": embedding}  # fmt: skip
     members = {"000001.jpg": buf.getvalue(), "000001.txt": b"an astronaut",
                "000001.json": json.dumps({"key": "k", "faces": [face]}).encode()}  # fmt: skip
-    with tarfile.open(tmp_path / "shard-000000.tar", "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_plain_tar(tmp_path / "shard-000000.tar", members.items())
 
     out = tmp_path / "fgid"
     captioner = load_captioner(str(tiny_llava), max_new_tokens=4)

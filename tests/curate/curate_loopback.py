@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from loopback_port import free_port
+
 IMAGE = b"\xff\xd8\xff" + b"image" * 10
 IMAGES: dict[str, bytes] = {"a.jpg": IMAGE}
 
@@ -117,9 +119,4 @@ def loopback_server() -> Iterator[Loopback]:
 
 def closed_port_url() -> str:
     """A loopback url on a port nobody listens on (connection refused)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/refused.jpg"
+    return f"http://127.0.0.1:{free_port()}/refused.jpg"

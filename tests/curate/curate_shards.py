@@ -1,12 +1,13 @@
-"""Tiny parquet and tar input shards for the curate tests."""
+"""Tiny input shards for runner tests: parquet shards of sample photos, tars cut off mid-member."""
 
 from __future__ import annotations
 
 import io
-import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
+from plain_tar import write_plain_tar
 
 
 def small_shard(path: Path, rows: list[tuple[str, str | None, str | None]]) -> None:
@@ -27,12 +28,7 @@ def small_shard(path: Path, rows: list[tuple[str, str | None, str | None]]) -> N
     pq.write_table(pa.Table.from_pylist(table), path)
 
 
-def tar_bytes(members: dict[str, bytes]) -> bytes:
-    """A tar archive of ``members`` (name -> data), in that order."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+def truncated_tar(path: Path, captions: list[bytes], keep: int) -> None:
+    """A tar of ``captions`` as members ``000.txt``, ``001.txt``, ... cut off after its first ``keep`` bytes."""
+    write_plain_tar(path, [(f"{i:03d}.txt", data) for i, data in enumerate(captions)])
+    path.write_bytes(path.read_bytes()[:keep])

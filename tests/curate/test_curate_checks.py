@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import pytest
 from curate_shards import small_shard
 
-from idportrait.cli import main
+from cli_run import run_cli
 from idportrait.curate.config import CurateConfig
 from idportrait.curate.runner import run_local
 
@@ -22,10 +21,8 @@ NOT_ENGLISH = [("Ein rotes Auto parkt nachts auf der Straße", None, None)]
 
 def cli(capsys, monkeypatch, *args: str) -> tuple[int, list[str]]:
     """Run `idportrait curate ...` in this process: (exit code, stderr lines)."""
-    monkeypatch.setattr(sys, "argv", ["idportrait", "curate", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
+    code, _, err = run_cli(monkeypatch, capsys, "curate", *args)
+    return code, err.strip().splitlines()
 
 
 @pytest.fixture()

@@ -24,7 +24,7 @@ def _bad_and_good_shards(folder: Path) -> None:
     caption without any person word."""
     import random
 
-    from curate_shards import small_shard, tar_bytes
+    from curate_shards import small_shard, truncated_tar
 
     folder.mkdir()
     small_shard(
@@ -36,8 +36,7 @@ def _bad_and_good_shards(folder: Path) -> None:
         ],
     )
     (folder / "b.parquet").write_bytes(random.Random(0).randbytes(4096))
-    members = {f"{i:03d}.txt": f"A man number {i}".encode() * 200 for i in range(3)}
-    (folder / "c.tar").write_bytes(tar_bytes(members)[:3000])
+    truncated_tar(folder / "c.tar", [f"A man number {i}".encode() * 200 for i in range(3)], keep=3000)
     small_shard(folder / "d.parquet", [("A red car on a quiet street", None, None)])
 
 

@@ -12,6 +12,7 @@ from idportrait.curate.img2dataset_stage import download_shards, text_prefilter
 from idportrait.curate.readers import InputError, list_shards
 from idportrait.curate.runner import run_local
 from idportrait.curate.sample import PHOTOS
+from plain_tar import write_plain_tar
 
 CFG = CurateConfig(detector="dlib")
 
@@ -78,12 +79,11 @@ def test_img2dataset_path_decides_every_url_once(tmp_path, dlib_detect):
 def test_an_img2dataset_folder_reads_as_its_tars_then_their_failed_rows(tmp_path):
     import json
 
-    from curate_shards import tar_bytes
-
     from idportrait.curate.readers import read_shard
 
-    members = {"000000.jpg": b"\xff\xd8\xffjpeg", "000000.txt": b"Portrait of a woman"}
-    (tmp_path / "00000.tar").write_bytes(tar_bytes(members))
+    write_plain_tar(
+        tmp_path / "00000.tar", [("000000.jpg", b"\xff\xd8\xffjpeg"), ("000000.txt", b"Portrait of a woman")]
+    )
     rows = [
         {"key": "000000", "caption": "Portrait of a woman", "status": "success", "error_message": None},
         {

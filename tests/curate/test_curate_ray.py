@@ -5,17 +5,12 @@ import io
 import pyarrow.parquet as pq
 import pytest
 from curate_loopback import IMAGES, loopback_server
-from curate_shards import small_shard, tar_bytes
+from curate_shards import small_shard, truncated_tar
 
-from idportrait.curate.options import RayOptions, StageOptions
-from idportrait.curate.ray_runner import run_ray
+from idportrait.curate.options import StageOptions
+from idportrait.curate.ray_runner import RayOptions, run_ray
 from idportrait.curate.runner import run_local
 from idportrait.curate.sample import PHOTOS
-
-
-def _truncated_tar(path) -> None:
-    members = {f"{i:03d}.txt": f"Portrait of a man, number {i}".encode() * 100 for i in range(3)}
-    path.write_bytes(tar_bytes(members)[:7000])
 
 
 def _output_bytes(out) -> dict[str, bytes]:
@@ -33,7 +28,8 @@ def test_ray_stream_writes_what_the_local_runner_writes_and_resumes(dlib_cfg, tm
     inputs = tmp_path / "in"
     inputs.mkdir()
     (inputs / "bad.parquet").write_bytes(b"not a parquet file at all")
-    _truncated_tar(inputs / "cut.tar")  # one sample read, then the tar ends mid-member
+    captions = [f"Portrait of a man, number {i}".encode() * 100 for i in range(3)]
+    truncated_tar(inputs / "cut.tar", captions, keep=7000)  # one sample read, then the tar ends mid-member
     small_shard(inputs / "r3.parquet", [("Portrait of a girl", "astronaut", None)])
     out = tmp_path / "ray"
     options = StageOptions(detect_batch=2)

@@ -5,14 +5,10 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from curate_shards import tar_bytes
 
 from idportrait.curate.readers import InputError, decode_caption, list_shards, read_shard
 from idportrait.errors import UserError
-
-
-def _tar(path, members: dict[str, bytes]) -> None:
-    path.write_bytes(tar_bytes(members))
+from plain_tar import write_plain_tar
 
 
 def test_laion_columns_aliases_and_missing_columns(tmp_path):
@@ -47,7 +43,7 @@ def test_non_utf8_captions_are_a_drop_reason(tmp_path):
 
 
 def test_webdataset_groups_members_by_key(tmp_path):
-    _tar(
+    write_plain_tar(
         tmp_path / "w.tar",
         {
             "000.jpg": b"jpegbytes",
@@ -57,7 +53,7 @@ def test_webdataset_groups_members_by_key(tmp_path):
             "001.json": b"not json",
             "sub/002.png": b"pngbytes",
             "sub/002.txt": b"A woman",
-        },
+        }.items(),
     )
     a, b, c = read_shard(list_shards([str(tmp_path / "w.tar")])[0])
     assert (a.key, a.caption, a.width, a.height, a.image_bytes, a.url) == (
@@ -75,7 +71,7 @@ def test_webdataset_groups_members_by_key(tmp_path):
 
 def test_empty_shard_holds_no_samples(tmp_path):
     (tmp_path / "empty.tar").write_bytes(b"")
-    _tar(tmp_path / "nomembers.tar", {})
+    write_plain_tar(tmp_path / "nomembers.tar", [])
     assert [list(read_shard(s)) for s in list_shards([str(tmp_path)])] == [[], []]
 
 
@@ -90,7 +86,7 @@ def test_malformed_files_raise_a_clear_error_naming_them(tmp_path, name):
 def test_listing_inputs(tmp_path):
     for sub in ("x", "y"):
         (tmp_path / sub).mkdir()
-        _tar(tmp_path / sub / "part.tar", {})
+        write_plain_tar(tmp_path / sub / "part.tar", [])
     shards = list_shards([str(tmp_path / "*")])
     assert [s.name for s in shards] == ["part", "part-1"]  # unique output names
     with pytest.raises(InputError, match="unknown input type"):
@@ -135,9 +131,9 @@ def test_laion_and_img2dataset_column_names_are_read_unchanged(tmp_path):
     assert (second.nsfw, second.punsafe, second.language) == ("NSFW", None, "de")
     assert first.meta["similarity"] == 0.31 and first.meta["NSFW"] == "UNLIKELY"  # passed through
 
-    _tar(
+    write_plain_tar(
         tmp_path / "w.tar",
-        {"000.txt": b"A man", "000.json": b'{"url": "http://x/0.jpg", "punsafe": 0.7, "NSFW": "UNSURE"}'},
+        {"000.txt": b"A man", "000.json": b'{"url": "http://x/0.jpg", "punsafe": 0.7, "NSFW": "UNSURE"}'}.items(),
     )
     (row,) = read_shard(list_shards([str(tmp_path / "w.tar")])[0])
     assert (row.punsafe, row.nsfw, row.language) == (0.7, "UNSURE", None)

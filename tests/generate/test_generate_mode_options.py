@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """`write_repaint_photos` (astronaut.png, scene.png, mask.png), other masks and a tiny ControlNet."""
+    """astronaut.png (the reference, 512x512), scene.png (the astronaut at 384x512), masks, a tiny ControlNet."""
     from idportrait.tiny import tiny_controlnet
 
     folder = write_repaint_photos(tmp_path_factory.mktemp("mode-files"))

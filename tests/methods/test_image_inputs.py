@@ -36,13 +36,6 @@ def files(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def face_models():
-    from idportrait.faces import get_face_analyzer, get_face_parser
-
-    return get_face_analyzer("dlib"), get_face_parser("landmarks")
-
-
 def test_files_and_keywords_are_read(files):
     inputs = read_image_inputs(files / "astronaut.png", files / "mask.png", "canny")
     assert inputs.init_image.size == (512, 512) and inputs.mask_image.size == (512, 512)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from consistentid_pipes import load_pipe
 
 
 @pytest.fixture(autouse=True)
@@ -10,36 +11,10 @@ def pipeline_tests_on_one_thread(one_torch_thread):
 
 
 @pytest.fixture(scope="session")
-def face_models():
-    """The offline face analyzer (dlib, 128-D descriptor) and the landmark parser."""
-    from idportrait.faces import get_face_analyzer, get_face_parser
-
-    return get_face_analyzer("dlib"), get_face_parser("landmarks")
-
-
-def consistentid_pipe(base, adapter):
-    """ConsistentIDPipeline of a base folder with an adapter file, through the real loaders (CPU, float32), without
-    its progress bar."""
-    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-    from idportrait.pipelines.loading import load_sd15_pipeline
-
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
-    pipe.load_consistentid(str(adapter))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.fixture(scope="session")
-def load_pipe():
-    """`consistentid_pipe`, for tests that load other bases or adapters."""
-    return consistentid_pipe
-
-
-@pytest.fixture(scope="session")
 def tiny_pipe(tiny_models):
     """ConsistentIDPipeline loaded from the tiny models through the real loaders (CPU, float32)."""
     torch.manual_seed(0)
-    return consistentid_pipe(*tiny_models)
+    return load_pipe(*tiny_models)
 
 
 @pytest.fixture(scope="session")
@@ -53,4 +28,4 @@ def astronaut_inputs(tiny_pipe, face_models):
 @pytest.fixture
 def fresh_pipe(tiny_models):
     """A ConsistentIDPipeline of its own, for tests that change it (accelerators, compilation)."""
-    return consistentid_pipe(*tiny_models)
+    return load_pipe(*tiny_models)

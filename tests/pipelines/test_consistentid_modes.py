@@ -15,6 +15,7 @@ import diffusers
 import numpy as np
 import pytest
 import torch
+from consistentid_pipes import load_pipe
 from PIL import Image
 
 from idportrait.adapters.consistentid.text import build_facial_prompt
@@ -108,13 +109,13 @@ def plain_bases(bases):
 
 
 @pytest.fixture(scope="module")
-def no_op_pipes(bases, no_op_lora_adapter, load_pipe):
+def no_op_pipes(bases, no_op_lora_adapter):
     """{9-channel: ConsistentID pipeline whose adapter has a no-op LoRA}."""
     return {nine: load_pipe(base, no_op_lora_adapter) for nine, base in bases.items()}
 
 
 @pytest.fixture(scope="module")
-def pipes(bases, tiny_models, load_pipe):
+def pipes(bases, tiny_models):
     """{9-channel: ConsistentID pipeline with the random tiny adapter (LoRA and ID projections on)}."""
     return {nine: load_pipe(base, tiny_models[1]) for nine, base in bases.items()}
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from consistentid_pipes import load_pipe
 
 from idportrait.adapters.consistentid.text import build_facial_prompt
 
@@ -158,13 +159,7 @@ def test_face_inputs_of_another_backend_are_refused(tiny_pipe, astronaut_inputs)
 
 
 def test_bfloat16_matches_float32(tiny_models, astronaut_inputs, tiny_pipe):
-    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-    from idportrait.pipelines.loading import load_sd15_pipeline
-
-    base, adapter = tiny_models
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base), dtype=torch.bfloat16)
-    pipe.load_consistentid(str(adapter))
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipe(*tiny_models, dtype=torch.bfloat16)
     assert pipe.image_proj.proj[0].weight.dtype == torch.bfloat16
     low = run(pipe, dataclasses.replace(astronaut_inputs, cache={}), num_inference_steps=2).float()
     full = run(tiny_pipe, astronaut_inputs, num_inference_steps=2)
@@ -201,12 +196,9 @@ def test_token_pairing_checkpoint_fuses_each_class_word_with_its_own_region(
     tiny_models, tiny_pipe, astronaut_inputs, tmp_path
 ):
     from idportrait.adapters.consistentid.text import token_order
-    from idportrait.pipelines.consistentid_sd15 import ConsistentIDPipeline
-    from idportrait.pipelines.loading import load_sd15_pipeline
 
     base, adapter = tiny_models
-    pipe = load_sd15_pipeline(ConsistentIDPipeline, str(base))
-    pipe.load_consistentid(str(_with_pairing(adapter, "token", tmp_path / "token.safetensors")))
+    pipe = load_pipe(base, _with_pairing(adapter, "token", tmp_path / "token.safetensors"))
     assert pipe.consistentid_config["pairing"] == "token"
 
     device, dtype = torch.device("cpu"), torch.float32

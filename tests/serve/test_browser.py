@@ -9,20 +9,13 @@ after an upload or a click, the gallery's images), never for the file component'
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
 from skimage import data
 
 from idportrait.serve.app import build_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from loopback_port import free_port
 
 
 @pytest.fixture(scope="module")

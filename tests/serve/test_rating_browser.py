@@ -7,8 +7,6 @@ is for text the server writes (the progress line, the prompt box) or for a check
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from browser_wait import PAGE_TIMEOUT_MS
 from PIL import Image
@@ -18,6 +16,7 @@ from idportrait.evaluation.rating_db import open_study
 from idportrait.evaluation.rating_items import collect_items
 from idportrait.evaluation.rating_sample import rater_order
 from idportrait.generate.batch import save_with_seed
+from loopback_port import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +39,7 @@ def study(tmp_path_factory) -> Study:
 
 @pytest.fixture(scope="module")
 def server(study):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     page = build_rating_app(study)
     page.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, head=KEYBOARD_JS)
     yield f"http://127.0.0.1:{port}/"

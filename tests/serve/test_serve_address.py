@@ -7,9 +7,10 @@ import socket
 
 import pytest
 
+from cli_run import run_cli
 from idportrait.errors import UserError
 from idportrait.serve.address import check_listen_address
-from in_process_cli import run_cli
+from loopback_port import free_port
 
 
 @pytest.fixture
@@ -19,12 +20,6 @@ def taken_port():
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(
@@ -51,12 +46,12 @@ def test_commands_refuse_a_port_in_use_before_creating_anything(monkeypatch, cap
     (tmp_path / "generated").mkdir()
     db = tmp_path / "study" / "ratings.db"
     args = ["--generated", str(tmp_path / "generated"), "--references", str(tmp_path), "--db", str(db)]
-    code, err = run_cli(monkeypatch, capsys, "evaluate", "rate", *args, "--port", str(taken_port))
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", "rate", *args, "--port", str(taken_port))
     assert code == 2 and err.strip().startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert f"--port {taken_port}: already in use" in err
     assert not db.parent.exists()
 
     out = tmp_path / "serve"
-    code, err = run_cli(monkeypatch, capsys, "serve", "--port", str(taken_port), "--out", str(out))
+    code, _, err = run_cli(monkeypatch, capsys, "serve", "--port", str(taken_port), "--out", str(out))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "already in use" in err, err
     assert not out.exists()

@@ -28,16 +28,6 @@ def faceid_members(i: int, dim: int = 512) -> dict[str, bytes]:
     return {"image": jpeg(i), "text": f"a photo of person {i}".encode(), "json": json.dumps(record).encode()}
 
 
-def write_plain_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
-    """A tar written by plain tarfile (as older output and other tools write them): no index file."""
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 def eager_samples(shards: list[Path]) -> list[dict[str, Any]]:
     """Every sample of ``shards`` read whole with tarfile, members grouped by key: the reference to compare with."""
     samples = []

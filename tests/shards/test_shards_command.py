@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import sys
+from shard_files import faceid_members
 
-import pytest
-from shard_files import faceid_members, write_plain_tar
-
-from idportrait.cli import main
+from cli_run import run_cli
 from idportrait.shards.index_file import index_file_count, index_file_path
+from plain_tar import write_plain_tar
 
 
 def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["idportrait", "index", *args])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    out, err = capsys.readouterr()
+    """(exit code, stdout, stderr) of ``idportrait index ARGS...`` in this process, never with a traceback."""
+    code, out, err = run_cli(monkeypatch, capsys, "index", *args)
     assert "Traceback" not in err
-    return exit_.value.code, out, err
+    return code, out, err
 
 
 def test_index_writes_missing_index_files_once(monkeypatch, capsys, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shard_files import eager_samples, faceid_members, jpeg, write_plain_tar
+from shard_files import eager_samples, faceid_members, jpeg
 
 from idportrait.errors import UserError
 from idportrait.shards import index as shard_index
@@ -17,6 +17,7 @@ from idportrait.shards.index_file import index_file_count, index_file_path, read
 from idportrait.shards.layout import ROLES
 from idportrait.shards.reader import FaceIDSamples
 from idportrait.shards.writer import write_shard
+from plain_tar import write_plain_tar
 
 LONG_STEM = "x" * 150  # longer than a ustar name: tarfile writes an extended header first
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_runs import run_cli
 from training_shards import write_faceid_shard
 
+from cli_run import run_cli_lines
 from idportrait.training import checkpoint as ckpt
 
 
@@ -71,7 +71,7 @@ def test_pickled_payload_in_optimizer_state_is_refused_and_never_runs(monkeypatc
     shard, run = copy_run(one_step_run, tmp_path)
     marker = tmp_path / "marker"
     torch.save(CreatesFile(marker), run / "checkpoints" / "checkpoint_0" / "optimizer.pt")
-    code, lines = run_cli(monkeypatch, capsys, *train_args(shard, run, tiny_base))
+    code, lines = run_cli_lines(monkeypatch, capsys, *train_args(shard, run, tiny_base))
     assert code == 2
     err = lines[-1]  # after the library's weight loading bars
     assert err.startswith("error: ")
@@ -87,7 +87,7 @@ def test_old_pickled_checkpoint_is_refused_unread(monkeypatch, capsys, tmp_path,
     (old / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(CreatesFile(marker)))
     (old / "random_states_0.pkl").write_bytes(pickle.dumps(CreatesFile(marker)))
     (old / ckpt.LEGACY_MARKER).touch()
-    code, [err] = run_cli(monkeypatch, capsys, *train_args(shard, run, tiny_base))  # refused before models load
+    code, [err] = run_cli_lines(monkeypatch, capsys, *train_args(shard, run, tiny_base))  # refused before models load
     assert code == 2
     assert err.startswith("error: ") and "checkpoint_1: saved as pickles" in err and "--no-resume" in err
     assert not marker.exists()
@@ -95,7 +95,7 @@ def test_old_pickled_checkpoint_is_refused_unread(monkeypatch, capsys, tmp_path,
 
 def test_resume_with_another_lora_rank_names_the_setting(monkeypatch, capsys, tmp_path, tiny_base, one_step_run):
     shard, run = copy_run(one_step_run, tmp_path)
-    code, [err] = run_cli(monkeypatch, capsys, *train_args(shard, run, tiny_base, rank=8))
+    code, [err] = run_cli_lines(monkeypatch, capsys, *train_args(shard, run, tiny_base, rank=8))
     assert code == 2
     assert err.startswith("error: ") and "lora_rank 8 (checkpoint: 4)" in err and "--no-resume" in err
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["checkpoint_0"]  # nothing trained
@@ -106,16 +106,16 @@ def test_resume_on_changed_data_is_refused_unless_allowed(monkeypatch, capsys, t
     data = tmp_path / "shard.tar"
     shutil.copy(shard, data)
     args = train_args(data, run, tiny_base)
-    code, [err] = run_cli(monkeypatch, capsys, *args)  # another path: the same bytes, somewhere else
+    code, [err] = run_cli_lines(monkeypatch, capsys, *args)  # another path: the same bytes, somewhere else
     assert code == 2 and f"cannot resume on other data: {data} added; {shard} removed;" in err
     assert "--allow-changed-data" in err and "--no-resume" in err
 
     write_faceid_shard(data, n=6)
-    code, _ = run_cli(monkeypatch, capsys, *args, "--allow-changed-data")
+    code, _ = run_cli_lines(monkeypatch, capsys, *args, "--allow-changed-data")
     assert code == 0
     assert ckpt.read_state(ckpt.latest_checkpoint(run / "checkpoints"))["data"]["samples"] == 6
     write_faceid_shard(data, n=8)
-    code, [err] = run_cli(monkeypatch, capsys, *args, "--max-steps", "3")
+    code, [err] = run_cli_lines(monkeypatch, capsys, *args, "--max-steps", "3")
     assert code == 2 and f"cannot resume on other data: {data} changed (" in err and ", 6 -> 8 samples)" in err
 
 

@@ -9,7 +9,7 @@ import os
 import pytest
 from training_shards import write_faceid_shard
 
-from in_process_cli import run_cli
+from cli_run import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -29,7 +29,7 @@ def test_train_on_a_full_disk_then_after_freeing_space(tmp_path, monkeypatch, ca
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    code, err = run_cli(monkeypatch, capsys, *args)
+    code, _, err = run_cli(monkeypatch, capsys, *args)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and "Traceback" not in err and len(errors) == 1, err
     assert errors[0].startswith(f"error: {out / 'checkpoints' / 'checkpoint_1'}: no space left on the device")
@@ -37,7 +37,7 @@ def test_train_on_a_full_disk_then_after_freeing_space(tmp_path, monkeypatch, ca
     assert not (out / "adapter.safetensors").exists()
 
     monkeypatch.setattr(os, "fsync", real_fsync)
-    code, err = run_cli(monkeypatch, capsys, *args)
+    code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0, err
     assert (out / "adapter.safetensors").is_file()
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint_0", "checkpoint_1"]

@@ -7,8 +7,9 @@ instead of naming the option.
 from __future__ import annotations
 
 import pytest
-from cli_runs import run_cli
 from training_shards import write_faceid_shard
+
+from cli_run import run_cli_lines
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ CASES = [
 def test_option_refused_before_models_load(monkeypatch, capsys, tmp_path, data, method, kind, options, message):
     args = ["train", method, "--data", str(data[kind]), "--output-dir", str(tmp_path / "run"),
             "--base", "/nonexistent-base", *options]  # fmt: skip
-    code, lines = run_cli(monkeypatch, capsys, *args)
+    code, lines = run_cli_lines(monkeypatch, capsys, *args)
     assert code == 2
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from training_shards import write_faceid_shard
 
 from idportrait.training import checkpoint as ckpt
 from idportrait.training.loop import read_log
+from launched_runs import sigkill_after_outputs
 
 
 def _train_args(shards: Path, out: Path, base: Path, steps: int, every: int, batch: int = 1) -> list[str]:
@@ -87,15 +86,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_base):
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, *_train_args(shards, killed, tiny_base, steps, every)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        log = killed / "train_log.jsonl"
-        if log.exists() and len(log.read_text().splitlines()) >= 2 * every + 2:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    log = killed / "train_log.jsonl"
+    sigkill_after_outputs(proc, lambda: len(log.read_text().splitlines()) if log.exists() else 0, 2 * every + 2)
     killed_at = len(read_log(killed))
     assert every < killed_at < steps
 
