@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -23,3 +24,18 @@ def sigkill_after_outputs(proc: subprocess.Popen, outputs: Callable[[], int], at
     for process in [launcher, *launcher.children(recursive=True)]:  # e.g. torchrun and its workers (own sessions)
         process.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def run_to_end(command: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a launched command to its end; fails with the tail of its stderr when it exits non-zero, and kills it
+    with every process it started when it runs past ``timeout`` seconds."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"still running after {timeout} s: {command}\n{err[-3000:]}") from None
+    assert proc.returncode == 0, f"exit {proc.returncode}: {command}\n{err[-3000:]}"
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)

@@ -15,7 +15,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import BinaryIO
 
 from loopback_port import free_port
 
@@ -35,7 +36,7 @@ class Loopback(socketserver.ThreadingTCPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.requests: Counter[str] = Counter()
-        self.active = self.most_active = 0
+        self.slow_now = self.most_slow = 0  # /slow requests being served, and the most at once
         self.lock = threading.Lock()
         self.release = threading.Event()
 
@@ -54,16 +55,9 @@ class Handler(socketserver.StreamRequestHandler):
         path = line[1] if len(line) > 1 else "/"
         with self.server.lock:
             self.server.requests[path] += 1
-            self.server.active += 1
-            self.server.most_active = max(self.server.most_active, self.server.active)
             seen = self.server.requests[path]
-        try:
+        with suppress(OSError):  # the client gave up (deadline): nothing more to send
             self.respond(path, seen)
-        except OSError:
-            pass  # the client gave up (deadline): nothing more to send
-        finally:
-            with self.server.lock:
-                self.server.active -= 1
 
     def respond(self, path: str, seen: int) -> None:
         kind, _, rest = path.strip("/").partition("/")
@@ -99,10 +93,20 @@ class Handler(socketserver.StreamRequestHandler):
         elif kind == "loop":
             out.write(_reply("302 Found", headers=("Location: /loop",)))
         elif kind == "slow":
-            time.sleep(0.2)
-            out.write(_reply("200 OK", IMAGE))
+            self.slow(out)
         elif kind != "close":
             out.write(_reply("404 Not Found"))
+
+    def slow(self, out: BinaryIO) -> None:
+        """Answers after 0.2 s; counted as served until just before the reply is written, so a client that
+        reads the reply and starts its next request is never counted twice."""
+        with self.server.lock:
+            self.server.slow_now += 1
+            self.server.most_slow = max(self.server.most_slow, self.server.slow_now)
+        time.sleep(0.2)
+        with self.server.lock:
+            self.server.slow_now -= 1
+        out.write(_reply("200 OK", IMAGE))
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import pytest
 
 from idportrait.evaluation.records import MANIFEST
 from idportrait.tiny import save_tiny_sd15
-from launched_runs import sigkill_after_outputs
+from launched_runs import run_to_end, sigkill_after_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def test_killed_two_process_run_matches_one_process(tmp_path, astronaut, tom_han
     base = save_tiny_sd15(tmp_path / "sd15")
     one = _config(tmp_path, "one", references, base, tiny_clip_dir, tiny_dino_dir)
     two = _config(tmp_path, "two", references, base, tiny_clip_dir, tiny_dino_dir)
-    subprocess.run(_command(one, 1), check=True, env=_env(), capture_output=True, timeout=600)
+    run_to_end(_command(one, 1), _env())
     want = _images(tmp_path / "one")
     assert len(want) == 2 * 4 * 2  # identities x prompts x seeds
 
@@ -68,7 +68,7 @@ def test_killed_two_process_run_matches_one_process(tmp_path, astronaut, tom_han
     sigkill_after_outputs(proc, lambda: len(list(tmp_path.glob("two/images/*/*/*.png"))), 4)
     assert 4 <= len(_images(tmp_path / "two")) < len(want)
 
-    subprocess.run(_command(two, 2), check=True, env=_env(), capture_output=True, timeout=600)
+    run_to_end(_command(two, 2), _env())
     run = tmp_path / "two"
     assert _images(run) == want  # every image, byte for byte what one process makes
     keys = [tuple(json.loads(line)[k] for k in ("method", "identity", "prompt_index", "seed"))

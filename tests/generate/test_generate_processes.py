@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from idportrait.tiny import save_tiny_sd15
-from launched_runs import sigkill_after_outputs
+from launched_runs import run_to_end, sigkill_after_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def test_two_processes_match_one_and_a_killed_run_resumes_exactly_once(tmp_path)
     prompts.write_text("\n".join(PROMPTS))
 
     one = tmp_path / "one"
-    subprocess.run(_command(base, faces, prompts, one, 1), check=True, env=_env(), capture_output=True, timeout=600)
+    run_to_end(_command(base, faces, prompts, one, 1), _env())
     want = _pngs(one)
     assert len(want) == 2 * len(PROMPTS)
 
@@ -60,8 +60,7 @@ def test_two_processes_match_one_and_a_killed_run_resumes_exactly_once(tmp_path)
     assert 4 <= len(before) < len(want)
     assert "images" not in json.loads((two / "settings.json").read_text())  # the killed run did not claim completion
 
-    done = subprocess.run(_command(base, faces, prompts, two, 2), check=True, env=_env(), capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = run_to_end(_command(base, faces, prompts, two, 2), _env())
     assert "2 identities, 2 process(es)" in done.stderr  # the work was split, not done twice
     written, there = map(int, re.search(r"(\d+) images written, (\d+) already there", done.stderr).groups())
     assert (written, there) == (len(want) - len(before), len(before))

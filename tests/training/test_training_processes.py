@@ -16,7 +16,7 @@ from training_shards import write_faceid_shard
 
 from idportrait.training import checkpoint as ckpt
 from idportrait.training.loop import read_log
-from launched_runs import sigkill_after_outputs
+from launched_runs import run_to_end, sigkill_after_outputs
 
 
 def _train_args(shards: Path, out: Path, base: Path, steps: int, every: int, batch: int = 1) -> list[str]:
@@ -33,7 +33,7 @@ def _run(shards: Path, out: Path, base: Path, steps: int, processes: int) -> Non
     """``steps`` optimizer steps of a global batch of 2: one process of batch 2, or two of batch 1 (torchrun)."""
     args = _train_args(shards, out, base, steps, every=2, batch=2 // processes)
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] if processes == 2 else []
-    subprocess.run([sys.executable, *launcher, *args], check=True, env=_env(), capture_output=True, timeout=600)
+    run_to_end([sys.executable, *launcher, *args], _env())
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +80,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_base):
     write_faceid_shard(shards / "s.tar", n=5)
     steps, every = 24, 4
     straight = tmp_path / "straight"
-    subprocess.run([sys.executable, *_train_args(shards, straight, tiny_base, steps, every)], check=True,
-                   env=_env(), capture_output=True, timeout=600)  # fmt: skip
+    run_to_end([sys.executable, *_train_args(shards, straight, tiny_base, steps, every)], _env())
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, *_train_args(shards, killed, tiny_base, steps, every)], env=_env(),
@@ -91,8 +90,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_base):
     killed_at = len(read_log(killed))
     assert every < killed_at < steps
 
-    subprocess.run([sys.executable, *_train_args(shards, killed, tiny_base, steps, every)], check=True,
-                   env=_env(), capture_output=True, timeout=600)  # fmt: skip
+    run_to_end([sys.executable, *_train_args(shards, killed, tiny_base, steps, every)], _env())
     straight_log, resumed_log = read_log(straight), read_log(killed)
     assert [e["step"] for e in resumed_log] == list(range(1, steps + 1))
     assert [e["keys"] for e in resumed_log] == [e["keys"] for e in straight_log]

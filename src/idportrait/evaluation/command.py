@@ -1,6 +1,6 @@
 """``idportrait evaluate``: ``run`` (generate, then score) from one config; ``score`` an existing folder.
 
-Both split their work across the processes of ``accelerate launch`` / ``torchrun`` (`idportrait.generate.processes`);
+Both split their work across the processes of ``accelerate launch`` / ``torchrun`` (`idportrait.processes`);
 the main process merges the manifests and writes the report once.
 """
 
@@ -26,7 +26,7 @@ def run(
     from idportrait.evaluation.config import load_config
     from idportrait.evaluation.records import read_manifest
     from idportrait.evaluation.runner import generate_all
-    from idportrait.generate.processes import launched_processes
+    from idportrait.processes import launched_processes
 
     cfg = load_config(config)
     processes = launched_processes()
@@ -45,7 +45,7 @@ def score(
     """Score an existing folder of generated images; the report is written into that folder."""
     from idportrait.evaluation.config import load_metrics_spec
     from idportrait.evaluation.records import load_generated
-    from idportrait.generate.processes import launched_processes
+    from idportrait.processes import launched_processes
 
     records = load_generated(generated)
     _score_and_report(generated, references, load_metrics_spec(config), records, launched_processes())
@@ -70,6 +70,7 @@ def _score_and_report(run_dir: Path, references: Path, metrics, records, process
     mine = processes.share(range(len(records)))
     rows_mine = score_records(run_dir, [records[i] for i in mine], refs, models, progress_bar=processes.is_main)
     scored = processes.gather(list(zip(mine, rows_mine, strict=True)))
+    processes.close()  # the rest is the main process's alone
     if not processes.is_main:
         return
     rows = [row for _, row in sorted((pair for part in scored for pair in part), key=lambda pair: pair[0])]

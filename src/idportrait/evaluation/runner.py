@@ -37,8 +37,8 @@ from idportrait.evaluation.records import (
     rewrite_manifest,
 )
 from idportrait.evaluation.speed import StageTimer, instrument
-from idportrait.generate.processes import Processes
 from idportrait.imageio import load_image, save_image, write_json
+from idportrait.processes import Processes
 
 MethodLoader = Callable[..., Any]
 """``load_method(name, base=..., **options) -> Method`` (`idportrait.methods.load_method`)."""

@@ -8,7 +8,7 @@ and reference names in the PNG text metadata. A rerun skips files that exist, so
 resumes without duplicating or losing images. Seeds: ``seed + prompt_index * per_prompt + k``, the same
 for every identity. With run settings, every PNG also carries them and ``out_dir/settings.json`` lists them
 with every image of the batch; a rerun with other settings is refused (or, asked to, replaces the images).
-Under ``accelerate launch`` / ``torchrun`` the processes split the work (`idportrait.generate.processes`).
+Under ``accelerate launch`` / ``torchrun`` the processes split the work (`idportrait.processes`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from PIL import Image, PngImagePlugin
 
 from idportrait.errors import ImageError, UserError
 from idportrait.generate.checks import check_output_folder
-from idportrait.generate.processes import Processes
 from idportrait.imageio import IMAGE_SUFFIXES, atomic_open, load_image, write_json
+from idportrait.processes import Processes
 
 if TYPE_CHECKING:
     from idportrait.methods.base import Method

@@ -91,10 +91,10 @@ def generate_batch(
     from idportrait.generate.batch import check_resumable, identities, loader_options, read_prompts, run_batch
     from idportrait.generate.checks import check_face_models, check_finite, check_output_folder
     from idportrait.generate.mode_options import read_mode_options
-    from idportrait.generate.processes import launched_processes
     from idportrait.methods import load_method
     from idportrait.pipelines.accelerators import sampling_settings
     from idportrait.pipelines.speed import resolve_compile_mode
+    from idportrait.processes import launched_processes
 
     if (prompts is None) == (not prompt):
         raise UserError("pass --prompts FILE or one or more --prompt TEXT (not both)")
@@ -136,6 +136,7 @@ def generate_batch(
             processes=processes,
             on_unreadable=lambda path: console.print(f"{path}: unreadable (empty or truncated); making it again"),
         )
+    processes.close()
     redone = f" ({counts['redone']} of them unreadable ones made again)" if counts["redone"] else ""
     console.print(
         f"{counts['written']} images written{redone}, {counts['skipped']} already there, "

@@ -196,8 +196,8 @@ def generate(
 
     from idportrait.devices import resolve_device
     from idportrait.generate.outputs import generation_jobs, quiet_library_progress, write_generations
-    from idportrait.generate.processes import Processes
     from idportrait.methods import load_method
+    from idportrait.processes import Processes
 
     resolve_device(device, dtype)  # the first import of torch: cheap checks come before it
     check_resumable(out, settings, overwrite)  # before any model loads

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from idportrait.errors import UserError, disk_full_error, find_disk_full
+from idportrait.processes import close_process_group
 from idportrait.training import checkpoint as ckpt
 from idportrait.training.data import (
     EpochSampler,
@@ -224,8 +225,9 @@ def train(config: TrainConfig, build_objective: Callable[..., Objective], on_ste
     if accelerator.is_main_process:
         objective.export(accelerator.unwrap_model(model), out)
         accelerator.print(f"adapter written to {out}; checkpoints in {output_dir / 'checkpoints'}; log {log_path}")
-    accelerator.wait_for_everyone()  # a process that tore its process group down alone could wait on it forever
-    accelerator.end_training()
+    del model, optimizer, loader  # the DDP model holds the process group, which must die in close_process_group
+    accelerator.free_memory()
+    close_process_group()
     return out
 
 

@@ -5,6 +5,7 @@
     ... make them ...
     processes.wait()                        # everyone is done
     if processes.is_main: write what is merged once
+    processes.close()                       # meet once more and tear the process group down
 
 The process group comes from accelerate's `PartialState` (NCCL on GPUs, gloo on CPU-only machines); each
 process uses the GPU accelerate gives it.
@@ -53,11 +54,35 @@ class Processes:
         dist.all_gather_object(out, obj)
         return out
 
+    def close(self) -> None:
+        """Meet every process and tear the process group down (`close_process_group`); the last call."""
+        if self.world_size > 1:
+            close_process_group()
+
     def device_for(self, device: str) -> str:
         """The device this process runs on: its own accelerator for ``auto``/``cuda`` when launched on several."""
         if self.world_size > 1 and self.device and device in ("auto", "cuda") and self.device.startswith("cuda"):
             return self.device
         return device
+
+
+def close_process_group() -> None:
+    """Meet every process, then tear the default process group down; nothing when there is none.
+
+    Gloo's destructor joins its worker threads while holding the GIL, and a worker that frees the last collective
+    (its tensors are Python's) needs the GIL: a process could hang there once its peers had exited (1 run in 5 of
+    two training processes on a loaded 2-core machine). The final barrier's work is held here until the group is
+    gone, so the workers free nothing then; it frees the earlier works it waited on when dropped, on this thread.
+    Objects that hold the group (a DDP model) must be dropped before.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    last = dist.barrier(async_op=True)
+    last.wait()
+    dist.destroy_process_group()
+    del last
 
 
 def launched_processes() -> Processes:
