@@ -1,7 +1,7 @@
 # Two entry points: `make demo` (end-to-end generation on bundled data) and `make test`.
 # Both bootstrap .venv with pinned dependencies on first use; neither needs root for that.
-# `make test` also wants the system Chromium for the browser test (target `chromium`): as root it installs the
-# Debian package with apt; elsewhere it prints one line on how to get it and the browser test is skipped
+# `make test` also wants the system Chromium for the browser tests (target `chromium`): as root it installs the
+# Debian package with apt; elsewhere it prints one line on how to get it and the browser tests are skipped
 # (under CI=true it fails instead, see tests/serve/conftest.py).
 
 PYTHON ?= python3
@@ -38,7 +38,7 @@ chromium:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
 	else \
-		echo "chromium not found, so the browser test is skipped (under CI=true it fails): get it with 'sudo apt-get install chromium' (Debian) or set CHROMIUM=/path/to/chromium"; \
+		echo "chromium not found, so the browser tests are skipped (under CI=true it fails): get it with 'sudo apt-get install chromium' (Debian) or set CHROMIUM=/path/to/chromium"; \
 	fi
 
 demo: install

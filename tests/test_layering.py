@@ -15,7 +15,7 @@ import idportrait
 
 SRC = Path(idportrait.__file__).parent
 LAYERS = [
-    {"idportrait", "errors", "imageio", "registry", "devices", "hub"},
+    {"idportrait", "errors", "imageio", "registry", "devices", "hub", "processes"},
     {"faces"},
     {"shards"},
     {"adapters"},
