@@ -1,4 +1,4 @@
-"""``idportrait demo``: a real end-to-end ConsistentID generation, offline, on CPU, in about a minute.
+"""``idportrait demo``: a real end-to-end ConsistentID generation, offline, on CPU, in seconds.
 
 Nothing is downloaded. The demo
 
@@ -30,7 +30,7 @@ def demo(
     steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 10,
     size: Annotated[int, typer.Option(help="Image size in pixels (a positive multiple of 8).")] = 64,
 ) -> None:
-    """Offline end-to-end ConsistentID generation with tiny random models (CPU, about a minute)."""
+    """Offline end-to-end ConsistentID generation with tiny random models (CPU, seconds)."""
     from rich.console import Console
 
     from idportrait.errors import writing_into
